@@ -1,0 +1,102 @@
+import type { DescFile } from "@bufbuild/protobuf";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { file_google_rpc_error_details } from "../gen/google/rpc/error_details_pb.ts";
+import { file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.ts";
+import { file_switchyard_v1_chat } from "../gen/switchyard/v1/chat_pb.ts";
+import { file_switchyard_v1_embeddings } from "../gen/switchyard/v1/embeddings_pb.ts";
+import { file_switchyard_v1_models } from "../gen/switchyard/v1/models_pb.ts";
+import type { Config } from "./config/schema.ts";
+import { createAuthenticator } from "./governance/authenticate.ts";
+import { createPipeline, type RequestRecord } from "./pipeline/pipeline.ts";
+import { createProvider } from "./providers/registry.ts";
+import type { Provider } from "./providers/types.ts";
+import { createRestHandler } from "./rest/router.ts";
+import { createModelCatalog } from "./routing/catalog.ts";
+import { createResolver } from "./routing/resolve.ts";
+import { createRequestGate } from "./rpc/context.ts";
+import { createHealth } from "./rpc/health.ts";
+import { registerReflection } from "./rpc/reflection.ts";
+import { registerServices } from "./rpc/services.ts";
+import { silentLogger, type Logger } from "./telemetry/log.ts";
+import { grpcUnimplemented, isGrpcRequest } from "./transport/grpc-fallback.ts";
+import { listenOnePort, type OnePortServer } from "./transport/one-port.ts";
+
+/** Files visible through gRPC reflection. */
+const REFLECTED_FILES: readonly DescFile[] = [
+  file_switchyard_v1_chat,
+  file_switchyard_v1_embeddings,
+  file_switchyard_v1_models,
+  file_grpc_health_v1_health,
+  file_google_rpc_error_details,
+];
+
+const SERVICES = ["switchyard.v1.ChatService", "switchyard.v1.EmbeddingsService", "switchyard.v1.ModelService"];
+
+export interface GatewayOptions {
+  logger?: Logger;
+  /** Receives one record per finished request (tests, and later accounting and logs). */
+  onRecord?: (r: RequestRecord) => void;
+}
+
+export interface RunningGateway {
+  readonly url: string;
+  readonly port: number;
+  /** Graceful stop: not ready, stop accepting, drain for up to the configured grace. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/**
+ * The composition root: the only place that builds providers, the pipeline
+ * and the entry points, and puts them on one port.
+ */
+export async function startGateway(config: Config, options: GatewayOptions = {}): Promise<RunningGateway> {
+  const logger = options.logger ?? silentLogger;
+  const providers = new Map<string, Provider>();
+  for (const p of config.providers) providers.set(p.id, createProvider(p));
+
+  const catalog = createModelCatalog(providers, config.aliases, (provider, err) =>
+    logger.warn("model discovery failed", { provider, error: err }));
+  const pipeline = createPipeline({
+    resolve: createResolver(providers, config.aliases, catalog),
+    catalog,
+    record: options.onRecord ?? (() => {}),
+  });
+  const authenticate = createAuthenticator(config.auth.keys);
+  const health = createHealth();
+  for (const s of SERVICES) health.setStatus(s, "SERVING");
+  let ready = true;
+  const shutdown = new AbortController();
+
+  const rest = createRestHandler({ pipeline, authenticate, maxBodyBytes: config.server.maxBodyBytes, isReady: () => ready });
+  const handler = connectNodeAdapter({
+    routes(router: ConnectRouter) {
+      registerServices(router, pipeline);
+      health.register(router);
+      registerReflection(router, REFLECTED_FILES);
+    },
+    requestGate: createRequestGate(authenticate),
+    readMaxBytes: config.server.maxBodyBytes,
+    writeMaxBytes: 64 * 1024 * 1024,
+    shutdownSignal: shutdown.signal,
+    // Every path that is not an RPC: the REST bridge, or UNIMPLEMENTED for gRPC clients.
+    fallback: (req, res) => (isGrpcRequest(req) ? grpcUnimplemented(req, res) : rest(req, res)),
+  });
+
+  const server: OnePortServer = await listenOnePort(handler, { host: config.server.host, port: config.server.port });
+  catalog.start();
+  const host = server.host.includes(":") ? `[${server.host}]` : server.host;
+
+  return {
+    url: `http://${host}:${server.port}`,
+    port: server.port,
+    async close(graceMs = config.server.shutdownGraceMs) {
+      ready = false;
+      health.setStatus("", "NOT_SERVING");
+      catalog.stop();
+      await server.close(graceMs);
+      shutdown.abort();
+      await Promise.all([...providers.values()].map((p) => p.close()));
+    },
+  };
+}

@@ -1,0 +1,82 @@
+import { parseArgs } from "node:util";
+import { startGateway } from "./app.ts";
+import { ConfigError, loadConfig } from "./config/load.ts";
+import { checkExposure } from "./config/exposure.ts";
+import { createLogger, type LogLevel } from "./telemetry/log.ts";
+
+const HELP = `switchyard: an AI gateway, one API for every LLM provider
+
+Usage: node server/main.ts [options]
+
+Options:
+  --config FILE   configuration file (.yaml, .yml or .json)
+  --port N        port for every protocol (default 8080, or PORT)
+  --host ADDR     address to listen on (default 127.0.0.1, or HOST)
+  --log-level L   debug | info | warn | error (default info, or LOG_LEVEL)
+  -h, --help      show this help
+
+Without --config, providers come from the environment:
+  OPENAI_API_KEY (several keys: comma-separated), OPENAI_BASE_URL
+Gateway keys: SWITCHYARD_API_KEYS (comma-separated). Without keys the gateway
+serves unauthenticated on loopback only, unless SWITCHYARD_ALLOW_UNAUTHENTICATED=1.
+`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      config: { type: "string" },
+      port: { type: "string" },
+      host: { type: "string" },
+      "log-level": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const level = (values["log-level"] ?? process.env["LOG_LEVEL"] ?? "info") as LogLevel;
+  const logger = createLogger(["debug", "info", "warn", "error"].includes(level) ? level : "info");
+
+  let port: number | undefined;
+  if (values.port !== undefined) {
+    port = Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new ConfigError(`--port: '${values.port}' is not a port number`);
+  }
+  const config = await loadConfig({ file: values.config, host: values.host, port });
+  checkExposure(config);
+  if (config.auth.keys.length === 0) logger.warn("no gateway API keys configured: inference is open to anyone who can reach this address", { host: config.server.host });
+  if (config.providers.length === 0) logger.warn("no providers configured: set OPENAI_API_KEY or OPENAI_BASE_URL, or pass --config");
+
+  const gateway = await startGateway(config, { logger });
+  logger.info("switchyard listening", {
+    url: gateway.url,
+    providers: config.providers.map((p) => p.id),
+    protocols: ["openai-rest", "connect", "grpc", "grpc-web"],
+  });
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info("draining", { signal, graceMs: config.server.shutdownGraceMs });
+    gateway.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error("shutdown failed", { error: err });
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`switchyard: ${err.message}\n`);
+  } else {
+    process.stderr.write(`switchyard: failed to start: ${(err as Error)?.message ?? String(err)}\n`);
+  }
+  process.exit(1);
+});

@@ -1,0 +1,38 @@
+import type { ChatChunk, ChatCompletion, ChatRequest } from "../../gen/switchyard/v1/chat_pb.ts";
+import type { EmbedRequest, EmbedResponse } from "../../gen/switchyard/v1/embeddings_pb.ts";
+
+/**
+ * The one provider interface. A provider translates the canonical request to
+ * its own wire format and back; it knows nothing of callers, keys or routing.
+ * `request.model` is already the provider's own model name.
+ */
+export interface Provider {
+  /** Id from the configuration, e.g. "openai". */
+  readonly id: string;
+  /** Models the configuration says it serves; empty means "ask it" (listModels). */
+  readonly declaredModels: readonly string[];
+  chat(request: ChatRequest, call: CallOptions): Promise<ChatCompletion>;
+  /**
+   * Resolves once the provider has accepted the request (status 2xx, headers
+   * in), so failures before the first byte are ordinary errors; later
+   * failures are thrown by the iterator. Returning early from the iterator
+   * aborts the upstream request. Providers always ask for usage when they can
+   * and yield it; whether the caller sees it is the pipeline's choice.
+   */
+  chatStream(request: ChatRequest, call: CallOptions): Promise<AsyncIterable<ChatChunk>>;
+  embed(request: EmbedRequest, call: CallOptions): Promise<EmbedResponse>;
+  listModels(call: CallOptions): Promise<ProviderModel[]>;
+  close(): Promise<void>;
+}
+
+export interface CallOptions {
+  /** Aborts when the caller goes away; the upstream request is aborted with it. */
+  signal: AbortSignal;
+  requestId: string;
+}
+
+export interface ProviderModel {
+  id: string;
+  created: number;
+  ownedBy: string;
+}

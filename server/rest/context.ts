@@ -1,0 +1,34 @@
+import type { Authenticator } from "../governance/authenticate.ts";
+import type { Entry, Pipeline } from "../pipeline/pipeline.ts";
+import { requestIdFrom } from "../pipeline/request-id.ts";
+import type { Req, Res } from "./http.ts";
+
+/** What the REST routes need from the gateway. */
+export interface RestDeps {
+  pipeline: Pipeline;
+  authenticate: Authenticator;
+  maxBodyBytes: number;
+  /** False while starting or draining; /readyz reports it. */
+  isReady: () => boolean;
+}
+
+/**
+ * Builds the pipeline entry for a REST call: authenticates from the headers
+ * (before any body is read), assigns the request id, and ties an abort
+ * signal to the caller's connection so a caller who hangs up stops the
+ * upstream request too.
+ */
+export function restEntry(req: Req, res: Res, deps: RestDeps, startedAt: number): Entry {
+  const header = (name: string): string | undefined => {
+    const v = req.headers[name];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  const requestId = requestIdFrom(header("x-request-id"));
+  res.setHeader("x-request-id", requestId);
+  const principal = deps.authenticate(header);
+  const ac = new AbortController();
+  res.once("close", () => {
+    if (!res.writableFinished) ac.abort(new Error("client closed the connection"));
+  });
+  return { principal, requestId, signal: ac.signal, startedAt };
+}

@@ -1,0 +1,50 @@
+import { GatewayError } from "../errors/errors.ts";
+import { handleChatCompletions } from "./chat.ts";
+import type { RestDeps } from "./context.ts";
+import { handleEmbeddings } from "./embeddings.ts";
+import { sendError, sendJson, type Req, type Res } from "./http.ts";
+import { handleModels } from "./models.ts";
+
+/**
+ * Every HTTP route that is not an RPC: the OpenAI-compatible REST bridge
+ * under /v1 and the health endpoints. Unknown paths get OpenAI's error JSON,
+ * as OpenAI itself answers them.
+ */
+export function createRestHandler(deps: RestDeps): (req: Req, res: Res) => void {
+  return (req, res) => {
+    const startedAt = performance.now();
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    const path = q === -1 ? url : url.slice(0, q);
+    route(req, res, deps, path, startedAt).catch((err: unknown) => sendError(res, GatewayError.from(err)));
+  };
+}
+
+async function route(req: Req, res: Res, deps: RestDeps, path: string, startedAt: number): Promise<void> {
+  const method = req.method ?? "GET";
+  switch (path) {
+    case "/v1/chat/completions":
+      if (method !== "POST") throw wrongMethod(method, path, "POST");
+      return handleChatCompletions(req, res, deps, startedAt);
+    case "/v1/embeddings":
+      if (method !== "POST") throw wrongMethod(method, path, "POST");
+      return handleEmbeddings(req, res, deps, startedAt);
+    case "/v1/models":
+      if (method !== "GET") throw wrongMethod(method, path, "GET");
+      return handleModels(req, res, deps, startedAt, undefined);
+    case "/healthz":
+      // Liveness: the process answers. Nothing else is checked.
+      return sendJson(res, 200, { status: "ok" });
+    case "/readyz":
+      // Readiness: accepting traffic (false while starting up or draining).
+      return deps.isReady() ? sendJson(res, 200, { status: "ready" }) : sendJson(res, 503, { status: "draining" });
+  }
+  if (path.startsWith("/v1/models/") && method === "GET") {
+    return handleModels(req, res, deps, startedAt, decodeURIComponent(path.slice("/v1/models/".length)));
+  }
+  throw new GatewayError("not_found", `Unknown request URL: ${method} ${path}. Please check the URL for typos.`);
+}
+
+function wrongMethod(method: string, path: string, allowed: string): GatewayError {
+  return new GatewayError("method_not_allowed", `${method} is not allowed on ${path}; use ${allowed}`);
+}

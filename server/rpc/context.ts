@@ -1,0 +1,45 @@
+import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import { GatewayError } from "../errors/errors.ts";
+import { toConnectError } from "../errors/to-connect.ts";
+import type { Authenticator, Principal } from "../governance/authenticate.ts";
+import type { Entry } from "../pipeline/pipeline.ts";
+import { requestIdFrom } from "../pipeline/request-id.ts";
+
+/** The principal the request gate authenticated, for the handler to pick up. */
+export const kPrincipal = createContextKey<Principal | undefined>(undefined, { description: "switchyard principal" });
+const kStartedAt = createContextKey<number>(0, { description: "switchyard start time" });
+
+/**
+ * connect-node's request gate: runs once headers are in, before the body is
+ * read, so an unauthenticated caller cannot make the server parse a large
+ * message. gRPC health and reflection stay outside auth (probes and grpcurl).
+ */
+export function createRequestGate(authenticate: Authenticator): (ctx: HandlerContext) => void {
+  return (ctx) => {
+    ctx.values.set(kStartedAt, performance.now());
+    if (ctx.service.typeName.startsWith("grpc.")) return;
+    try {
+      ctx.values.set(kPrincipal, authenticate((name) => ctx.requestHeader.get(name)));
+    } catch (err) {
+      throw toConnectError(GatewayError.from(err));
+    }
+  };
+}
+
+/** The pipeline entry for an RPC; ctx.signal aborts on cancel, deadline or disconnect. */
+export function rpcEntry(ctx: HandlerContext): Entry {
+  const principal = ctx.values.get(kPrincipal);
+  if (principal === undefined) throw toConnectError(new GatewayError("internal", "request gate did not run"));
+  const requestId = requestIdFrom(ctx.requestHeader.get("x-request-id"));
+  ctx.responseHeader.set("x-request-id", requestId);
+  return { principal, requestId, signal: ctx.signal, startedAt: ctx.values.get(kStartedAt) || performance.now() };
+}
+
+/** Runs a handler body, turning gateway errors into Connect errors with the right code. */
+export async function rpcCall<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw toConnectError(GatewayError.from(err));
+  }
+}

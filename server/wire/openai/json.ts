@@ -1,0 +1,64 @@
+import { invalid } from "../../errors/errors.ts";
+
+/**
+ * Small type guards for untrusted JSON at the edge. Each failure throws an
+ * `invalid_request` GatewayError naming the field, in OpenAI's `param` form
+ * (`messages[0].content`).
+ */
+export type JsonRecord = Record<string, unknown>;
+
+export function isRecord(v: unknown): v is JsonRecord {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+export function typeName(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "object") return "an object";
+  return `a ${typeof v}`;
+}
+
+export function expectRecord(v: unknown, param: string): JsonRecord {
+  if (!isRecord(v)) throw invalid(`${param}: expected an object, got ${typeName(v)}`, param);
+  return v;
+}
+
+export function expectArray(v: unknown, param: string): unknown[] {
+  if (!Array.isArray(v)) throw invalid(`${param}: expected an array, got ${typeName(v)}`, param);
+  return v;
+}
+
+export function expectString(v: unknown, param: string): string {
+  if (typeof v !== "string") throw invalid(`${param}: expected a string, got ${typeName(v)}`, param);
+  return v;
+}
+
+/** Absent and null both mean "not set", as in OpenAI's API. */
+export function optString(v: unknown, param: string): string | undefined {
+  return v === undefined || v === null ? undefined : expectString(v, param);
+}
+
+export function optNumber(v: unknown, param: string): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "number" || !Number.isFinite(v)) throw invalid(`${param}: expected a number, got ${typeName(v)}`, param);
+  return v;
+}
+
+export function optBoolean(v: unknown, param: string): boolean | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "boolean") throw invalid(`${param}: expected a boolean, got ${typeName(v)}`, param);
+  return v;
+}
+
+/** A non-negative integer that fits a uint32. */
+export function optCount(v: unknown, param: string): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 0xffff_ffff) {
+    throw invalid(`${param}: expected a non-negative integer, got ${typeof v === "number" ? v : typeName(v)}`, param);
+  }
+  return v;
+}
+
+export function optRecord(v: unknown, param: string): JsonRecord | undefined {
+  return v === undefined || v === null ? undefined : expectRecord(v, param);
+}
