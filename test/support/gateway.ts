@@ -1,0 +1,39 @@
+import { startGateway, type RunningGateway } from "../../server/app.ts";
+import { validateConfig } from "../../server/config/load.ts";
+import type { ConfigInput } from "../../server/config/schema.ts";
+import type { RequestRecord } from "../../server/pipeline/pipeline.ts";
+
+export interface TestGateway extends RunningGateway {
+  /** Every request the pipeline finished, in order. */
+  records: RequestRecord[];
+  /** Resolves once `count` records exist (records are written when a response completes). */
+  waitForRecords(count: number, timeoutMs?: number): Promise<void>;
+}
+
+/**
+ * Starts a real gateway on a free loopback port, validated through the same
+ * code path as a configuration file.
+ */
+export async function startTestGateway(config: Partial<ConfigInput> = {}): Promise<TestGateway> {
+  const records: RequestRecord[] = [];
+  const full = validateConfig({ ...config, server: { host: "127.0.0.1", port: 0, ...config.server } }, "test");
+  const gw = await startGateway(full, { onRecord: (r) => records.push(r) });
+  return {
+    url: gw.url,
+    port: gw.port,
+    close: (graceMs?: number) => gw.close(graceMs ?? 0),
+    records,
+    async waitForRecords(count, timeoutMs = 5000) {
+      const deadline = Date.now() + timeoutMs;
+      while (records.length < count) {
+        if (Date.now() > deadline) throw new Error(`expected ${count} records, have ${records.length}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
+  };
+}
+
+/** A provider entry pointing at a stand-in OpenAI server. */
+export function openaiProvider(url: string, extra: Record<string, unknown> = {}): NonNullable<ConfigInput["providers"]>[number] {
+  return { id: "openai", type: "openai", baseUrl: url, keys: ["sk-test"], ...extra } as NonNullable<ConfigInput["providers"]>[number];
+}
