@@ -61,6 +61,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     resolve: createResolver(providers, config.aliases, catalog),
     catalog,
     record: options.onRecord ?? (() => {}),
+    logger,
   });
   const authenticate = createAuthenticator(config.auth.keys);
   const health = createHealth();
@@ -68,7 +69,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   let ready = true;
   const shutdown = new AbortController();
 
-  const rest = createRestHandler({ pipeline, authenticate, maxBodyBytes: config.server.maxBodyBytes, isReady: () => ready });
+  const rest = createRestHandler({ pipeline, authenticate, logger, maxBodyBytes: config.server.maxBodyBytes, isReady: () => ready });
   const handler = connectNodeAdapter({
     routes(router: ConnectRouter) {
       registerServices(router, pipeline);

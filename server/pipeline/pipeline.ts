@@ -6,6 +6,7 @@ import { GatewayError } from "../errors/errors.ts";
 import type { Principal } from "../governance/authenticate.ts";
 import type { ModelCatalog } from "../routing/catalog.ts";
 import type { Target } from "../routing/resolve.ts";
+import type { Logger } from "../telemetry/log.ts";
 import { validateChatRequest, validateEmbedRequest } from "./validate.ts";
 
 /**
@@ -57,12 +58,17 @@ export interface PipelineDeps {
   catalog: ModelCatalog;
   /** Called once per request, success or failure, after the response is complete. */
   record: (r: RequestRecord) => void;
+  /** Internal errors are logged with their cause here; callers only ever see a generic message. */
+  logger: Logger;
 }
 
 export function createPipeline(deps: PipelineDeps): Pipeline {
-  const { resolve, catalog, record } = deps;
+  const { resolve, catalog, record, logger } = deps;
 
   function finish(entry: Entry, op: RequestRecord["operation"], asked: string, target: Target | undefined, usage: Usage | undefined, err: unknown, firstChunkMs?: number): void {
+    if (err !== undefined && GatewayError.from(err).code === "internal") {
+      logger.error("internal error", { requestId: entry.requestId, operation: op, error: err, cause: (err as Error).cause });
+    }
     record({
       requestId: entry.requestId,
       principal: entry.principal.id,

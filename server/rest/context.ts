@@ -1,5 +1,6 @@
 import type { Authenticator } from "../governance/authenticate.ts";
 import type { Entry, Pipeline } from "../pipeline/pipeline.ts";
+import type { Logger } from "../telemetry/log.ts";
 import { requestIdFrom } from "../pipeline/request-id.ts";
 import type { Req, Res } from "./http.ts";
 
@@ -7,6 +8,7 @@ import type { Req, Res } from "./http.ts";
 export interface RestDeps {
   pipeline: Pipeline;
   authenticate: Authenticator;
+  logger: Logger;
   maxBodyBytes: number;
   /** False while starting or draining; /readyz reports it. */
   isReady: () => boolean;

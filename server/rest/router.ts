@@ -16,7 +16,12 @@ export function createRestHandler(deps: RestDeps): (req: Req, res: Res) => void 
     const url = req.url ?? "/";
     const q = url.indexOf("?");
     const path = q === -1 ? url : url.slice(0, q);
-    route(req, res, deps, path, startedAt).catch((err: unknown) => sendError(res, GatewayError.from(err)));
+    route(req, res, deps, path, startedAt).catch((err: unknown) => {
+      const e = GatewayError.from(err);
+      // The pipeline logs its own internal errors; these come from the REST layer itself.
+      if (e.code === "internal" && !(err instanceof GatewayError)) deps.logger.error("internal error in REST bridge", { path, error: err });
+      sendError(res, e);
+    });
   };
 }
 

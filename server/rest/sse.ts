@@ -1,4 +1,3 @@
-import type { ServerResponse } from "node:http";
 import type { Res } from "./http.ts";
 
 /**
@@ -13,8 +12,8 @@ export function startSse(res: Res, headers: Record<string, string>): void {
     "x-accel-buffering": "no", // nginx and friends: do not buffer the stream
     ...headers,
   });
-  // Send headers now: the caller's time to first byte should not wait for the first chunk.
-  (res as ServerResponse).flushHeaders?.();
+  // Headers go out with the first event, in one packet: streams start only
+  // once the first chunk is in hand (until then, errors are plain HTTP errors).
 }
 
 /** Writes one `data:` event; resolves when it is safe to write the next. */

@@ -61,6 +61,10 @@ export async function listenOnePort(handler: RequestHandler, options: OnePortOpt
     });
   });
   const address = server.address() as net.AddressInfo;
+  // node:http starts its connection bookkeeping on "listening": without it,
+  // headersTimeout/requestTimeout (slow-client protection) and
+  // closeIdleConnections() do nothing for sockets handed over by hand.
+  h1.emit("listening");
 
   return {
     port: address.port,
