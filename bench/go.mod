@@ -1,0 +1,3 @@
+module switchyard/bench
+
+go 1.26

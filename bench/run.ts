@@ -1,0 +1,811 @@
+// Switchyard benchmark harness: added latency of the gateway over a cheap
+// stand-in upstream, measured open-loop on a 2-core machine.
+//
+//   node bench/run.ts --rate 1000 --duration 15 [--warmup 3] [--delay 0ms]
+//                     [--scenarios chat,stream,embed] [--gateway-cmd "<cmd>"]
+//
+// See bench/README.md for what it measures and how to read the table.
+
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { availableParallelism } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { setTimeout as sleep } from "node:timers/promises";
+import { parseArgs } from "node:util";
+
+const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(BENCH_DIR, "..");
+const BIN_DIR = path.join(BENCH_DIR, ".bin");
+const RESULTS_DIR = path.join(BENCH_DIR, "results");
+
+const ALL_SCENARIOS = ["chat", "stream", "embed"] as const;
+type Scenario = (typeof ALL_SCENARIOS)[number];
+
+const DEFAULT_GATEWAY_CMD = "node server/main.ts --port {port} --host 127.0.0.1";
+
+// ---------------------------------------------------------------- options
+
+interface Options {
+  rate: number;
+  duration: number;
+  warmup: number;
+  delay: string;
+  chunks: number;
+  chunkGap: string;
+  timeout: string;
+  scenarios: Scenario[];
+  gatewayCmd: string | undefined;
+  headers: string[];
+  pin: boolean;
+}
+
+const USAGE = `usage: node bench/run.ts [options]
+
+  --rate N            requests per second, per run (default 1000)
+  --duration S        recorded seconds per run (default 15)
+  --warmup S          unrecorded warm-up seconds before each run (default 3)
+  --delay D           stand-in delay before answering, e.g. 0ms, 50ms (default 0ms)
+  --chunks N          SSE content chunks per streamed answer (default 20)
+  --chunk-gap D       stand-in delay between SSE content chunks (default 0ms)
+  --timeout D         per-request timeout in the load generator (default 10s)
+  --scenarios LIST    comma-separated subset of chat,stream,embed (default all)
+  --gateway-cmd CMD   how to start the gateway, run by /bin/sh; placeholders
+                      {port} {host} {upstream} (default:
+                      "${DEFAULT_GATEWAY_CMD}")
+  --header "N: v"     extra request header for both targets (repeatable;
+                      default "Authorization: Bearer sk-bench")
+  --no-pin            do not pin with taskset
+  -h, --help          this text
+`;
+
+function durationArg(v: string): string {
+  // Bare numbers are milliseconds for --delay/--chunk-gap, as in "--delay 50".
+  return /^\d+(\.\d+)?$/.test(v) ? `${v}ms` : v;
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      rate: { type: "string", default: "1000" },
+      duration: { type: "string", default: "15" },
+      warmup: { type: "string", default: "3" },
+      delay: { type: "string", default: "0ms" },
+      chunks: { type: "string", default: "20" },
+      "chunk-gap": { type: "string", default: "0ms" },
+      timeout: { type: "string", default: "10s" },
+      scenarios: { type: "string", default: ALL_SCENARIOS.join(",") },
+      "gateway-cmd": { type: "string" },
+      header: { type: "string", multiple: true },
+      "no-pin": { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const num = (name: string, v: string, min: number): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number >= ${min}, got ${JSON.stringify(v)}`);
+    return n;
+  };
+  const scenarios = values.scenarios.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const s of scenarios) {
+    if (!(ALL_SCENARIOS as readonly string[]).includes(s)) {
+      throw new Error(`unknown scenario ${JSON.stringify(s)} (known: ${ALL_SCENARIOS.join(", ")})`);
+    }
+  }
+  const rate = num("rate", values.rate, 0.001);
+  const duration = num("duration", values.duration, 0.001);
+  if (rate * duration < 1) throw new Error("--rate × --duration must be at least one request");
+  return {
+    rate,
+    duration,
+    warmup: num("warmup", values.warmup, 0),
+    delay: durationArg(values.delay),
+    chunks: num("chunks", values.chunks, 1),
+    chunkGap: durationArg(values["chunk-gap"]),
+    timeout: values.timeout,
+    scenarios: scenarios as Scenario[],
+    gatewayCmd: values["gateway-cmd"],
+    headers: ["Authorization: Bearer sk-bench", ...(values.header ?? [])],
+    pin: !values["no-pin"],
+  };
+}
+
+// ---------------------------------------------------------------- child processes
+
+interface Child {
+  name: string;
+  proc: ChildProcess;
+  exited: boolean;
+  exitInfo: string;
+}
+
+const children = new Set<Child>();
+
+function track(name: string, proc: ChildProcess): Child {
+  const c: Child = { name, proc, exited: false, exitInfo: "" };
+  children.add(c);
+  proc.on("exit", (code, signal) => {
+    c.exited = true;
+    c.exitInfo = signal ? `signal ${signal}` : `exit code ${code}`;
+  });
+  proc.on("error", (err) => {
+    c.exited = true;
+    c.exitInfo = err.message;
+  });
+  return c;
+}
+
+// Every child is spawned detached, i.e. as the leader of its own process
+// group, so a signal to -pid also reaches anything it started (a shell's
+// children, a gateway's workers).
+function signalGroup(c: Child, sig: NodeJS.Signals): void {
+  if (c.exited || c.proc.pid === undefined) return;
+  try {
+    process.kill(-c.proc.pid, sig);
+  } catch {
+    try {
+      c.proc.kill(sig);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+async function stopChild(c: Child, graceMs = 3000): Promise<void> {
+  if (c.exited) {
+    children.delete(c);
+    return;
+  }
+  signalGroup(c, "SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (!c.exited && Date.now() < deadline) await sleep(25);
+  if (!c.exited) signalGroup(c, "SIGKILL");
+  children.delete(c);
+}
+
+async function stopAll(): Promise<void> {
+  await Promise.all([...children].map((c) => stopChild(c)));
+}
+
+// Last resort when the process is exiting and cannot wait any more.
+function killAllSync(): void {
+  for (const c of children) signalGroup(c, "SIGKILL");
+  children.clear();
+}
+
+// ---------------------------------------------------------------- rig
+
+interface Rig {
+  pinned: boolean;
+  pinNote: string;
+  clkTck: number;
+  cpus: number;
+}
+
+function probeRig(wantPin: boolean): Rig {
+  const cpus = availableParallelism();
+  const getconf = spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" });
+  const clkTck = Number(getconf.stdout?.trim()) || 100;
+  if (!wantPin) return { pinned: false, pinNote: "not pinned (--no-pin)", clkTck, cpus };
+  const has = spawnSync("taskset", ["-c", "0", "true"]);
+  if (has.error || has.status !== 0) {
+    return { pinned: false, pinNote: "NOT PINNED: taskset is missing or failed; numbers are noisier", clkTck, cpus };
+  }
+  const core1 = spawnSync("taskset", ["-c", "1", "true"]);
+  if (core1.status !== 0) {
+    return { pinned: false, pinNote: "NOT PINNED: CPU 1 is not available to this process; numbers are noisier", clkTck, cpus };
+  }
+  // Keep this orchestrator (and its 10 Hz sampling) off the gateway's core.
+  spawnSync("taskset", ["-a", "-cp", "0", String(process.pid)], { stdio: "ignore" });
+  return { pinned: true, pinNote: "pinned: gateway on CPU 1; stand-in, load generator and this script on CPU 0", clkTck, cpus };
+}
+
+function pinned(rig: Rig, cpu: number, argv: string[]): string[] {
+  return rig.pinned ? ["taskset", "-c", String(cpu), ...argv] : argv;
+}
+
+function buildGo(): void {
+  mkdirSync(BIN_DIR, { recursive: true });
+  for (const prog of ["standin", "loadgen"]) {
+    const r = spawnSync("go", ["build", "-o", path.join(BIN_DIR, prog), `./${prog}`], {
+      cwd: BENCH_DIR,
+      env: { ...process.env, CGO_ENABLED: "0" },
+      stdio: ["ignore", "inherit", "inherit"],
+    });
+    if (r.error) throw new Error(`go build ${prog}: ${r.error.message} (is Go installed?)`);
+    if (r.status !== 0) throw new Error(`go build ${prog} failed with exit code ${r.status}`);
+  }
+}
+
+async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+// ---------------------------------------------------------------- /proc sampling
+
+interface ProcSample {
+  cpuTicks: number; // utime + stime, summed over the process tree
+  rssKb: number; // VmRSS, summed over the process tree
+  pids: number[];
+}
+
+const SHELLS = new Set(["sh", "dash", "bash", "taskset"]);
+
+function readStat(pid: number): { ppid: number; comm: string; ticks: number } | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return undefined;
+  }
+  const close = text.lastIndexOf(")");
+  const comm = text.slice(text.indexOf("(") + 1, close);
+  // Fields after "comm)": state(3) ppid(4) ... utime(14) stime(15), 1-based.
+  const rest = text.slice(close + 2).split(" ");
+  return { ppid: Number(rest[1]), comm, ticks: Number(rest[11]) + Number(rest[12]) };
+}
+
+function readRssKb(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+// The process tree under root (root included). There is no
+// /proc/PID/task/TID/children on every kernel, so scan the ppids.
+function processTree(root: number): number[] {
+  const byParent = new Map<number, number[]>();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const st = readStat(Number(name));
+    if (!st) continue;
+    const list = byParent.get(st.ppid) ?? [];
+    list.push(Number(name));
+    byParent.set(st.ppid, list);
+  }
+  const out: number[] = [];
+  const queue = [root];
+  while (queue.length) {
+    const pid = queue.shift()!;
+    out.push(pid);
+    queue.push(...(byParent.get(pid) ?? []));
+  }
+  return out;
+}
+
+// Sum CPU and RSS over the tree, leaving out wrapper shells (a custom
+// --gateway-cmd runs under /bin/sh) unless nothing else is there.
+// Scanning /proc costs ~0.5 ms of CPU 0, so the tree is looked up once per
+// run (measuredPids) and each 10 Hz sample reads only those pids.
+function measuredPids(root: number | undefined): number[] {
+  if (root === undefined) return [];
+  const stats = processTree(root).map((pid) => ({ pid, st: readStat(pid) })).filter((x) => x.st !== undefined);
+  let chosen = stats.filter((x) => !SHELLS.has(x.st!.comm));
+  if (chosen.length === 0) chosen = stats;
+  return chosen.map((x) => x.pid);
+}
+
+function sample(pids: number[]): ProcSample {
+  let cpuTicks = 0;
+  let rssKb = 0;
+  for (const pid of pids) {
+    const st = readStat(pid);
+    if (!st) continue;
+    cpuTicks += st.ticks;
+    rssKb += readRssKb(pid);
+  }
+  return { cpuTicks, rssKb, pids };
+}
+
+function sampleTree(root: number | undefined): ProcSample {
+  return sample(measuredPids(root));
+}
+
+// Per-CPU time from /proc/stat, in ticks: busy = user+nice+system (irq and
+// softirq left out: loopback networking lands there and is ours anyway).
+interface CpuTimes {
+  busy: number;
+  steal: number;
+  total: number;
+}
+
+function readCpuTimes(): Map<number, CpuTimes> {
+  const out = new Map<number, CpuTimes>();
+  let text = "";
+  try {
+    text = readFileSync("/proc/stat", "utf8");
+  } catch {
+    return out;
+  }
+  for (const line of text.split("\n")) {
+    const m = /^cpu(\d+)\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const f = m[2].split(/\s+/).map(Number);
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
+    out.set(Number(m[1]), {
+      busy: user + nice + system,
+      steal: steal ?? 0,
+      total: user + nice + system + idle + iowait + irq + softirq + (steal ?? 0),
+    });
+  }
+  return out;
+}
+
+function cpuPct(a: Map<number, CpuTimes>, b: Map<number, CpuTimes>, cpu: number, field: "busy" | "steal"): number {
+  const x = a.get(cpu);
+  const y = b.get(cpu);
+  if (!x || !y || y.total <= x.total) return 0;
+  return ((y[field] - x[field]) * 100) / (y.total - x.total);
+}
+
+// ---------------------------------------------------------------- stand-in and gateway
+
+async function startStandin(rig: Rig, opts: Options): Promise<{ child: Child; port: number }> {
+  const argv = pinned(rig, 0, [
+    path.join(BIN_DIR, "standin"),
+    "-addr", "127.0.0.1:0",
+    "-delay", opts.delay,
+    "-chunks", String(opts.chunks),
+    "-chunk-gap", opts.chunkGap,
+  ]);
+  const proc = spawn(argv[0], argv.slice(1), { detached: true, stdio: ["ignore", "pipe", "inherit"] });
+  const child = track("stand-in", proc);
+  const port = await new Promise<number>((resolve, reject) => {
+    let buf = "";
+    const timer = setTimeout(() => reject(new Error("stand-in did not print LISTENING within 10 s")), 10_000);
+    proc.stdout!.setEncoding("utf8");
+    proc.stdout!.on("data", (d: string) => {
+      buf += d;
+      const m = /^LISTENING (\d+)$/m.exec(buf);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    proc.on("exit", () => {
+      clearTimeout(timer);
+      reject(new Error(`stand-in exited before listening (${child.exitInfo})`));
+    });
+  });
+  proc.stdout!.resume();
+  return { child, port };
+}
+
+function shellQuote(a: string): string {
+  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`;
+}
+
+function tail(file: string, lines = 25): string {
+  try {
+    return readFileSync(file, "utf8").split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
+
+async function startGateway(
+  rig: Rig,
+  opts: Options,
+  port: number,
+  upstream: string,
+  logFile: string,
+): Promise<{ child: Child; command: string }> {
+  const env = { ...process.env, OPENAI_API_KEY: "sk-bench", OPENAI_BASE_URL: upstream };
+  const fd = openSync(logFile, "a");
+  let proc: ChildProcess;
+  let command: string;
+  if (opts.gatewayCmd === undefined) {
+    // Spawned without a shell, so the measured pid is the gateway itself.
+    const argv = pinned(rig, 1, [process.execPath, "server/main.ts", "--port", String(port), "--host", "127.0.0.1"]);
+    command = argv.map(shellQuote).join(" ");
+    proc = spawn(argv[0], argv.slice(1), { cwd: ROOT, env, detached: true, stdio: ["ignore", fd, fd] });
+  } else {
+    const cmd = opts.gatewayCmd
+      .replaceAll("{port}", String(port))
+      .replaceAll("{host}", "127.0.0.1")
+      .replaceAll("{upstream}", upstream);
+    const argv = pinned(rig, 1, ["/bin/sh", "-c", cmd]);
+    command = argv.map(shellQuote).join(" ");
+    proc = spawn(argv[0], argv.slice(1), { cwd: ROOT, env, detached: true, stdio: ["ignore", fd, fd] });
+  }
+  closeSync(fd);
+  const child = track("gateway", proc);
+
+  const url = `http://127.0.0.1:${port}/healthz`;
+  const deadline = Date.now() + 15_000;
+  let last = "";
+  while (Date.now() < deadline) {
+    if (child.exited) {
+      throw new Error(`gateway exited during start-up (${child.exitInfo}); command: ${command}\n--- ${logFile} ---\n${tail(logFile)}`);
+    }
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
+      await res.arrayBuffer();
+      if (res.status === 200) return { child, command };
+      last = `HTTP ${res.status}`;
+    } catch (err) {
+      last = (err as Error).cause ? String((err as Error).cause) : String(err);
+    }
+    await sleep(100);
+  }
+  throw new Error(`gateway did not answer 200 on ${url} within 15 s (last: ${last}); command: ${command}\n--- ${logFile} ---\n${tail(logFile)}`);
+}
+
+// ---------------------------------------------------------------- load runs
+
+interface LoadgenResult {
+  mode: string;
+  url: string;
+  rate: number;
+  sent: number;
+  ok: number;
+  errors: number;
+  errorSamples: string[];
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+  ttft_p50?: number;
+  ttft_p90?: number;
+  ttft_p99?: number;
+  ttft_max?: number;
+  sendLag_p99: number;
+  sendLag_max: number;
+  achievedRate: number;
+  cpu_ms: number;
+  wall_ms: number;
+}
+
+interface RunResult {
+  target: "direct" | "gateway";
+  load: LoadgenResult;
+  // Gateway process tree, sampled at 10 Hz.
+  gatewayRssPeakMb: number;
+  gatewayRssAfterMb: number;
+  gatewayCpuPct: number; // % of one core, over the recorded window
+  // CPU 0 = stand-in + load generator; over the whole run incl. warm-up.
+  standinCpuPct: number;
+  loadgenCpuPct: number;
+  core0Pct: number;
+  // Whole-run CPU use of the two cores by anything that is not ours
+  // (another build or test run on the machine), and hypervisor steal;
+  // only measured when pinned.
+  foreignCpu0Pct: number;
+  foreignCpu1Pct: number;
+  stealPct: number;
+}
+
+const mb = (kb: number): number => Math.round((kb / 1024) * 10) / 10;
+
+async function runLoad(
+  rig: Rig,
+  opts: Options,
+  scenario: Scenario,
+  target: "direct" | "gateway",
+  baseUrl: string,
+  standinPid: number,
+  gatewayPid: number | undefined,
+  gatewayChild: Child | undefined,
+): Promise<RunResult> {
+  const args = [
+    path.join(BIN_DIR, "loadgen"),
+    "-url", baseUrl,
+    "-mode", scenario,
+    "-rate", String(opts.rate),
+    "-duration", `${opts.duration}s`,
+    "-warmup", `${opts.warmup}s`,
+    "-timeout", opts.timeout,
+  ];
+  for (const h of opts.headers) args.push("-header", h);
+  const argv = pinned(rig, 0, args);
+
+  const gwPids = measuredPids(gatewayPid);
+  const standinPids = measuredPids(standinPid);
+  const t0 = performance.now();
+  const cpus0 = readCpuTimes();
+  const self0 = process.cpuUsage();
+  const gwStart = sample(gwPids).cpuTicks;
+  const standin0 = sample(standinPids).cpuTicks;
+  let gw0: { ticks: number; t: number } | undefined;
+  let gw1: { ticks: number; t: number } | undefined;
+  let rssPeak = 0;
+
+  const proc = spawn(argv[0], argv.slice(1), { detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  const child = track(`load generator (${scenario}, ${target})`, proc);
+  let out = "";
+  let err = "";
+  proc.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
+  proc.stderr!.setEncoding("utf8").on("data", (d: string) => (err += d));
+  const done = new Promise<void>((resolve) => proc.on("close", () => resolve()));
+
+  const warmupMs = opts.warmup * 1000;
+  let finished = false;
+  done.then(() => (finished = true));
+  while (!finished) {
+    const s = sample(gwPids);
+    rssPeak = Math.max(rssPeak, s.rssKb);
+    const now = performance.now();
+    if (!gw0 && now - t0 >= warmupMs) gw0 = { ticks: s.cpuTicks, t: now };
+    await Promise.race([sleep(100), done]);
+  }
+  const end = sample(gwPids);
+  gw1 = { ticks: end.cpuTicks, t: performance.now() };
+  rssPeak = Math.max(rssPeak, end.rssKb);
+  const standin1 = sample(standinPids).cpuTicks;
+  const self1 = process.cpuUsage(self0);
+  const cpus1 = readCpuTimes();
+  const wallMs = performance.now() - t0;
+  children.delete(child);
+
+  if (child.exitInfo !== "exit code 0") {
+    throw new Error(`load generator failed (${child.exitInfo}): ${err.trim() || out.trim()}`);
+  }
+  const load = JSON.parse(out) as LoadgenResult;
+
+  if (gatewayChild?.exited) {
+    throw new Error(`gateway died during the ${scenario} run (${gatewayChild.exitInfo})`);
+  }
+  // RSS a second after the load stops: does memory come back down?
+  await sleep(1000);
+  const after = sample(gwPids);
+
+  const tickMs = 1000 / rig.clkTck;
+  let gatewayCpuPct = 0;
+  if (gw0 && gw1 && gw1.t > gw0.t) gatewayCpuPct = ((gw1.ticks - gw0.ticks) * tickMs * 100) / (gw1.t - gw0.t);
+  const standinCpuPct = ((standin1 - standin0) * tickMs * 100) / wallMs;
+  const loadgenCpuPct = (load.cpu_ms * 100) / wallMs;
+  const selfCpuPct = ((self1.user + self1.system) / 1000 * 100) / wallMs;
+  const gwWholePct = ((end.cpuTicks - gwStart) * tickMs * 100) / wallMs;
+  const r1 = (v: number): number => Math.round(v * 10) / 10;
+  let foreignCpu0Pct = 0;
+  let foreignCpu1Pct = 0;
+  let stealPct = 0;
+  if (rig.pinned) {
+    foreignCpu0Pct = Math.max(0, cpuPct(cpus0, cpus1, 0, "busy") - standinCpuPct - loadgenCpuPct - selfCpuPct);
+    foreignCpu1Pct = Math.max(0, cpuPct(cpus0, cpus1, 1, "busy") - gwWholePct);
+    stealPct = Math.max(cpuPct(cpus0, cpus1, 0, "steal"), cpuPct(cpus0, cpus1, 1, "steal"));
+  }
+  return {
+    target,
+    load,
+    gatewayRssPeakMb: mb(rssPeak),
+    gatewayRssAfterMb: mb(after.rssKb),
+    gatewayCpuPct: Math.round(gatewayCpuPct * 10) / 10,
+    standinCpuPct: Math.round(standinCpuPct * 10) / 10,
+    loadgenCpuPct: Math.round(loadgenCpuPct * 10) / 10,
+    core0Pct: Math.round((standinCpuPct + loadgenCpuPct) * 10) / 10,
+    foreignCpu0Pct: r1(foreignCpu0Pct),
+    foreignCpu1Pct: r1(foreignCpu1Pct),
+    stealPct: r1(stealPct),
+  };
+}
+
+// ---------------------------------------------------------------- report
+
+type Metric = "total" | "ttft";
+const PCTS = ["p50", "p90", "p99", "max"] as const;
+
+function pick(r: LoadgenResult, metric: Metric): Record<(typeof PCTS)[number], number> {
+  if (metric === "ttft") {
+    return { p50: r.ttft_p50 ?? 0, p90: r.ttft_p90 ?? 0, p99: r.ttft_p99 ?? 0, max: r.ttft_max ?? 0 };
+  }
+  return { p50: r.p50, p90: r.p90, p99: r.p99, max: r.max };
+}
+
+interface ScenarioResult {
+  scenario: Scenario;
+  direct: RunResult;
+  gateway: RunResult;
+  // null when either side had no successful request to compare.
+  added: Partial<Record<Metric, Record<(typeof PCTS)[number], number> | null>>;
+}
+
+function addedFor(direct: LoadgenResult, gateway: LoadgenResult, metric: Metric): Record<(typeof PCTS)[number], number> | null {
+  if (direct.ok === 0 || gateway.ok === 0) return null;
+  const d = pick(direct, metric);
+  const g = pick(gateway, metric);
+  const r3 = (v: number): number => Math.round(v * 1000) / 1000;
+  return { p50: r3(g.p50 - d.p50), p90: r3(g.p90 - d.p90), p99: r3(g.p99 - d.p99), max: r3(g.max - d.max) };
+}
+
+function table(rows: string[][], rightAlignFrom: number): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  return rows
+    .map((r, ri) => {
+      const line = r
+        .map((cell, i) => (i >= rightAlignFrom && ri > 0 ? cell.padStart(widths[i]) : cell.padEnd(widths[i])))
+        .join("  ")
+        .trimEnd();
+      return ri === 0 ? `${line}\n${"-".repeat(line.length)}` : line;
+    })
+    .join("\n");
+}
+
+function report(results: ScenarioResult[], opts: Options): string {
+  const f = (v: number): string => v.toFixed(3);
+  const signed = (v: number): string => (v >= 0 ? "+" : "") + v.toFixed(3);
+  const lat: string[][] = [["scenario", "rate", "target", "metric", "p50 ms", "p90 ms", "p99 ms", "max ms", "ok/sent", "errors"]];
+  for (const r of results) {
+    const metrics: Metric[] = r.scenario === "stream" ? ["ttft", "total"] : ["total"];
+    for (const metric of metrics) {
+      for (const run of [r.direct, r.gateway]) {
+        const p = pick(run.load, metric);
+        const none = run.load.ok === 0;
+        lat.push([
+          r.scenario, String(opts.rate), run.target, metric,
+          ...(none ? ["-", "-", "-", "-"] : [f(p.p50), f(p.p90), f(p.p99), f(p.max)]),
+          `${run.load.ok}/${run.load.sent}`, String(run.load.errors),
+        ]);
+      }
+      const a = r.added[metric];
+      lat.push([
+        r.scenario, String(opts.rate), "added", metric,
+        ...(a ? [signed(a.p50), signed(a.p90), signed(a.p99), signed(a.max)] : ["n/a", "n/a", "n/a", "n/a"]),
+        "", "",
+      ]);
+    }
+  }
+  const res: string[][] = [[
+    "scenario", "gw CPU % (1 core)", "gw RSS peak MB", "gw RSS after MB",
+    "CPU0 % direct", "CPU0 % gateway", "send lag p99 ms (d/g)", "achieved rate (d/g)",
+  ]];
+  for (const r of results) {
+    res.push([
+      r.scenario,
+      r.gateway.gatewayCpuPct.toFixed(1),
+      r.gateway.gatewayRssPeakMb.toFixed(1),
+      r.gateway.gatewayRssAfterMb.toFixed(1),
+      r.direct.core0Pct.toFixed(1),
+      r.gateway.core0Pct.toFixed(1),
+      `${r.direct.load.sendLag_p99.toFixed(3)} / ${r.gateway.load.sendLag_p99.toFixed(3)}`,
+      `${r.direct.load.achievedRate} / ${r.gateway.load.achievedRate}`,
+    ]);
+  }
+  const notes: string[] = [];
+  for (const r of results) {
+    for (const run of [r.direct, r.gateway]) {
+      if (run.load.errors > 0) {
+        notes.push(`${r.scenario}/${run.target}: ${run.load.errors} errors, e.g. ${run.load.errorSamples.map((s) => JSON.stringify(s)).join("; ")}`);
+      }
+      if (run.core0Pct > 85 || run.load.sendLag_p99 > 5 || run.load.achievedRate < 0.97 * opts.rate) {
+        notes.push(
+          `${r.scenario}/${run.target}: RIG-LIMITED: CPU 0 (stand-in + load generator) at ${run.core0Pct.toFixed(0)}%, ` +
+            `send lag p99 ${run.load.sendLag_p99.toFixed(3)} ms, achieved ${run.load.achievedRate}/s; ` +
+            `latencies here measure the rig, not the gateway`,
+        );
+      }
+    }
+    for (const run of [r.direct, r.gateway]) {
+      const foreign = Math.max(run.foreignCpu0Pct, run.foreignCpu1Pct);
+      if (foreign > 10 || run.stealPct > 5) {
+        notes.push(
+          `${r.scenario}/${run.target}: NOISY: other processes used ${run.foreignCpu0Pct.toFixed(0)}% of CPU 0 and ` +
+            `${run.foreignCpu1Pct.toFixed(0)}% of CPU 1, steal ${run.stealPct.toFixed(0)}%; rerun on a quiet machine`,
+        );
+      }
+    }
+    if (r.gateway.gatewayCpuPct > 90) {
+      notes.push(`${r.scenario}: the gateway's core is saturated (${r.gateway.gatewayCpuPct.toFixed(0)}% of CPU 1): queueing shows in the percentiles`);
+    }
+  }
+  return [
+    table(lat, 4),
+    "",
+    table(res, 1),
+    ...(notes.length ? ["", ...notes.map((n) => `! ${n}`)] : []),
+  ].join("\n");
+}
+
+// ---------------------------------------------------------------- main
+
+function redactHeader(h: string): string {
+  const [name] = h.split(":", 1);
+  return /^(authorization|api-key|x-api-key|proxy-authorization)$/i.test(name.trim()) ? `${name}: <redacted>` : h;
+}
+
+async function main(): Promise<void> {
+  const opts = parseOptions(process.argv.slice(2));
+  const rig = probeRig(opts.pin);
+  const startedAt = new Date();
+  const stamp = startedAt.toISOString().replace(/[:.]/g, "-");
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const logFile = path.join(RESULTS_DIR, `${stamp}.gateway.log`);
+
+  if (opts.gatewayCmd === undefined && !existsSync(path.join(ROOT, "server", "main.ts"))) {
+    throw new Error("server/main.ts does not exist yet; pass --gateway-cmd to benchmark something else");
+  }
+
+  console.log(`Switchyard bench: rate ${opts.rate}/s, ${opts.duration} s recorded after ${opts.warmup} s warm-up, ` +
+    `stand-in delay ${opts.delay}, scenarios ${opts.scenarios.join(",")}`);
+  console.log(`rig: ${rig.cpus} CPUs, ${rig.pinNote}`);
+  if (rig.cpus > 2 && rig.pinned) console.log("note: more than 2 CPUs; only CPUs 0 and 1 are used");
+
+  console.log("building Go programs into bench/.bin/ ...");
+  buildGo();
+
+  const standin = await startStandin(rig, opts);
+  const upstream = `http://127.0.0.1:${standin.port}/v1`;
+  const gwPort = await freePort();
+  const gateway = await startGateway(rig, opts, gwPort, upstream, logFile);
+  const gwPid = gateway.child.proc.pid!;
+  const idle = sampleTree(gwPid);
+  console.log(`stand-in on :${standin.port}; gateway on :${gwPort} (pids ${idle.pids.join(",")}, idle RSS ${mb(idle.rssKb)} MB); log ${path.relative(ROOT, logFile)}`);
+  console.log(`gateway command: ${gateway.command}`);
+
+  const results: ScenarioResult[] = [];
+  for (const scenario of opts.scenarios) {
+    const runs: RunResult[] = [];
+    for (const target of ["direct", "gateway"] as const) {
+      const url = target === "direct" ? upstream : `http://127.0.0.1:${gwPort}/v1`;
+      process.stdout.write(`running ${scenario} → ${target} ...`);
+      const r = await runLoad(rig, opts, scenario, target, url, standin.child.proc.pid!, gwPid, gateway.child);
+      console.log(` p50 ${r.load.p50.toFixed(3)} ms, p99 ${r.load.p99.toFixed(3)} ms, errors ${r.load.errors}`);
+      runs.push(r);
+    }
+    const [direct, gw] = runs;
+    const added: ScenarioResult["added"] = { total: addedFor(direct.load, gw.load, "total") };
+    if (scenario === "stream") added.ttft = addedFor(direct.load, gw.load, "ttft");
+    results.push({ scenario, direct, gateway: gw, added });
+  }
+
+  console.log("");
+  console.log(report(results, opts));
+
+  const file = path.join(RESULTS_DIR, `${stamp}.json`);
+  const raw = {
+    startedAt: startedAt.toISOString(),
+    options: { ...opts, headers: opts.headers.map(redactHeader) },
+    rig: { ...rig, node: process.version, go: spawnSync("go", ["version"], { encoding: "utf8" }).stdout?.trim() },
+    gateway: { command: gateway.command, port: gwPort, idleRssMb: mb(idle.rssKb), log: path.relative(ROOT, logFile) },
+    standin: { port: standin.port },
+    results,
+  };
+  writeFileSync(file, JSON.stringify(raw, null, 2) + "\n");
+  console.log(`\nraw results: ${path.relative(ROOT, file)}`);
+}
+
+let stopping: Promise<never> | undefined;
+function shutdown(code: number): Promise<never> {
+  stopping ??= (async (): Promise<never> => {
+    await stopAll();
+    process.exit(code);
+  })();
+  return stopping;
+}
+
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.on(sig, () => {
+    if (!stopping) console.error(`\n${sig}: stopping child processes`);
+    void shutdown(130);
+  });
+}
+process.on("exit", killAllSync);
+
+main().then(
+  () => shutdown(0),
+  (err: unknown) => {
+    // After a signal, the failures of the children we just stopped are noise.
+    if (!stopping) console.error(`\nbench failed: ${err instanceof Error ? err.message : String(err)}`);
+    void shutdown(1);
+  },
+);
