@@ -27,16 +27,19 @@ export async function loadConfig(options: LoadOptions = {}): Promise<Config> {
   } else {
     input = configFromEnv(env);
   }
-  const server = { ...(input["server"] as Record<string, unknown> | undefined) };
-  if (env["HOST"]) server["host"] = env["HOST"];
-  if (env["PORT"]) server["port"] = parsePort(env["PORT"], "PORT");
-  if (options.host !== undefined) server["host"] = options.host;
-  if (options.port !== undefined) server["port"] = options.port;
-  input["server"] = server;
-  const auth = { ...(input["auth"] as Record<string, unknown> | undefined) };
-  if (env["SWITCHYARD_API_KEYS"]) auth["keys"] = splitList(env["SWITCHYARD_API_KEYS"]);
-  if (env["SWITCHYARD_ALLOW_UNAUTHENTICATED"] === "1") auth["allowUnauthenticated"] = true;
-  input["auth"] = auth;
+  // Overrides apply only to well-formed sections; a wrong-typed one is left for validation to report.
+  const server = section(input, "server");
+  if (server !== undefined) {
+    if (env["HOST"]) server["host"] = env["HOST"];
+    if (env["PORT"]) server["port"] = parsePort(env["PORT"], "PORT");
+    if (options.host !== undefined) server["host"] = options.host;
+    if (options.port !== undefined) server["port"] = options.port;
+  }
+  const auth = section(input, "auth");
+  if (auth !== undefined) {
+    if (env["SWITCHYARD_API_KEYS"]) auth["keys"] = splitList(env["SWITCHYARD_API_KEYS"]);
+    if (env["SWITCHYARD_ALLOW_UNAUTHENTICATED"] === "1") auth["allowUnauthenticated"] = true;
+  }
   return validateConfig(input, options.file ?? "environment");
 }
 
@@ -127,6 +130,14 @@ function configFromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
     });
   }
   return { providers };
+}
+
+/** A copy of a mapping section (created when absent), or undefined when it is not a mapping. */
+function section(input: Record<string, unknown>, key: string): Record<string, unknown> | undefined {
+  const v = input[key];
+  if (v === undefined) return (input[key] = {}) as Record<string, unknown>;
+  if (v === null || typeof v !== "object" || Array.isArray(v)) return undefined;
+  return (input[key] = { ...v }) as Record<string, unknown>;
 }
 
 function splitList(s: string): string[] {

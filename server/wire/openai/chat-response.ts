@@ -51,8 +51,22 @@ function str(v: unknown): string {
   return typeof v === "string" ? v : "";
 }
 
-function num(v: unknown): number {
-  return typeof v === "number" && Number.isFinite(v) ? v : 0;
+/**
+ * A provider's count (tokens, indexes): absent means 0; anything that is not
+ * a uint32 is an upstream error, so a misbehaving provider can never produce
+ * a canonical message that fails to serialise.
+ */
+export function count(v: unknown, what: string): number {
+  if (v === undefined || v === null) return 0;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 0xffff_ffff) throw bad(`${what} is not a count`);
+  return v;
+}
+
+/** Unix seconds; beyond the safe-integer range is an upstream error. */
+function seconds(v: unknown): bigint {
+  if (v === undefined || v === null) return 0n;
+  if (typeof v !== "number" || !Number.isSafeInteger(v)) throw bad("created is not a timestamp");
+  return BigInt(v);
 }
 
 function rest(o: JsonRecord, known: ReadonlySet<string>): JsonObject | undefined {
@@ -68,16 +82,25 @@ export function decodeUsage(v: unknown): Usage | undefined {
   if (!isRecord(v)) return undefined;
   const pd = isRecord(v["prompt_tokens_details"]) ? v["prompt_tokens_details"] : undefined;
   const cd = isRecord(v["completion_tokens_details"]) ? v["completion_tokens_details"] : undefined;
-  const prompt = num(v["prompt_tokens"]);
-  const completion = num(v["completion_tokens"]);
+  const prompt = count(v["prompt_tokens"], "usage.prompt_tokens");
+  const completion = count(v["completion_tokens"], "usage.completion_tokens");
   return {
     $typeName: "switchyard.v1.Usage",
     promptTokens: prompt,
     completionTokens: completion,
-    totalTokens: num(v["total_tokens"]) || prompt + completion,
-    cachedTokens: num(pd?.["cached_tokens"]),
-    reasoningTokens: num(cd?.["reasoning_tokens"]),
+    totalTokens: count(v["total_tokens"], "usage.total_tokens") || Math.min(prompt + completion, 0xffff_ffff),
+    cachedTokens: count(pd?.["cached_tokens"], "usage.prompt_tokens_details.cached_tokens"),
+    reasoningTokens: count(cd?.["reasoning_tokens"], "usage.completion_tokens_details.reasoning_tokens"),
   };
+}
+
+/** Message content as text: a string, or the text parts of an array (some servers send parts). */
+function contentText(c: unknown): string | undefined {
+  if (typeof c === "string") return c;
+  if (!Array.isArray(c)) return undefined;
+  let s = "";
+  for (const p of c) if (isRecord(p) && typeof p["text"] === "string") s += p["text"];
+  return s;
 }
 
 export function decodeChatCompletion(body: unknown): ChatCompletion {
@@ -86,7 +109,7 @@ export function decodeChatCompletion(body: unknown): ChatCompletion {
   return {
     $typeName: "switchyard.v1.ChatCompletion",
     id: str(body["id"]),
-    created: BigInt(Math.trunc(num(body["created"]))),
+    created: seconds(body["created"]),
     model: str(body["model"]),
     choices: body["choices"].map(decodeChoice),
     usage: decodeUsage(body["usage"]),
@@ -99,9 +122,10 @@ export function decodeChatCompletion(body: unknown): ChatCompletion {
 function decodeChoice(raw: unknown, i: number): Choice {
   if (!isRecord(raw) || !isRecord(raw["message"])) throw bad(`choices[${i}] has no message`);
   const m = raw["message"];
-  const content: ContentPart[] = typeof m["content"] === "string"
-    ? [{ $typeName: "switchyard.v1.ContentPart", part: { case: "text", value: m["content"] } }]
-    : [];
+  const text = contentText(m["content"]);
+  const content: ContentPart[] = text === undefined
+    ? []
+    : [{ $typeName: "switchyard.v1.ContentPart", part: { case: "text", value: text } }];
   const toolCalls: ToolCall[] = Array.isArray(m["tool_calls"])
     ? m["tool_calls"].filter(isRecord).map((t) => {
         const f = isRecord(t["function"]) ? t["function"] : {};
@@ -125,7 +149,7 @@ function decodeChoice(raw: unknown, i: number): Choice {
   };
   return {
     $typeName: "switchyard.v1.Choice",
-    index: num(raw["index"]),
+    index: count(raw["index"], `choices[${i}].index`),
     message,
     finishReason: FINISH_IN[str(raw["finish_reason"])] ?? FinishReason.UNSPECIFIED,
     extra: rest(raw, CHOICE_KEYS),
@@ -138,7 +162,7 @@ export function decodeChatChunk(body: unknown): ChatChunk {
   return {
     $typeName: "switchyard.v1.ChatChunk",
     id: str(body["id"]),
-    created: BigInt(Math.trunc(num(body["created"]))),
+    created: seconds(body["created"]),
     model: str(body["model"]),
     choices: choices.map(decodeChoiceDelta),
     usage: decodeUsage(body["usage"]),
@@ -155,7 +179,7 @@ function decodeChoiceDelta(raw: unknown, i: number): ChoiceDelta {
         const f = isRecord(t["function"]) ? t["function"] : {};
         return {
           $typeName: "switchyard.v1.ToolCallDelta",
-          index: typeof t["index"] === "number" ? t["index"] : j,
+          index: t["index"] === undefined ? j : count(t["index"], "tool_calls[].index"),
           id: str(t["id"]),
           name: str(f["name"]),
           arguments: typeof f["arguments"] === "string" ? f["arguments"] : undefined,
@@ -164,7 +188,7 @@ function decodeChoiceDelta(raw: unknown, i: number): ChoiceDelta {
     : [];
   return {
     $typeName: "switchyard.v1.ChoiceDelta",
-    index: num(raw["index"]),
+    index: count(raw["index"], `choices[${i}].index`),
     delta: {
       $typeName: "switchyard.v1.Delta",
       role: d["role"] === "assistant" ? Role.ASSISTANT : Role.UNSPECIFIED,

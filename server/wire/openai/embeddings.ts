@@ -1,7 +1,7 @@
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { EmbedRequestSchema, type EmbedRequest, type EmbedResponse, type TokenIds } from "../../../gen/switchyard/v1/embeddings_pb.ts";
 import { GatewayError, invalid } from "../../errors/errors.ts";
-import { decodeUsage } from "./chat-response.ts";
+import { count, decodeUsage } from "./chat-response.ts";
 import { expectRecord, expectString, isRecord, optCount, optString, typeName, type JsonRecord } from "./json.ts";
 
 /**
@@ -22,7 +22,10 @@ export function decodeEmbedRequest(body: unknown): { request: EmbedRequest; enco
   const raw = b["input"];
   let input: string[] = [];
   let tokenInputs: TokenIds[] = [];
-  if (typeof raw === "string") input = [raw];
+  if (typeof raw === "string") {
+    if (raw.length === 0) throw invalid("input: must not be empty", "input");
+    input = [raw];
+  }
   else if (Array.isArray(raw) && raw.length > 0) {
     if (raw.every((x) => typeof x === "string")) input = raw as string[];
     else if (raw.every((x) => typeof x === "number")) tokenInputs = [tokenIds(raw, "input")];
@@ -82,10 +85,10 @@ export function decodeEmbedResponse(body: unknown): EmbedResponse {
       if (!isRecord(d)) throw new GatewayError("upstream_error", `provider returned a malformed embedding at data[${i}]`);
       const e = d["embedding"];
       let vector: number[];
-      if (Array.isArray(e)) vector = e as number[];
+      if (Array.isArray(e) && e.every(Number.isFinite)) vector = e as number[];
       else if (typeof e === "string") vector = Array.from(base64ToFloats(e));
       else throw new GatewayError("upstream_error", `provider returned a malformed embedding at data[${i}]`);
-      return { $typeName: "switchyard.v1.Embedding", index: typeof d["index"] === "number" ? d["index"] : i, vector };
+      return { $typeName: "switchyard.v1.Embedding", index: d["index"] === undefined ? i : count(d["index"], `data[${i}].index`), vector };
     }),
     model: typeof body["model"] === "string" ? body["model"] : "",
     usage: decodeUsage(body["usage"]),

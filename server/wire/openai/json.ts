@@ -13,6 +13,7 @@ export function isRecord(v: unknown): v is JsonRecord {
 
 export function typeName(v: unknown): string {
   if (v === null) return "null";
+  if (v === undefined) return "nothing";
   if (Array.isArray(v)) return "an array";
   if (typeof v === "object") return "an object";
   return `a ${typeof v}`;
