@@ -114,3 +114,38 @@ describe("graceful shutdown", () => {
     await expect(fetch(`${local.url}/healthz`)).rejects.toThrow();
   });
 });
+
+describe("backpressure", () => {
+  it("a caller that stops reading stops the upstream read, instead of the gateway buffering the stream", async () => {
+    // 16 MB streamed in 16 KB chunks: far more than socket buffers hold.
+    const big = await startOpenAIStandin({ streamChunkChars: 16 * 1024 });
+    const local = await startTestGateway({ server: { maxBodyBytes: 32 * 1024 * 1024 }, providers: [openaiProvider(big.url)] });
+    try {
+      const res = await fetch(`${local.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "gpt-4o-mini", stream: true, messages: [{ role: "user", content: "y".repeat(16 * 1024 * 1024) }] }),
+      });
+      expect(res.status).toBe(200);
+      const reader = res.body!.getReader();
+      await reader.read();
+      // Not reading: the stream cannot complete, so no record is written yet.
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(local.records).toHaveLength(0);
+      // Reading again lets it finish normally.
+      let tail = "";
+      const decoder = new TextDecoder();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        tail = (tail + decoder.decode(value)).slice(-100);
+      }
+      expect(tail.trimEnd().endsWith("data: [DONE]")).toBe(true);
+      await local.waitForRecords(1);
+      expect(local.records[0]).toMatchObject({ ok: true, operation: "chat_stream" });
+    } finally {
+      await local.close();
+      await big.close();
+    }
+  }, 60_000);
+});
