@@ -2,11 +2,6 @@ import { Role, type ChatRequest } from "../../gen/switchyard/v1/chat_pb.ts";
 import type { EmbedRequest } from "../../gen/switchyard/v1/embeddings_pb.ts";
 import { GatewayError, invalid } from "../errors/errors.ts";
 
-/**
- * Invariants of the canonical request that the schema cannot express. The
- * REST bridge already enforces them while decoding; RPC callers build the
- * message themselves, so the pipeline checks again (cheap: one pass).
- */
 const ROLE_VALUES: Record<number, true> = {
   [Role.SYSTEM]: true,
   [Role.DEVELOPER]: true,
@@ -15,6 +10,11 @@ const ROLE_VALUES: Record<number, true> = {
   [Role.TOOL]: true,
 };
 
+/**
+ * Invariants of the canonical request that the schema cannot express. The
+ * REST bridge already enforces them while decoding; RPC callers build the
+ * message themselves, so the pipeline checks again (cheap: one pass).
+ */
 export function validateChatRequest(req: ChatRequest): void {
   if (req.model === "") throw invalid("model: required", "model");
   if (req.messages.length === 0) throw invalid("messages: must contain at least one message", "messages");

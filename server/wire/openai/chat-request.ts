@@ -17,7 +17,6 @@ import {
   expectArray,
   expectRecord,
   expectString,
-  isRecord,
   optBoolean,
   optCount,
   optNumber,
@@ -333,8 +332,10 @@ export function encodeChatRequest(req: ChatRequest, model: string, stream: Strea
   if (stream.stream) {
     out["stream"] = true;
     if (stream.includeUsage) out["stream_options"] = { include_usage: true };
-  } else if (out["stream"] !== undefined) {
+  } else {
+    // An RPC caller's `extra` must not turn a unary call into a stream.
     delete out["stream"];
+    delete out["stream_options"];
   }
   return out;
 }
@@ -386,4 +387,3 @@ function encodeTool(t: Tool): JsonRecord {
   return { type: "function", function: f };
 }
 
-export { isRecord };
