@@ -8,7 +8,7 @@ import { file_switchyard_v1_embeddings } from "../gen/switchyard/v1/embeddings_p
 import { file_switchyard_v1_models } from "../gen/switchyard/v1/models_pb.ts";
 import type { Config } from "./config/schema.ts";
 import { createAuthenticator } from "./governance/authenticate.ts";
-import { createPipeline, type RequestRecord } from "./pipeline/pipeline.ts";
+import { createPipeline, type PipelineObserver, type RequestRecord } from "./pipeline/pipeline.ts";
 import { createProvider } from "./providers/registry.ts";
 import type { Provider } from "./providers/types.ts";
 import { createRestHandler } from "./rest/router.ts";
@@ -19,6 +19,7 @@ import { createHealth } from "./rpc/health.ts";
 import { registerReflection } from "./rpc/reflection.ts";
 import { registerServices } from "./rpc/services.ts";
 import { silentLogger, type Logger } from "./telemetry/log.ts";
+import { createMetrics } from "./telemetry/metrics.ts";
 import { grpcUnimplemented, isGrpcRequest } from "./transport/grpc-fallback.ts";
 import { listenOnePort, type OnePortServer } from "./transport/one-port.ts";
 
@@ -57,10 +58,20 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
 
   const catalog = createModelCatalog(providers, config.aliases, (provider, err) =>
     logger.warn("model discovery failed", { provider, error: err }));
+  const metrics = createMetrics();
+  const onRecord = options.onRecord;
+  const observer: PipelineObserver = onRecord === undefined ? metrics : {
+    started: (op) => metrics.started(op),
+    chunkGap: (provider, ms) => metrics.chunkGap(provider, ms),
+    finished(r) {
+      metrics.finished(r);
+      onRecord(r);
+    },
+  };
   const pipeline = createPipeline({
     resolve: createResolver(providers, config.aliases, catalog),
     catalog,
-    record: options.onRecord ?? (() => {}),
+    observer,
     logger,
   });
   const authenticate = createAuthenticator(config.auth.keys);
@@ -69,7 +80,14 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   let ready = true;
   const shutdown = new AbortController();
 
-  const rest = createRestHandler({ pipeline, authenticate, logger, maxBodyBytes: config.server.maxBodyBytes, isReady: () => ready });
+  const rest = createRestHandler({
+    pipeline,
+    authenticate,
+    logger,
+    maxBodyBytes: config.server.maxBodyBytes,
+    isReady: () => ready,
+    scrapeMetrics: () => metrics.scrape(),
+  });
   const handler = connectNodeAdapter({
     routes(router: ConnectRouter) {
       registerServices(router, pipeline);

@@ -37,98 +37,135 @@ export interface Entry {
   startedAt: number;
 }
 
-/** One finished request, as accounting and logs will see it. */
+export type Operation = "chat" | "chat_stream" | "embed";
+
+/** One finished request, as accounting, metrics and logs see it. */
 export interface RequestRecord {
   requestId: string;
   principal: string;
-  operation: "chat" | "chat_stream" | "embed";
+  operation: Operation;
   modelAsked: string;
   provider: string;
   model: string;
   ok: boolean;
   errorCode: string | undefined;
   usage: Usage | undefined;
+  /** Arrival to the end of the pipeline's work (for streams: the last chunk). */
   latencyMs: number;
-  /** Streams only: time to the first chunk. */
+  /** Streams only: arrival to the first chunk. */
   firstChunkMs: number | undefined;
+  /** Waiting on the provider: until its answer, or for streams until its first chunk. */
+  upstreamMs: number | undefined;
+}
+
+/**
+ * What the pipeline reports as requests go through it (metrics, logs,
+ * accounting). Implementations must be cheap and must not throw.
+ */
+export interface PipelineObserver {
+  /** A request entered the pipeline. */
+  started(op: Operation): void;
+  /** Time between two chunks of a provider's stream. */
+  chunkGap(provider: string, ms: number): void;
+  /** Exactly once per started request, success or failure, after the last chunk. */
+  finished(r: RequestRecord): void;
 }
 
 export interface PipelineDeps {
   resolve: (model: string) => Target;
   catalog: ModelCatalog;
-  /** Called once per request, success or failure, after the response is complete. */
-  record: (r: RequestRecord) => void;
+  observer: PipelineObserver;
   /** Internal errors are logged with their cause here; callers only ever see a generic message. */
   logger: Logger;
 }
 
-export function createPipeline(deps: PipelineDeps): Pipeline {
-  const { resolve, catalog, record, logger } = deps;
+/** Per-request bookkeeping shared by the steps. */
+interface Run {
+  entry: Entry;
+  op: Operation;
+  asked: string;
+  target: Target | undefined;
+  upstreamStart: number;
+  upstreamMs: number | undefined;
+}
 
-  function finish(entry: Entry, op: RequestRecord["operation"], asked: string, target: Target | undefined, usage: Usage | undefined, err: unknown, firstChunkMs?: number): void {
+export function createPipeline(deps: PipelineDeps): Pipeline {
+  const { resolve, catalog, observer, logger } = deps;
+
+  function begin(entry: Entry, op: Operation, asked: string): Run {
+    observer.started(op);
+    return { entry, op, asked, target: undefined, upstreamStart: 0, upstreamMs: undefined };
+  }
+
+  function finish(run: Run, usage: Usage | undefined, err: unknown, firstChunkMs?: number): void {
+    const { entry } = run;
     if (err !== undefined && GatewayError.from(err).code === "internal") {
-      logger.error("internal error", { requestId: entry.requestId, operation: op, error: err, cause: (err as Error).cause });
+      logger.error("internal error", { requestId: entry.requestId, operation: run.op, error: err, cause: (err as Error).cause });
     }
-    record({
+    observer.finished({
       requestId: entry.requestId,
       principal: entry.principal.id,
-      operation: op,
-      modelAsked: asked,
-      provider: target?.provider.id ?? "",
-      model: target?.model ?? "",
+      operation: run.op,
+      modelAsked: run.asked,
+      provider: run.target?.provider.id ?? "",
+      model: run.target?.model ?? "",
       ok: err === undefined,
       errorCode: err === undefined ? undefined : GatewayError.from(err).code,
       usage,
       latencyMs: performance.now() - entry.startedAt,
       firstChunkMs,
+      upstreamMs: run.upstreamMs,
     });
+  }
+
+  /** Validation and routing, shared by every operation: returns the provider's view of the request. */
+  function route<R extends { model: string }>(run: Run, req: R, validate: (r: R) => void): R {
+    validate(req);
+    run.target = resolve(req.model);
+    run.upstreamStart = performance.now();
+    return { ...req, model: run.target.model };
   }
 
   return {
     async complete(req, entry) {
-      let target: Target | undefined;
+      const run = begin(entry, "chat", req.model);
       try {
-        validateChatRequest(req);
-        target = resolve(req.model);
-        const upstream: ChatRequest = { ...req, model: target.model };
-        const completion = await target.provider.chat(upstream, { signal: entry.signal, requestId: entry.requestId });
-        completion.gateway = gatewayInfo(entry, target);
-        finish(entry, "chat", req.model, target, completion.usage, undefined);
+        const upstream = route(run, req, validateChatRequest);
+        const completion = await run.target!.provider.chat(upstream, { signal: entry.signal, requestId: entry.requestId });
+        run.upstreamMs = performance.now() - run.upstreamStart;
+        completion.gateway = gatewayInfo(entry, run.target!);
+        finish(run, completion.usage, undefined);
         return completion;
       } catch (err) {
-        finish(entry, "chat", req.model, target, undefined, err);
+        finish(run, undefined, err);
         throw GatewayError.from(err);
       }
     },
 
     async stream(req, options, entry) {
-      let target: Target | undefined;
+      const run = begin(entry, "chat_stream", req.model);
       let chunks: AsyncIterable<ChatChunk>;
       try {
-        validateChatRequest(req);
-        target = resolve(req.model);
-        const upstream: ChatRequest = { ...req, model: target.model };
-        chunks = await target.provider.chatStream(upstream, { signal: entry.signal, requestId: entry.requestId });
+        const upstream = route(run, req, validateChatRequest);
+        chunks = await run.target!.provider.chatStream(upstream, { signal: entry.signal, requestId: entry.requestId });
       } catch (err) {
-        finish(entry, "chat_stream", req.model, target, undefined, err);
+        finish(run, undefined, err);
         throw GatewayError.from(err);
       }
-      return relay(chunks, entry, target, options.includeUsage, (usage, err, firstChunkMs) =>
-        finish(entry, "chat_stream", req.model, target, usage, err, firstChunkMs));
+      return relay(chunks, run, options.includeUsage, observer, (usage, err, firstChunkMs) => finish(run, usage, err, firstChunkMs));
     },
 
     async embed(req, entry) {
-      let target: Target | undefined;
+      const run = begin(entry, "embed", req.model);
       try {
-        validateEmbedRequest(req);
-        target = resolve(req.model);
-        const upstream: EmbedRequest = { ...req, model: target.model };
-        const res = await target.provider.embed(upstream, { signal: entry.signal, requestId: entry.requestId });
-        res.gateway = gatewayInfo(entry, target);
-        finish(entry, "embed", req.model, target, res.usage, undefined);
+        const upstream = route(run, req, validateEmbedRequest);
+        const res = await run.target!.provider.embed(upstream, { signal: entry.signal, requestId: entry.requestId });
+        run.upstreamMs = performance.now() - run.upstreamStart;
+        res.gateway = gatewayInfo(entry, run.target!);
+        finish(run, res.usage, undefined);
         return res;
       } catch (err) {
-        finish(entry, "embed", req.model, target, undefined, err);
+        finish(run, undefined, err);
         throw GatewayError.from(err);
       }
     },
@@ -147,21 +184,29 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
  */
 async function* relay(
   chunks: AsyncIterable<ChatChunk>,
-  entry: Entry,
-  target: Target,
+  run: Run,
   includeUsage: boolean,
+  observer: PipelineObserver,
   done: (usage: Usage | undefined, err: unknown, firstChunkMs: number | undefined) => void,
 ): AsyncGenerator<ChatChunk> {
+  const { entry } = run;
+  const target = run.target!;
   let usage: Usage | undefined;
   let firstChunkMs: number | undefined;
+  let last = 0;
   let failure: unknown;
   let completed = false;
   try {
     for await (const chunk of chunks) {
+      const now = performance.now();
       if (firstChunkMs === undefined) {
-        firstChunkMs = performance.now() - entry.startedAt;
+        firstChunkMs = now - entry.startedAt;
+        run.upstreamMs = now - run.upstreamStart;
         chunk.gateway = gatewayInfo(entry, target);
+      } else {
+        observer.chunkGap(target.provider.id, now - last);
       }
+      last = now;
       if (chunk.usage !== undefined) {
         usage = chunk.usage;
         if (!includeUsage) {

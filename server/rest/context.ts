@@ -12,6 +12,8 @@ export interface RestDeps {
   maxBodyBytes: number;
   /** False while starting or draining; /readyz reports it. */
   isReady: () => boolean;
+  /** The Prometheus exposition for GET /metrics. */
+  scrapeMetrics: () => Promise<{ contentType: string; body: string }>;
 }
 
 /**

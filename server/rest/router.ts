@@ -40,6 +40,13 @@ async function route(req: Req, res: Res, deps: RestDeps, path: string, startedAt
     case "/healthz":
       // Liveness: the process answers. Nothing else is checked.
       return sendJson(res, 200, { status: "ok" });
+    case "/metrics": {
+      // Prometheus scrapes without credentials, as usual; the labels carry no secrets or per-caller data.
+      const { contentType, body } = await deps.scrapeMetrics();
+      res.writeHead(200, { "content-type": contentType, "content-length": Buffer.byteLength(body) });
+      res.end(body);
+      return;
+    }
     case "/readyz":
       // Readiness: accepting traffic (false while starting up or draining).
       return deps.isReady() ? sendJson(res, 200, { status: "ready" }) : sendJson(res, 503, { status: "draining" });

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file switchyard/v1/common.proto.
  */
 export const file_switchyard_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("Chpzd2l0Y2h5YXJkL3YxL2NvbW1vbi5wcm90bxINc3dpdGNoeWFyZC52MSKAAQoFVXNhZ2USFQoNcHJvbXB0X3Rva2VucxgBIAEoDRIZChFjb21wbGV0aW9uX3Rva2VucxgCIAEoDRIUCgx0b3RhbF90b2tlbnMYAyABKA0SFQoNY2FjaGVkX3Rva2VucxgEIAEoDRIYChByZWFzb25pbmdfdG9rZW5zGAUgASgNImgKC0dhdGV3YXlJbmZvEhIKCnJlcXVlc3RfaWQYASABKAkSEAoIcHJvdmlkZXIYAiABKAkSDQoFbW9kZWwYAyABKAkSEAoIYXR0ZW1wdHMYBCABKA0SEgoKbGF0ZW5jeV9tcxgFIAEoAWIGcHJvdG8z");
+  fileDesc("Chpzd2l0Y2h5YXJkL3YxL2NvbW1vbi5wcm90bxINc3dpdGNoeWFyZC52MSKcAQoFVXNhZ2USFQoNcHJvbXB0X3Rva2VucxgBIAEoDRIZChFjb21wbGV0aW9uX3Rva2VucxgCIAEoDRIUCgx0b3RhbF90b2tlbnMYAyABKA0SFQoNY2FjaGVkX3Rva2VucxgEIAEoDRIYChByZWFzb25pbmdfdG9rZW5zGAUgASgNEhoKEmNhY2hlX3dyaXRlX3Rva2VucxgGIAEoDSJoCgtHYXRld2F5SW5mbxISCgpyZXF1ZXN0X2lkGAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEg0KBW1vZGVsGAMgASgJEhAKCGF0dGVtcHRzGAQgASgNEhIKCmxhdGVuY3lfbXMYBSABKAFiBnByb3RvMw");
 
 /**
  * Usage is token usage in one shape for every provider.
@@ -46,6 +46,13 @@ export type Usage = Message<"switchyard.v1.Usage"> & {
    * @generated from field: uint32 reasoning_tokens = 5;
    */
   reasoningTokens: number;
+
+  /**
+   * Prompt tokens written to the provider's prompt cache (Anthropic, Bedrock).
+   *
+   * @generated from field: uint32 cache_write_tokens = 6;
+   */
+  cacheWriteTokens: number;
 };
 
 /**

@@ -1,5 +1,6 @@
 import { GatewayError } from "../../errors/errors.ts";
 import { isRecord } from "../../wire/openai/json.ts";
+import { redactSecrets } from "../shared/redact.ts";
 
 /** Response headers as undici gives them. */
 type IncomingHttpHeaders = Record<string, string | string[] | undefined>;
@@ -8,8 +9,8 @@ type IncomingHttpHeaders = Record<string, string | string[] | undefined>;
  * An OpenAI-format provider's error answer -> GatewayError. The caller's own
  * mistakes (400, 404, 413, 422) keep the provider's message, param and code so
  * SDK users see what OpenAI would have told them. Credential errors (401,
- * 403) are the gateway's problem, not the caller's, and their messages can
- * echo part of the provider key, so they are replaced.
+ * 403) are the gateway's problem, not the caller's (502), and their messages
+ * can echo part of the provider key, so key-shaped text is masked.
  */
 export function providerError(provider: string, status: number, headers: IncomingHttpHeaders, bodyText: string): GatewayError {
   const detail = parseErrorBody(bodyText);
@@ -22,7 +23,10 @@ export function providerError(provider: string, status: number, headers: Incomin
     ...(detail.code === undefined ? {} : { providerCode: detail.code }),
   };
   if (status === 401 || status === 403) {
-    return new GatewayError("upstream_error", `provider '${provider}' rejected the gateway's credentials (HTTP ${status})`, upstream);
+    // The caller's key was fine; the gateway's provider key was not. Not a 401 to the caller, and
+    // routing may try another key or provider.
+    const why = detail.message === undefined ? "" : `: ${redactSecrets(detail.message)}`;
+    return new GatewayError("upstream_error", `provider '${provider}' rejected the gateway's credentials (HTTP ${status})${why}`, upstream);
   }
   if (status === 404) return new GatewayError("model_not_found", msg, pass);
   if (status === 408) return new GatewayError("upstream_timeout", `provider '${provider}' timed out: ${msg}`, upstream);

@@ -137,6 +137,8 @@ function decodeMessage(raw: unknown, p: string): Message {
     toolCalls,
     toolCallId,
     refusal: optString(m["refusal"], `${p}.refusal`),
+    // Reasoning a caller sends back (DeepSeek-style) stays in extra, untouched.
+    reasoningContent: "",
     extra: pickExtra(m, MESSAGE_KEYS),
   };
 }

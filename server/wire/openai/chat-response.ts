@@ -41,7 +41,7 @@ const FINISH_OUT: Record<number, string | null> = {
 
 const COMPLETION_KEYS = new Set(["id", "object", "created", "model", "choices", "usage", "system_fingerprint"]);
 const CHOICE_KEYS = new Set(["index", "message", "delta", "finish_reason"]);
-const RESPONSE_MESSAGE_KEYS = new Set(["role", "content", "tool_calls", "refusal"]);
+const RESPONSE_MESSAGE_KEYS = new Set(["role", "content", "tool_calls", "refusal", "reasoning_content"]);
 
 function bad(what: string): GatewayError {
   return new GatewayError("upstream_error", `provider returned a malformed response: ${what}`);
@@ -91,6 +91,7 @@ export function decodeUsage(v: unknown): Usage | undefined {
     totalTokens: count(v["total_tokens"], "usage.total_tokens") || Math.min(prompt + completion, 0xffff_ffff),
     cachedTokens: count(pd?.["cached_tokens"], "usage.prompt_tokens_details.cached_tokens"),
     reasoningTokens: count(cd?.["reasoning_tokens"], "usage.completion_tokens_details.reasoning_tokens"),
+    cacheWriteTokens: 0,
   };
 }
 
@@ -145,6 +146,7 @@ function decodeChoice(raw: unknown, i: number): Choice {
     toolCalls,
     toolCallId: "",
     refusal: typeof m["refusal"] === "string" ? m["refusal"] : undefined,
+    reasoningContent: str(m["reasoning_content"]),
     extra: rest(m, RESPONSE_MESSAGE_KEYS),
   };
   return {
@@ -195,6 +197,7 @@ function decodeChoiceDelta(raw: unknown, i: number): ChoiceDelta {
       content: typeof d["content"] === "string" ? d["content"] : undefined,
       toolCalls,
       refusal: typeof d["refusal"] === "string" ? d["refusal"] : undefined,
+      reasoningContent: typeof d["reasoning_content"] === "string" ? d["reasoning_content"] : undefined,
     },
     finishReason: FINISH_IN[str(raw["finish_reason"])] ?? FinishReason.UNSPECIFIED,
     extra: rest(raw, CHOICE_KEYS),
@@ -233,6 +236,8 @@ export function encodeChatCompletion(c: ChatCompletion): JsonRecord {
     message["role"] = "assistant";
     message["content"] = m ? textOf(m.content) : null;
     message["refusal"] = m?.refusal ?? null;
+    // DeepSeek's field name, which OpenAI-compatible clients that show reasoning read.
+    if (m?.reasoningContent) message["reasoning_content"] = m.reasoningContent;
     if (m && m.toolCalls.length > 0) {
       message["tool_calls"] = m.toolCalls.map((t) => ({
         id: t.id,
@@ -267,6 +272,7 @@ export function encodeChatChunk(c: ChatChunk): JsonRecord {
       if (d.role === Role.ASSISTANT) delta["role"] = "assistant";
       if (d.content !== undefined) delta["content"] = d.content;
       if (d.refusal !== undefined) delta["refusal"] = d.refusal;
+      if (d.reasoningContent !== undefined) delta["reasoning_content"] = d.reasoningContent;
       if (d.toolCalls.length > 0) {
         delta["tool_calls"] = d.toolCalls.map((t) => {
           const tc: JsonRecord = { index: t.index };

@@ -1,0 +1,135 @@
+import type { Readable } from "node:stream";
+import { request } from "undici";
+import { GatewayError } from "../../errors/errors.ts";
+import type { CallOptions } from "../types.ts";
+import { createUpstreamAgent, transportError, upstreamAbort, type UpstreamTimeouts } from "./http.ts";
+
+/** Response headers as undici gives them. */
+export type UpstreamHeaders = Record<string, string | string[] | undefined>;
+
+/** Turns a provider's non-2xx answer into a GatewayError; each provider reads its own error bodies. */
+export type ErrorMapper = (status: number, headers: UpstreamHeaders, bodyText: string) => GatewayError;
+
+export interface UpstreamOptions {
+  /** Provider id, named in errors. */
+  id: string;
+  timeouts: UpstreamTimeouts;
+  maxConnections: number;
+  mapError: ErrorMapper;
+}
+
+export interface UpstreamRequest {
+  url: string;
+  method: "GET" | "POST";
+  headers: Record<string, string>;
+  body?: string | Uint8Array;
+}
+
+/** A 2xx streaming response: read `body`, then call `release` exactly once. */
+export interface OpenStream {
+  headers: UpstreamHeaders;
+  body: Readable;
+  /** Ends the exchange: stops the deadline timer, and aborts the upstream unless it completed. */
+  release(completed: boolean): void;
+  /** Maps an error thrown while reading the body (timeouts, resets, caller gone). */
+  failure(err: unknown): GatewayError;
+}
+
+/**
+ * One provider's connection pool and exchange rules: keep-alive, the total
+ * deadline, the caller's abort signal, error mapping. Every provider sends
+ * through this, so timeouts and cancellation behave the same everywhere.
+ */
+export interface Upstream {
+  /** Sends a request and parses the 2xx JSON answer; anything else throws a GatewayError. */
+  json(req: UpstreamRequest, call: CallOptions): Promise<unknown>;
+  /** Sends a request and returns the 2xx response unread, for streaming. */
+  open(req: UpstreamRequest, call: CallOptions): Promise<OpenStream>;
+  close(): Promise<void>;
+}
+
+type Response = Awaited<ReturnType<typeof request>>;
+
+export function createUpstream(options: UpstreamOptions): Upstream {
+  const { id, timeouts, mapError } = options;
+  const agent = createUpstreamAgent(timeouts, options.maxConnections);
+
+  async function send(req: UpstreamRequest, call: CallOptions, signal: AbortSignal): Promise<Response> {
+    let res: Response;
+    try {
+      res = await request(req.url, {
+        method: req.method,
+        dispatcher: agent,
+        headers: req.headers,
+        body: req.body ?? null,
+        signal,
+      });
+    } catch (err) {
+      throw transportError(err, id, call.signal, timeouts);
+    }
+    if (res.statusCode >= 300) {
+      let text: string;
+      try {
+        text = await res.body.text();
+      } catch (err) {
+        throw transportError(err, id, call.signal, timeouts);
+      }
+      throw mapError(res.statusCode, res.headers, text);
+    }
+    return res;
+  }
+
+  return {
+    async json(req, call) {
+      const abort = upstreamAbort(call.signal, timeouts.totalMs);
+      try {
+        const res = await send(req, call, abort.signal);
+        try {
+          return await res.body.json();
+        } catch (err) {
+          if (err instanceof SyntaxError) throw new GatewayError("upstream_error", `provider '${id}' returned invalid JSON`, { cause: err });
+          throw transportError(err, id, call.signal, timeouts);
+        }
+      } finally {
+        abort.done();
+      }
+    },
+
+    async open(req, call) {
+      const abort = upstreamAbort(call.signal, timeouts.totalMs);
+      let res: Response;
+      try {
+        res = await send(req, call, abort.signal);
+      } catch (err) {
+        abort.done();
+        throw err;
+      }
+      let released = false;
+      return {
+        headers: res.headers,
+        body: res.body,
+        release(completed) {
+          if (released) return;
+          released = true;
+          abort.done();
+          if (!completed) res.body.destroy();
+        },
+        failure: (err) => transportError(err, id, call.signal, timeouts),
+      };
+    },
+
+    close: () => agent.close(),
+  };
+}
+
+/** Round-robin over a provider's keys (or credential sets); smarter balancing is routing's job. */
+export function keyRing<T>(keys: readonly T[]): () => T | undefined {
+  let next = 0;
+  return () => (keys.length === 0 ? undefined : keys[next++ % keys.length]);
+}
+
+/** The first value of a response header. */
+export function header(headers: UpstreamHeaders, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}

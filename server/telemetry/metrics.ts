@@ -1,0 +1,122 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { Operation, PipelineObserver, RequestRecord } from "../pipeline/pipeline.ts";
+
+/** Most distinct model label values kept; later ones are counted as "other" so label sets stay bounded. */
+const MAX_MODELS = 256;
+
+const LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+/** The gateway's own overhead is measured in microseconds. */
+const OVERHEAD_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05];
+const GAP_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export interface Metrics extends PipelineObserver {
+  /** The Prometheus text exposition of every metric. */
+  scrape(): Promise<{ contentType: string; body: string }>;
+}
+
+/**
+ * Prometheus metrics for one gateway (its own registry, so several gateways
+ * in one process do not collide). Labels are bounded: operation, provider
+ * (from the configuration), model (capped), and outcome ("ok" or a gateway
+ * error code, a closed set). No per-request or per-key labels.
+ */
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  const requests = new Counter({
+    name: "switchyard_requests_total",
+    help: "Requests finished, by operation, provider, model and outcome (ok or the error code).",
+    labelNames: ["operation", "provider", "model", "outcome"] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: "switchyard_request_duration_seconds",
+    help: "Time from arrival to the end of the request (for streams, the last chunk).",
+    labelNames: ["operation", "provider"] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const upstream = new Histogram({
+    name: "switchyard_upstream_duration_seconds",
+    help: "Time waiting on the provider: until its answer, or for streams its first chunk.",
+    labelNames: ["operation", "provider"] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const overhead = new Histogram({
+    name: "switchyard_overhead_seconds",
+    help: "Time the gateway itself added: request time (streams: to first chunk) minus provider time.",
+    labelNames: ["operation"] as const,
+    buckets: OVERHEAD_BUCKETS,
+    registers: [registry],
+  });
+  const ttft = new Histogram({
+    name: "switchyard_time_to_first_token_seconds",
+    help: "Streams: time from arrival to the first chunk.",
+    labelNames: ["provider"] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const gaps = new Histogram({
+    name: "switchyard_stream_chunk_gap_seconds",
+    help: "Streams: time between consecutive chunks.",
+    labelNames: ["provider"] as const,
+    buckets: GAP_BUCKETS,
+    registers: [registry],
+  });
+  const tokens = new Counter({
+    name: "switchyard_tokens_total",
+    help: "Tokens by provider, model and kind (input, output, cached, cache_write, reasoning).",
+    labelNames: ["provider", "model", "kind"] as const,
+    registers: [registry],
+  });
+  const inflight = new Gauge({
+    name: "switchyard_inflight_requests",
+    help: "Requests in the pipeline now.",
+    labelNames: ["operation"] as const,
+    registers: [registry],
+  });
+
+  const models = new Set<string>();
+  const modelLabel = (model: string): string => {
+    if (model === "") return "";
+    if (models.has(model)) return model;
+    if (models.size >= MAX_MODELS) return "other";
+    models.add(model);
+    return model;
+  };
+
+  return {
+    started(op: Operation) {
+      inflight.inc({ operation: op });
+    },
+    chunkGap(provider, ms) {
+      gaps.observe({ provider }, ms / 1000);
+    },
+    finished(r: RequestRecord) {
+      inflight.dec({ operation: r.operation });
+      const model = modelLabel(r.model);
+      requests.inc({ operation: r.operation, provider: r.provider, model, outcome: r.ok ? "ok" : r.errorCode ?? "internal" });
+      duration.observe({ operation: r.operation, provider: r.provider }, r.latencyMs / 1000);
+      if (r.upstreamMs !== undefined) {
+        upstream.observe({ operation: r.operation, provider: r.provider }, r.upstreamMs / 1000);
+        const own = (r.firstChunkMs ?? r.latencyMs) - r.upstreamMs;
+        if (r.ok) overhead.observe({ operation: r.operation }, Math.max(0, own) / 1000);
+      }
+      if (r.firstChunkMs !== undefined) ttft.observe({ provider: r.provider }, r.firstChunkMs / 1000);
+      const u = r.usage;
+      if (u !== undefined) {
+        const labels = (kind: string) => ({ provider: r.provider, model, kind });
+        if (u.promptTokens) tokens.inc(labels("input"), u.promptTokens);
+        if (u.completionTokens) tokens.inc(labels("output"), u.completionTokens);
+        if (u.cachedTokens) tokens.inc(labels("cached"), u.cachedTokens);
+        if (u.cacheWriteTokens) tokens.inc(labels("cache_write"), u.cacheWriteTokens);
+        if (u.reasoningTokens) tokens.inc(labels("reasoning"), u.reasoningTokens);
+      }
+    },
+    async scrape() {
+      return { contentType: registry.contentType, body: await registry.metrics() };
+    },
+  };
+}
