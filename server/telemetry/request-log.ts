@@ -1,0 +1,165 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { Worker } from "node:worker_threads";
+import type { RequestRecord } from "../pipeline/pipeline.ts";
+import type { AggregateRow, Bucket, GroupBy, LogFilter, LogRow } from "./log-store.ts";
+import type { Logger } from "./log.ts";
+import type { WorkerConfig, WorkerReply, WorkerRequest } from "./request-log-worker.ts";
+
+export interface RequestLogOptions {
+  /** SQLite file; its folder is created. */
+  path: string;
+  /** Records kept this long (default 14 days). */
+  maxAgeMs?: number;
+  /** And at most this many (default 2 million, roughly 1 GB). */
+  maxRows?: number;
+  /** Records waiting to be written; beyond it new ones are dropped and counted (default 20,000). */
+  queueMax?: number;
+  /** How often waiting records are sent to the writer (default 200 ms). */
+  flushMs?: number;
+  logger: Logger;
+}
+
+export interface RequestLog {
+  /** Queues one record; never blocks, never throws. */
+  add(r: RequestRecord): void;
+  /** Writes everything queued so far; resolves when it is on disk. */
+  flush(): Promise<void>;
+  search(filter: LogFilter, pageSize: number, pageToken: string): Promise<{ entries: LogRow[]; nextPageToken: string }>;
+  aggregate(filter: LogFilter, groupBy: GroupBy, bucket: Bucket): Promise<AggregateRow[]>;
+  /** Applies retention now (normally every few minutes). */
+  retain(now?: number): Promise<number>;
+  /** Records dropped because the queue was full, since start. */
+  dropped(): number;
+  close(): Promise<void>;
+}
+
+const BATCH = 1000;
+/** Batches sent but not yet written; past this the writer is behind and records queue (then drop). */
+const MAX_IN_FLIGHT = 8;
+
+/**
+ * The request log: one row per request, written off the hot path. Records
+ * go to a bounded in-memory queue and from there, in batches, to a worker
+ * thread that owns the SQLite database. A slow or failing disk can only
+ * cost log rows (counted), never a request.
+ */
+export function createRequestLog(options: RequestLogOptions): RequestLog {
+  const queueMax = options.queueMax ?? 20_000;
+  mkdirSync(dirname(options.path), { recursive: true });
+  const workerConfig: WorkerConfig = {
+    path: options.path,
+    maxAgeMs: options.maxAgeMs ?? 14 * 86_400_000,
+    maxRows: options.maxRows ?? 2_000_000,
+    retentionEveryMs: 5 * 60_000,
+  };
+  const worker = new Worker(new URL("./request-log-worker.ts", import.meta.url), { workerData: workerConfig });
+  worker.unref();
+  let queue: LogRow[] = [];
+  let droppedCount = 0;
+  let inFlight = 0;
+  let nextId = 1;
+  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  let closed = false;
+
+  worker.on("message", (reply: WorkerReply) => {
+    const p = pending.get(reply.id);
+    if (p === undefined) return;
+    pending.delete(reply.id);
+    if (reply.ok) p.resolve(reply.result);
+    else p.reject(new Error(reply.error));
+  });
+  worker.on("error", (err) => {
+    options.logger.error("request log writer failed", { error: err });
+    for (const p of pending.values()) p.reject(err);
+    pending.clear();
+    closed = true;
+  });
+
+  function call<T>(msg: Omit<WorkerRequest, "id"> & { type: WorkerRequest["type"] }): Promise<T> {
+    if (closed) return Promise.reject(new Error("request log is closed"));
+    const id = nextId++;
+    return new Promise<T>((resolve, reject) => {
+      pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      worker.postMessage({ ...msg, id });
+    });
+  }
+
+  function sendBatch(): Promise<void> | undefined {
+    if (queue.length === 0 || inFlight >= MAX_IN_FLIGHT || closed) return undefined;
+    const rows = queue.length <= BATCH ? queue : queue.slice(0, BATCH);
+    queue = queue.length <= BATCH ? [] : queue.slice(BATCH);
+    inFlight++;
+    return call<number>({ type: "insert", rows } as WorkerRequest).then(
+      () => {
+        inFlight--;
+      },
+      (err: unknown) => {
+        inFlight--;
+        droppedCount += rows.length;
+        options.logger.error("request log write failed", { error: err, rows: rows.length });
+      },
+    );
+  }
+
+  const timer = setInterval(() => {
+    while (sendBatch() !== undefined);
+  }, options.flushMs ?? 200);
+  timer.unref();
+
+  return {
+    add(r) {
+      if (closed || queue.length >= queueMax) {
+        droppedCount++;
+        return;
+      }
+      queue.push(toRow(r));
+    },
+    async flush() {
+      while (queue.length > 0 || inFlight > 0) {
+        const sent = sendBatch();
+        if (sent) await sent;
+        else await new Promise((r) => setTimeout(r, 5));
+      }
+    },
+    search: (filter, pageSize, pageToken) => call({ type: "search", filter, pageSize, pageToken } as WorkerRequest),
+    aggregate: (filter, groupBy, bucket) => call({ type: "aggregate", filter, groupBy, bucket } as WorkerRequest),
+    retain: (now) => call({ type: "retain", now } as WorkerRequest),
+    dropped: () => droppedCount,
+    async close() {
+      clearInterval(timer);
+      if (closed) return;
+      await this.flush().catch(() => {});
+      closed = true;
+      worker.postMessage({ type: "close" });
+      await new Promise<void>((resolve) => {
+        worker.once("exit", () => resolve());
+        setTimeout(() => void worker.terminate().then(() => resolve()), 2000).unref();
+      });
+    },
+  };
+}
+
+function toRow(r: RequestRecord): LogRow {
+  const u = r.usage;
+  return {
+    timeMs: Math.round(Date.now() - r.latencyMs),
+    requestId: r.requestId,
+    key: r.principal,
+    team: "",
+    customer: "",
+    operation: r.operation,
+    modelAsked: r.modelAsked,
+    provider: r.provider,
+    model: r.model,
+    status: r.ok ? "ok" : r.errorCode ?? "internal",
+    promptTokens: u?.promptTokens ?? 0,
+    completionTokens: u?.completionTokens ?? 0,
+    cachedTokens: u?.cachedTokens ?? 0,
+    costUsd: 0,
+    latencyMs: r.latencyMs,
+    firstChunkMs: r.firstChunkMs ?? null,
+    cacheStatus: "",
+    attempts: 1,
+  };
+}
