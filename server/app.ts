@@ -20,6 +20,7 @@ import { registerReflection } from "./rpc/reflection.ts";
 import { registerServices } from "./rpc/services.ts";
 import { silentLogger, type Logger } from "./telemetry/log.ts";
 import { createMetrics } from "./telemetry/metrics.ts";
+import { createTracing, type TracingOptions } from "./telemetry/tracing.ts";
 import { grpcUnimplemented, isGrpcRequest } from "./transport/grpc-fallback.ts";
 import { listenOnePort, type OnePortServer } from "./transport/one-port.ts";
 
@@ -38,6 +39,8 @@ export interface GatewayOptions {
   logger?: Logger;
   /** Receives one record per finished request (tests, and later accounting and logs). */
   onRecord?: (r: RequestRecord) => void;
+  /** OpenTelemetry export; without an endpoint no spans are made. */
+  tracing?: Partial<TracingOptions>;
 }
 
 export interface RunningGateway {
@@ -59,6 +62,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const catalog = createModelCatalog(providers, config.aliases, (provider, err) =>
     logger.warn("model discovery failed", { provider, error: err }));
   const metrics = createMetrics();
+  const tracing = createTracing({ ...options.tracing, serviceName: options.tracing?.serviceName ?? "switchyard" });
   const onRecord = options.onRecord;
   const observer: PipelineObserver = onRecord === undefined ? metrics : {
     started: (op) => metrics.started(op),
@@ -72,6 +76,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     resolve: createResolver(providers, config.aliases, catalog),
     catalog,
     observer,
+    tracing,
     logger,
   });
   const authenticate = createAuthenticator(config.auth.keys);
@@ -116,6 +121,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       await server.close(graceMs);
       shutdown.abort();
       await Promise.all([...providers.values()].map((p) => p.close()));
+      await tracing.shutdown();
     },
   };
 }

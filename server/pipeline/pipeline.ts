@@ -1,12 +1,15 @@
-import type { ChatChunk, ChatCompletion, ChatRequest } from "../../gen/switchyard/v1/chat_pb.ts";
+import type { Attributes } from "@opentelemetry/api";
+import { FinishReason, type ChatChunk, type ChatCompletion, type ChatRequest } from "../../gen/switchyard/v1/chat_pb.ts";
 import type { GatewayInfo, Usage } from "../../gen/switchyard/v1/common_pb.ts";
 import type { EmbedRequest, EmbedResponse } from "../../gen/switchyard/v1/embeddings_pb.ts";
 import type { Model } from "../../gen/switchyard/v1/models_pb.ts";
 import { GatewayError } from "../errors/errors.ts";
 import type { Principal } from "../governance/authenticate.ts";
+import type { CallOptions } from "../providers/types.ts";
 import type { ModelCatalog } from "../routing/catalog.ts";
 import type { Target } from "../routing/resolve.ts";
 import type { Logger } from "../telemetry/log.ts";
+import type { AttemptTrace, RequestTrace, SpanOutcome, Tracing } from "../telemetry/tracing.ts";
 import { validateChatRequest, validateEmbedRequest } from "./validate.ts";
 
 /**
@@ -35,6 +38,9 @@ export interface Entry {
   signal: AbortSignal;
   /** performance.now() when the request arrived. */
   startedAt: number;
+  /** The caller's W3C trace context, continued by the request span and passed upstream. */
+  traceparent?: string | undefined;
+  tracestate?: string | undefined;
 }
 
 export type Operation = "chat" | "chat_stream" | "embed";
@@ -75,6 +81,7 @@ export interface PipelineDeps {
   resolve: (model: string) => Target;
   catalog: ModelCatalog;
   observer: PipelineObserver;
+  tracing: Tracing;
   /** Internal errors are logged with their cause here; callers only ever see a generic message. */
   logger: Logger;
 }
@@ -87,21 +94,28 @@ interface Run {
   target: Target | undefined;
   upstreamStart: number;
   upstreamMs: number | undefined;
+  trace: RequestTrace;
+  attempt: AttemptTrace | undefined;
 }
 
 export function createPipeline(deps: PipelineDeps): Pipeline {
-  const { resolve, catalog, observer, logger } = deps;
+  const { resolve, catalog, observer, tracing, logger } = deps;
 
   function begin(entry: Entry, op: Operation, asked: string): Run {
     observer.started(op);
-    return { entry, op, asked, target: undefined, upstreamStart: 0, upstreamMs: undefined };
+    const trace = tracing.startRequest(op === "embed" ? "embeddings" : "chat", entry.traceparent, entry.tracestate);
+    return { entry, op, asked, target: undefined, upstreamStart: 0, upstreamMs: undefined, trace, attempt: undefined };
   }
 
-  function finish(run: Run, usage: Usage | undefined, err: unknown, firstChunkMs?: number): void {
+  function finish(run: Run, usage: Usage | undefined, err: unknown, firstChunkMs?: number, result?: SpanOutcome): void {
     const { entry } = run;
-    if (err !== undefined && GatewayError.from(err).code === "internal") {
+    const error = err === undefined ? undefined : GatewayError.from(err);
+    if (error?.code === "internal") {
       logger.error("internal error", { requestId: entry.requestId, operation: run.op, error: err, cause: (err as Error).cause });
     }
+    const outcome: SpanOutcome = { ...result, usage, errorCode: error?.code, errorMessage: error?.message };
+    run.attempt?.end(outcome);
+    run.trace.end(outcome);
     observer.finished({
       requestId: entry.requestId,
       principal: entry.principal.id,
@@ -119,22 +133,32 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   }
 
   /** Validation and routing, shared by every operation: returns the provider's view of the request. */
-  function route<R extends { model: string }>(run: Run, req: R, validate: (r: R) => void): R {
+  function route<R extends { model: string }>(run: Run, req: R, validate: (r: R) => void, attributes?: (r: R) => Attributes): R {
     validate(req);
     run.target = resolve(req.model);
+    run.attempt = run.trace.startAttempt(run.target.provider.id, run.target.model, tracing.enabled && attributes ? attributes(req) : undefined);
     run.upstreamStart = performance.now();
     return { ...req, model: run.target.model };
+  }
+
+  function call(run: Run): CallOptions {
+    const headers = run.attempt?.headers;
+    return { signal: run.entry.signal, requestId: run.entry.requestId, headers: headers && headers !== NO_TRACE && Object.keys(headers).length > 0 ? headers : undefined };
   }
 
   return {
     async complete(req, entry) {
       const run = begin(entry, "chat", req.model);
       try {
-        const upstream = route(run, req, validateChatRequest);
-        const completion = await run.target!.provider.chat(upstream, { signal: entry.signal, requestId: entry.requestId });
+        const upstream = route(run, req, validateChatRequest, chatAttributes);
+        const completion = await run.target!.provider.chat(upstream, call(run));
         run.upstreamMs = performance.now() - run.upstreamStart;
         completion.gateway = gatewayInfo(entry, run.target!);
-        finish(run, completion.usage, undefined);
+        finish(run, completion.usage, undefined, undefined, {
+          responseModel: completion.model,
+          responseId: completion.id,
+          finishReasons: completion.choices.map((c) => FINISH_NAMES[c.finishReason] ?? "unknown"),
+        });
         return completion;
       } catch (err) {
         finish(run, undefined, err);
@@ -146,8 +170,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       const run = begin(entry, "chat_stream", req.model);
       let chunks: AsyncIterable<ChatChunk>;
       try {
-        const upstream = route(run, req, validateChatRequest);
-        chunks = await run.target!.provider.chatStream(upstream, { signal: entry.signal, requestId: entry.requestId });
+        const upstream = route(run, req, validateChatRequest, chatAttributes);
+        chunks = await run.target!.provider.chatStream(upstream, call(run));
       } catch (err) {
         finish(run, undefined, err);
         throw GatewayError.from(err);
@@ -159,10 +183,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       const run = begin(entry, "embed", req.model);
       try {
         const upstream = route(run, req, validateEmbedRequest);
-        const res = await run.target!.provider.embed(upstream, { signal: entry.signal, requestId: entry.requestId });
+        const res = await run.target!.provider.embed(upstream, call(run));
         run.upstreamMs = performance.now() - run.upstreamStart;
         res.gateway = gatewayInfo(entry, run.target!);
-        finish(run, res.usage, undefined);
+        finish(run, res.usage, undefined, undefined, { responseModel: res.model });
         return res;
       } catch (err) {
         finish(run, undefined, err);
@@ -225,6 +249,32 @@ async function* relay(
     const err = completed ? undefined : failure ?? new GatewayError("canceled", "the caller canceled the stream");
     done(usage, err, firstChunkMs);
   }
+}
+
+const NO_TRACE: Readonly<Record<string, string>> = Object.freeze({});
+
+const FINISH_NAMES: Record<number, string> = {
+  [FinishReason.STOP]: "stop",
+  [FinishReason.LENGTH]: "length",
+  [FinishReason.TOOL_CALLS]: "tool_calls",
+  [FinishReason.CONTENT_FILTER]: "content_filter",
+  [FinishReason.FUNCTION_CALL]: "function_call",
+};
+
+/** GenAI request attributes of a chat span (only computed when tracing is on). */
+function chatAttributes(req: ChatRequest): Attributes {
+  const a: Attributes = {};
+  const maxTokens = req.maxCompletionTokens ?? req.maxTokens;
+  if (maxTokens !== undefined) a["gen_ai.request.max_tokens"] = maxTokens;
+  if (req.temperature !== undefined) a["gen_ai.request.temperature"] = req.temperature;
+  if (req.topP !== undefined) a["gen_ai.request.top_p"] = req.topP;
+  if (req.topK !== undefined) a["gen_ai.request.top_k"] = req.topK;
+  if (req.stop.length > 0) a["gen_ai.request.stop_sequences"] = req.stop;
+  if (req.seed !== undefined) a["gen_ai.request.seed"] = Number(req.seed);
+  if (req.presencePenalty !== undefined) a["gen_ai.request.presence_penalty"] = req.presencePenalty;
+  if (req.frequencyPenalty !== undefined) a["gen_ai.request.frequency_penalty"] = req.frequencyPenalty;
+  if (req.n !== undefined && req.n !== 1) a["gen_ai.request.choice.count"] = req.n;
+  return a;
 }
 
 function gatewayInfo(entry: Entry, target: Target): GatewayInfo {

@@ -29,6 +29,8 @@ export interface CallOptions {
   /** Aborts when the caller goes away; the upstream request is aborted with it. */
   signal: AbortSignal;
   requestId: string;
+  /** Headers to add to the upstream request (W3C trace context); set by the pipeline. */
+  headers?: Readonly<Record<string, string>> | undefined;
 }
 
 export interface ProviderModel {

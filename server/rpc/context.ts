@@ -32,7 +32,14 @@ export function rpcEntry(ctx: HandlerContext): Entry {
   if (principal === undefined) throw toConnectError(new GatewayError("internal", "request gate did not run"));
   const requestId = requestIdFrom(ctx.requestHeader.get("x-request-id"));
   ctx.responseHeader.set("x-request-id", requestId);
-  return { principal, requestId, signal: ctx.signal, startedAt: ctx.values.get(kStartedAt) || performance.now() };
+  return {
+    principal,
+    requestId,
+    signal: ctx.signal,
+    startedAt: ctx.values.get(kStartedAt) || performance.now(),
+    traceparent: ctx.requestHeader.get("traceparent") ?? undefined,
+    tracestate: ctx.requestHeader.get("tracestate") ?? undefined,
+  };
 }
 
 /** Runs a handler body, turning gateway errors into Connect errors with the right code. */

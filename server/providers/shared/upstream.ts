@@ -60,7 +60,8 @@ export function createUpstream(options: UpstreamOptions): Upstream {
       res = await request(req.url, {
         method: req.method,
         dispatcher: agent,
-        headers: req.headers,
+        // Trace context travels with every provider call; it is never part of what a provider signs.
+        headers: call.headers === undefined ? req.headers : { ...req.headers, ...call.headers },
         body: req.body ?? null,
         signal,
       });
