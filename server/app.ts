@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import type { DescFile } from "@bufbuild/protobuf";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { ConnectRouter } from "@connectrpc/connect";
@@ -5,6 +6,7 @@ import { file_google_rpc_error_details } from "../gen/google/rpc/error_details_p
 import { file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.ts";
 import { file_switchyard_v1_chat } from "../gen/switchyard/v1/chat_pb.ts";
 import { file_switchyard_v1_embeddings } from "../gen/switchyard/v1/embeddings_pb.ts";
+import { file_switchyard_v1_logs } from "../gen/switchyard/v1/logs_pb.ts";
 import { file_switchyard_v1_models } from "../gen/switchyard/v1/models_pb.ts";
 import type { Config } from "./config/schema.ts";
 import { createAuthenticator } from "./governance/authenticate.ts";
@@ -17,18 +19,46 @@ import { createResolver } from "./routing/resolve.ts";
 import { createRequestGate } from "./rpc/context.ts";
 import { createHealth } from "./rpc/health.ts";
 import { registerReflection } from "./rpc/reflection.ts";
+import { registerLogService } from "./rpc/logs.ts";
 import { registerServices } from "./rpc/services.ts";
 import { silentLogger, type Logger } from "./telemetry/log.ts";
-import { createMetrics } from "./telemetry/metrics.ts";
+import { createMetrics, type Metrics } from "./telemetry/metrics.ts";
+import { createRedactor } from "./telemetry/redact.ts";
+import { createRequestLog, type RequestLog } from "./telemetry/request-log.ts";
 import { createTracing, type TracingOptions } from "./telemetry/tracing.ts";
 import { grpcUnimplemented, isGrpcRequest } from "./transport/grpc-fallback.ts";
 import { listenOnePort, type OnePortServer } from "./transport/one-port.ts";
+
+/**
+ * Everything that hears about finished requests: metrics, the request log,
+ * a debug-level access log line, and the embedder's own hook (tests).
+ */
+function composeObservers(metrics: Metrics, logger: Logger, requestLog: RequestLog | undefined, onRecord: ((r: RequestRecord) => void) | undefined): PipelineObserver {
+  return {
+    started: (op) => metrics.started(op),
+    chunkGap: (provider, ms) => metrics.chunkGap(provider, ms),
+    finished(r) {
+      metrics.finished(r);
+      requestLog?.add(r);
+      logger.debug("request", {
+        requestId: r.requestId,
+        operation: r.operation,
+        provider: r.provider,
+        model: r.model,
+        status: r.ok ? "ok" : r.errorCode,
+        latencyMs: Math.round(r.latencyMs * 1000) / 1000,
+      });
+      onRecord?.(r);
+    },
+  };
+}
 
 /** Files visible through gRPC reflection. */
 const REFLECTED_FILES: readonly DescFile[] = [
   file_switchyard_v1_chat,
   file_switchyard_v1_embeddings,
   file_switchyard_v1_models,
+  file_switchyard_v1_logs,
   file_grpc_health_v1_health,
   file_google_rpc_error_details,
 ];
@@ -39,7 +69,7 @@ export interface GatewayOptions {
   logger?: Logger;
   /** Receives one record per finished request (tests, and later accounting and logs). */
   onRecord?: (r: RequestRecord) => void;
-  /** OpenTelemetry export; without an endpoint no spans are made. */
+  /** Overrides of the tracing configuration (tests shorten the export interval). */
   tracing?: Partial<TracingOptions>;
 }
 
@@ -62,21 +92,28 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const catalog = createModelCatalog(providers, config.aliases, (provider, err) =>
     logger.warn("model discovery failed", { provider, error: err }));
   const metrics = createMetrics();
-  const tracing = createTracing({ ...options.tracing, serviceName: options.tracing?.serviceName ?? "switchyard" });
-  const onRecord = options.onRecord;
-  const observer: PipelineObserver = onRecord === undefined ? metrics : {
-    started: (op) => metrics.started(op),
-    chunkGap: (provider, ms) => metrics.chunkGap(provider, ms),
-    finished(r) {
-      metrics.finished(r);
-      onRecord(r);
-    },
-  };
+  const t = config.tracing;
+  const tracing = createTracing({ endpoint: t.endpoint, tracesEndpoint: t.tracesEndpoint, serviceName: t.serviceName, headers: t.headers, ...options.tracing });
+  const rl = config.requestLog;
+  const requestLog = rl.enabled
+    ? createRequestLog({
+        path: rl.path ?? join(config.dataDir, "requests.db"),
+        maxAgeMs: rl.retentionDays * 86_400_000,
+        maxRows: rl.maxRows,
+        queueMax: rl.queueMax,
+        redact: createRedactor(rl.redact),
+        logger,
+      })
+    : undefined;
+  if (requestLog !== undefined) {
+    metrics.addCounter("switchyard_request_log_dropped_total", "Request-log records dropped because the writer fell behind.", () => requestLog.dropped());
+  }
   const pipeline = createPipeline({
     resolve: createResolver(providers, config.aliases, catalog),
     catalog,
-    observer,
+    observer: composeObservers(metrics, logger, requestLog, options.onRecord),
     tracing,
+    captureBodies: requestLog !== undefined && rl.bodies,
     logger,
   });
   const authenticate = createAuthenticator(config.auth.keys);
@@ -96,6 +133,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const handler = connectNodeAdapter({
     routes(router: ConnectRouter) {
       registerServices(router, pipeline);
+      if (requestLog !== undefined) registerLogService(router, requestLog);
       health.register(router);
       registerReflection(router, REFLECTED_FILES);
     },
@@ -122,6 +160,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       shutdown.abort();
       await Promise.all([...providers.values()].map((p) => p.close()));
       await tracing.shutdown();
+      await requestLog?.close();
     },
   };
 }

@@ -2,7 +2,7 @@ import { parseArgs } from "node:util";
 import { startGateway } from "./app.ts";
 import { ConfigError, loadConfig } from "./config/load.ts";
 import { checkExposure } from "./config/exposure.ts";
-import { createLogger, type LogLevel } from "./telemetry/log.ts";
+import { createLogger } from "./telemetry/log.ts";
 
 const HELP = `switchyard: an AI gateway, one API for every LLM provider
 
@@ -15,8 +15,14 @@ Options:
   --log-level L   debug | info | warn | error (default info, or LOG_LEVEL)
   -h, --help      show this help
 
-Without --config, providers come from the environment:
-  OPENAI_API_KEY (several keys: comma-separated), OPENAI_BASE_URL
+Without --config, providers come from the environment (several keys: comma-separated):
+  OPENAI_API_KEY, OPENAI_BASE_URL, ANTHROPIC_API_KEY, GEMINI_API_KEY,
+  AZURE_OPENAI_API_KEY + AZURE_OPENAI_ENDPOINT, AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY
+  + AWS_REGION (Bedrock), MISTRAL_API_KEY, GROQ_API_KEY, TOGETHER_API_KEY, FIREWORKS_API_KEY,
+  DEEPSEEK_API_KEY, XAI_API_KEY, OPENROUTER_API_KEY, CEREBRAS_API_KEY, PERPLEXITY_API_KEY,
+  OLLAMA_BASE_URL, VLLM_BASE_URL
+Data directory (request log): SWITCHYARD_DATA_DIR (default .data)
+Traces: OTEL_EXPORTER_OTLP_ENDPOINT (OTLP/HTTP); none when unset
 Gateway keys: SWITCHYARD_API_KEYS (comma-separated). Without keys the gateway
 serves unauthenticated on loopback only, unless SWITCHYARD_ALLOW_UNAUTHENTICATED=1.
 `;
@@ -35,18 +41,20 @@ async function main(): Promise<void> {
     process.stdout.write(HELP);
     return;
   }
-  const level = (values["log-level"] ?? process.env["LOG_LEVEL"] ?? "info") as LogLevel;
-  const logger = createLogger(["debug", "info", "warn", "error"].includes(level) ? level : "info");
-
   let port: number | undefined;
   if (values.port !== undefined) {
     port = Number(values.port);
     if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new ConfigError(`--port: '${values.port}' is not a port number`);
   }
-  const config = await loadConfig({ file: values.config, host: values.host, port });
+  const config = await loadConfig({ file: values.config, host: values.host, port, logLevel: values["log-level"] });
   checkExposure(config);
+  const logger = createLogger(config.logLevel);
   if (config.auth.keys.length === 0) logger.warn("no gateway API keys configured: inference is open to anyone who can reach this address", { host: config.server.host });
-  if (config.providers.length === 0) logger.warn("no providers configured: set OPENAI_API_KEY or OPENAI_BASE_URL, or pass --config");
+  if (config.providers.length === 0) {
+    logger.warn("no providers configured: set OPENAI_API_KEY or OPENAI_BASE_URL, or pass --config", {
+      alsoRead: ["ANTHROPIC_API_KEY", "GEMINI_API_KEY", "AZURE_OPENAI_API_KEY + AZURE_OPENAI_ENDPOINT", "AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY + AWS_REGION", "MISTRAL_API_KEY, GROQ_API_KEY, ... (see README)"],
+    });
+  }
 
   const gateway = await startGateway(config, { logger });
   logger.info("switchyard listening", {

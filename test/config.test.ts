@@ -4,14 +4,14 @@
  * guard, and the CLI entry point run as a real process.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import * as http from "node:http";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { checkExposure } from "../server/config/exposure.ts";
 import { ConfigError, loadConfig, validateConfig } from "../server/config/load.ts";
-import type { Config } from "../server/config/schema.ts";
+import { OPENAI_PRESETS, PROVIDER_TYPES, type Config, type OpenAIPreset, type ProviderConfig } from "../server/config/schema.ts";
 
 const repoRoot = path.resolve(import.meta.dirname, "..");
 
@@ -36,6 +36,12 @@ async function configErrorAsync(p: Promise<unknown>): Promise<string> {
   throw new Error("expected a ConfigError, nothing was thrown");
 }
 
+/** The keys of a provider that has them (every type but bedrock). */
+function keysOf(p: ProviderConfig | undefined): readonly string[] {
+  if (p === undefined || !("keys" in p)) throw new Error(`provider ${p?.id} has no keys`);
+  return p.keys;
+}
+
 const goodProvider = { id: "local", type: "openai-compatible", baseUrl: "http://127.0.0.1:8000/v1" } as const;
 
 // ---------------------------------------------------------------------------
@@ -48,7 +54,27 @@ describe("validateConfig", () => {
       auth: { keys: [], allowUnauthenticated: false },
       providers: [],
       aliases: {},
+      dataDir: ".data",
+      logLevel: "info",
+      requestLog: { enabled: true, retentionDays: 14, maxRows: 2_000_000, queueMax: 20_000, bodies: false, redact: ["secrets"] },
+      tracing: { serviceName: "switchyard", headers: {} },
     });
+  });
+
+  it("takes the data directory, log level and OpenTelemetry settings from the environment", async () => {
+    const c = await loadConfig({
+      env: {
+        SWITCHYARD_DATA_DIR: "/var/lib/switchyard",
+        LOG_LEVEL: "debug",
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318",
+        OTEL_SERVICE_NAME: "gw-eu",
+        OTEL_EXPORTER_OTLP_HEADERS: "authorization=Bearer%20t,x-team=ai",
+      },
+    });
+    expect(c.dataDir).toBe("/var/lib/switchyard");
+    expect(c.logLevel).toBe("debug");
+    expect(c.tracing).toEqual({ endpoint: "http://collector:4318", serviceName: "gw-eu", headers: { authorization: "Bearer t", "x-team": "ai" } });
+    await expect(loadConfig({ env: { LOG_LEVEL: "loud" } })).rejects.toThrow(/logLevel/);
   });
 
   it("fills provider defaults, including every timeout", () => {
@@ -120,9 +146,16 @@ describe("validateConfig", () => {
     expect(validateConfig({ providers: [{ ...goodProvider, id: "0a_b-c" }] }).providers[0]!.id).toBe("0a_b-c");
   });
 
-  it("rejects a provider type outside the enum", () => {
-    const msg = configError(() => validateConfig({ providers: [{ ...goodProvider, type: "anthropic" }] } as never));
-    expect(msg).toMatch(/providers\[0\]\.type: .*openai-compatible/);
+  it("rejects a provider type outside the enum, listing every allowed type", () => {
+    const msg = configError(() => validateConfig({ providers: [{ ...goodProvider, type: "antropic" }] } as never));
+    expect(msg).toContain("providers[0].type: unknown provider type 'antropic'; expected one of openai, openai-compatible, mistral,");
+    for (const t of PROVIDER_TYPES) expect(msg, t).toContain(t);
+    expect(PROVIDER_TYPES).toHaveLength(17);
+    // a missing type says so; a value that does not look like a type name is not echoed
+    expect(configError(() => validateConfig({ providers: [{ id: "x" }] } as never))).toContain("providers[0].type: missing provider type; expected one of openai,");
+    const odd = configError(() => validateConfig({ providers: [{ type: "sk-Secret123" }] } as never));
+    expect(odd).toContain("providers[0].type: unknown provider type; expected one of");
+    expect(odd).not.toContain("sk-Secret123");
   });
 
   it("rejects an invalid or non-http base URL", () => {
@@ -135,7 +168,7 @@ describe("validateConfig", () => {
 
   it("rejects duplicate provider ids", () => {
     const msg = configError(() => validateConfig({ providers: [{ ...goodProvider }, { ...goodProvider }] }));
-    expect(msg).toContain("providers[1].id: duplicate provider id 'local'");
+    expect(msg).toContain("providers[1].id: duplicate provider id 'local', also used by providers[0]");
   });
 
   it("rejects an openai provider without keys", () => {
@@ -173,14 +206,19 @@ describe("validateConfig", () => {
     const msg = configError(() =>
       validateConfig({
         server: { port: "abc", host: "" },
-        providers: [{ id: "Bad", type: "nope", baseUrl: "not a url", bogus: 1 }],
+        providers: [
+          { id: "Bad", type: "openai-compatible", baseUrl: "not a url", bogus: 1 },
+          // with an unknown type the other fields cannot be checked (they depend on the type): one line
+          { type: "nope", baseUrl: "not a url" },
+        ],
         extra: true,
       } as never),
     );
-    for (const field of ["server.port:", "server.host:", "providers[0].id:", "providers[0].type:", "providers[0].baseUrl:", "providers[0]: unknown key 'bogus'", "(top level): unknown key 'extra'"]) {
+    for (const field of ["server.port:", "server.host:", "providers[0].id:", "providers[1].type: unknown provider type 'nope'", "providers[0].baseUrl:", "providers[0]: unknown key 'bogus'", "(top level): unknown key 'extra'"]) {
       expect(msg, field).toContain(field);
     }
     expect(msg.split("\n").length).toBeGreaterThanOrEqual(8);
+    expect(msg).not.toContain("providers[1].baseUrl");
   });
 
   it("reports several cross-field problems together", () => {
@@ -208,6 +246,141 @@ describe("validateConfig", () => {
     expect(configError(() => validateConfig({ providers: [{ ...goodProvider, timeouts: { idleMs: 0 } }] }))).toContain(
       "providers[0].timeouts.idleMs:",
     );
+  });
+});
+
+// ---------------------------------------------------------------------------
+
+describe("every provider type", () => {
+  const commonDefaults = {
+    models: [],
+    headers: {},
+    timeouts: { connectMs: 10_000, firstByteMs: 120_000, idleMs: 60_000, totalMs: 600_000 },
+    maxConnections: 256,
+  };
+  const one = (p: Record<string, unknown>): ProviderConfig => validateConfig({ providers: [p] } as never).providers[0]!;
+
+  it("openai: the default base URL, id from the type", () => {
+    expect(one({ type: "openai", keys: ["sk-1"] })).toEqual({ ...commonDefaults, id: "openai", type: "openai", baseUrl: "https://api.openai.com/v1", keys: ["sk-1"] });
+  });
+
+  it("anthropic: base URL, anthropic-version and max_tokens defaults", () => {
+    expect(one({ type: "anthropic", keys: ["sk-ant-1"] })).toEqual({
+      ...commonDefaults,
+      id: "anthropic",
+      type: "anthropic",
+      baseUrl: "https://api.anthropic.com",
+      keys: ["sk-ant-1"],
+      anthropicVersion: "2023-06-01",
+      defaultMaxTokens: 4096,
+    });
+  });
+
+  it("gemini: the v1beta base URL", () => {
+    expect(one({ type: "gemini", keys: ["AIza-1"] })).toEqual({
+      ...commonDefaults,
+      id: "gemini",
+      type: "gemini",
+      baseUrl: "https://generativelanguage.googleapis.com/v1beta",
+      keys: ["AIza-1"],
+    });
+  });
+
+  it("azure: apiVersion and deployments defaults; given values kept", () => {
+    expect(one({ type: "azure", keys: ["az-1"], baseUrl: "https://res.openai.azure.com" })).toEqual({
+      ...commonDefaults,
+      id: "azure",
+      type: "azure",
+      baseUrl: "https://res.openai.azure.com",
+      keys: ["az-1"],
+      apiVersion: "2024-10-21",
+      deployments: {},
+    });
+    expect(one({ type: "azure", keys: ["az-1"], baseUrl: "https://res.openai.azure.com", apiVersion: "2025-01-01-preview", deployments: { "gpt-4o": "prod-4o" } }))
+      .toMatchObject({ apiVersion: "2025-01-01-preview", deployments: { "gpt-4o": "prod-4o" } });
+  });
+
+  it("bedrock: the base URL follows the region unless given", () => {
+    const credentials = [{ accessKeyId: "AKIA1", secretAccessKey: "s1" }];
+    expect(one({ type: "bedrock", region: "eu-west-3", credentials })).toEqual({
+      ...commonDefaults,
+      id: "bedrock",
+      type: "bedrock",
+      region: "eu-west-3",
+      baseUrl: "https://bedrock-runtime.eu-west-3.amazonaws.com",
+      credentials,
+    });
+    expect(one({ type: "bedrock", region: "us-gov-west-1", credentials, baseUrl: "http://127.0.0.1:9/" }).baseUrl).toBe("http://127.0.0.1:9/");
+    expect(configError(() => one({ type: "bedrock", region: "EU west", credentials }))).toContain("providers[0].region: must be an AWS region such as us-east-1");
+  });
+
+  it("every OpenAI-compatible preset: base URL from the preset, keys required unless local", () => {
+    for (const [type, preset] of Object.entries(OPENAI_PRESETS) as [OpenAIPreset, (typeof OPENAI_PRESETS)[OpenAIPreset]][]) {
+      const keys = preset.local ? [] : ["k-1"];
+      expect(one({ type, keys }), type).toEqual({ ...commonDefaults, id: type, type, baseUrl: preset.baseUrl, keys });
+      expect(one({ type, keys, baseUrl: "http://127.0.0.1:7/v1" }).baseUrl, type).toBe("http://127.0.0.1:7/v1");
+      if (preset.local) {
+        expect(keysOf(one({ type })), type).toEqual([]);
+      } else {
+        const msg = configError(() => one({ type }));
+        expect(msg, type).toContain(`providers[0].keys: the ${type} provider needs at least one API key (keys, or ${preset.keyEnv} in zero-config)`);
+        expect(configError(() => one({ type, keys: [] })), type).toContain("providers[0].keys: ");
+      }
+    }
+  });
+
+  it("names the missing field for each hosted type", () => {
+    expect(configError(() => one({ type: "openai" }))).toContain("providers[0].keys: the openai provider needs at least one API key");
+    expect(configError(() => one({ type: "anthropic" }))).toContain("providers[0].keys: the anthropic provider needs at least one API key (keys, or ANTHROPIC_API_KEY");
+    expect(configError(() => one({ type: "gemini", keys: [] }))).toContain("providers[0].keys: the gemini provider needs at least one API key");
+    const azure = configError(() => one({ type: "azure", keys: ["k"] }));
+    expect(azure).toContain("providers[0].baseUrl: the azure provider needs its resource endpoint");
+    expect(configError(() => one({ type: "azure", keys: ["k"], baseUrl: "res.openai.azure.com" }))).toMatch(/providers\[0\]\.baseUrl: Invalid URL/);
+    expect(configError(() => one({ type: "azure", baseUrl: "https://r.openai.azure.com" }))).toContain("providers[0].keys: the azure provider needs at least one API key");
+    const bedrock = configError(() => one({ type: "bedrock" }));
+    expect(bedrock).toContain("providers[0].region: the bedrock provider needs an AWS region such as us-east-1");
+    expect(bedrock).toContain("providers[0].credentials: the bedrock provider needs AWS credentials");
+    expect(configError(() => one({ type: "bedrock", region: "us-east-1", credentials: [{ accessKeyId: "AKIA" }] }))).toContain(
+      "providers[0].credentials[0].secretAccessKey:",
+    );
+    // fields of another type are unknown keys, not silently ignored
+    expect(configError(() => one({ type: "anthropic", keys: ["k"], region: "us-east-1" }))).toContain("providers[0]: unknown key 'region'");
+  });
+
+  it("two providers of the same type need distinct ids, and the error says so", () => {
+    const msg = configError(() => validateConfig({ providers: [{ type: "anthropic", keys: ["a"] }, { type: "anthropic", keys: ["b"] }] }));
+    expect(msg).toContain("providers[1].id: duplicate provider id 'anthropic', also used by providers[0] (the id defaults to the type: give providers of the same type distinct ids)");
+    const ok = validateConfig({ providers: [{ type: "anthropic", keys: ["a"] }, { type: "anthropic", id: "anthropic-eu", keys: ["b"] }] });
+    expect(ok.providers.map((p) => p.id)).toEqual(["anthropic", "anthropic-eu"]);
+    // reported together with schema problems elsewhere
+    const both = configError(() => validateConfig({ server: { port: -1 }, providers: [{ type: "ollama" }, { type: "ollama" }] }));
+    expect(both).toContain("server.port:");
+    expect(both).toContain("providers[1].id: duplicate provider id 'ollama'");
+  });
+
+  it("aliases may target an id that defaulted to the type", () => {
+    expect(validateConfig({ providers: [{ type: "groq", keys: ["g"] }], aliases: { fast: "groq/llama-3.1-8b-instant" } }).aliases).toEqual({
+      fast: "groq/llama-3.1-8b-instant",
+    });
+  });
+
+  it("several types together, each with its own fields", () => {
+    const c = validateConfig({
+      providers: [
+        { type: "openai", keys: ["sk"] },
+        { type: "azure", keys: ["az"], baseUrl: "https://r.openai.azure.com" },
+        { type: "bedrock", region: "us-east-1", credentials: [{ accessKeyId: "A", secretAccessKey: "S", sessionToken: "T" }] },
+        { type: "mistral", keys: ["m"] },
+        { type: "vllm", id: "gpu-box", baseUrl: "http://10.0.0.5:8000/v1" },
+      ],
+    });
+    expect(c.providers.map((p) => `${p.id}:${p.type}:${p.baseUrl}`)).toEqual([
+      "openai:openai:https://api.openai.com/v1",
+      "azure:azure:https://r.openai.azure.com",
+      "bedrock:bedrock:https://bedrock-runtime.us-east-1.amazonaws.com",
+      "mistral:mistral:https://api.mistral.ai/v1",
+      "gpu-box:vllm:http://10.0.0.5:8000/v1",
+    ]);
   });
 });
 
@@ -256,7 +429,7 @@ aliases:
     expect(c.server).toEqual({ host: "0.0.0.0", port: 9090, maxBodyBytes: 8 * 1024 * 1024, shutdownGraceMs: 30_000 });
     expect(c.auth).toEqual({ keys: ["gw-key-0123456789abcdef"], allowUnauthenticated: false });
     expect(c.providers).toHaveLength(2);
-    expect(c.providers[0]!.keys).toEqual(["sk-one", "sk-two"]);
+    expect(keysOf(c.providers[0])).toEqual(["sk-one", "sk-two"]);
     expect(c.providers[0]!.headers).toEqual({ "OpenAI-Organization": "org-acme" });
     expect(c.providers[0]!.timeouts).toEqual({ connectMs: 1000, firstByteMs: 120_000, idleMs: 60_000, totalMs: 600_000 });
     expect(c.providers[1]).toMatchObject({ id: "local", type: "openai-compatible", keys: [] });
@@ -279,7 +452,7 @@ aliases:
     const c = await loadConfig({ file, env });
     expect(c.server.port).toBe(7070);
     expect(c.server.host).toBe("127.0.0.1");
-    expect(c.providers[0]!.keys).toEqual(["sk-one"]);
+    expect(keysOf(c.providers[0])).toEqual(["sk-one"]);
   });
 
   it("does not read the process environment when env is given", async () => {
@@ -309,7 +482,7 @@ aliases:
     const file = await write("multi.yaml", `providers:\n  - id: p\n    type: openai-compatible\n    baseUrl: "http://\${H}:\${P}/v1"\n    keys: ["$NOT_A_VAR", "a\${B}c"]\n`);
     const c = await loadConfig({ file, env: { H: "127.0.0.1", P: "8000", B: "b" } });
     expect(c.providers[0]!.baseUrl).toBe("http://127.0.0.1:8000/v1");
-    expect(c.providers[0]!.keys).toEqual(["$NOT_A_VAR", "abc"]);
+    expect(keysOf(c.providers[0])).toEqual(["$NOT_A_VAR", "abc"]);
   });
 
   it("validates the file's content, naming the file and the field", async () => {
@@ -364,6 +537,48 @@ aliases:
     expect(c.auth.keys).toEqual(["env-key-0123456789abc"]);
   });
 
+  it("the README's configuration example is valid, and its table lists every provider type", async () => {
+    const readme = await readFile(path.join(repoRoot, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("## Configuration"), readme.indexOf("## Endpoints"));
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(section)?.[1];
+    expect(yaml).toBeDefined();
+    const file = await write("readme.yaml", yaml!);
+    const vars = ["SWITCHYARD_KEY", "OPENAI_KEY_1", "OPENAI_KEY_2", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "AZURE_OPENAI_API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MISTRAL_API_KEY"];
+    const c = await loadConfig({ file, env: Object.fromEntries(vars.map((v) => [v, `value-of-${v}-0123456789`])) });
+    expect(c.providers.map((p) => p.type)).toEqual(["openai", "anthropic", "gemini", "azure", "bedrock", "mistral", "vllm", "openai-compatible"]);
+    for (const t of PROVIDER_TYPES) expect(section, t).toContain(`| \`${t}\` |`);
+  });
+
+  it("never puts a secret from a broken file into the error", async () => {
+    const canary = "sk-CANARY-0123456789abcdefXYZ";
+    const cases: [string, string][] = [
+      ["canary-syntax.yaml", `providers:\n  - type: openai\n    keys: ["${canary}"\n    models: [\n`],
+      ["canary-syntax2.yaml", `providers:\n  - type: openai\n    keys: [${canary}: x: y]\n`],
+      ["canary-syntax.json", `{"providers": [{"type": "openai", "keys": ["${canary}"] x}]}`],
+      ["canary-syntax2.json", `{"providers": [{"type": "openai", "keys": [${canary}]}]}`],
+      ["canary-schema.yaml", `providers:\n  - type: ${canary}\n    keys: ["${canary}"]\n  - type: openai\n    keys: ${canary}\n  - type: bedrock\n    region: ${canary}\n    credentials: ${canary}\n`],
+      ["canary-fields.yaml", `providers:\n  - type: azure\n    keys: ["${canary}"]\n    baseUrl: ${canary}\n    apiVersion: 5\n  - type: openai\n    keys: [${canary}, 7]\n    headers: { Authorization: 5 }\n`],
+    ];
+    for (const [name, text] of cases) {
+      const file = await write(name, text);
+      const msg = await configErrorAsync(loadConfig({ file, env: {} }));
+      expect(msg, name).toContain(file);
+      expect(msg, name).not.toContain("CANARY");
+    }
+    // an interpolated secret stays out too
+    const file = await write("canary-env.yaml", `providers:\n  - type: azure\n    keys: ["\${AZ}"]\n    baseUrl: "\${AZ}"\n`);
+    const msg = await configErrorAsync(loadConfig({ file, env: { AZ: canary } }));
+    expect(msg).toContain("providers[0].baseUrl:");
+    expect(msg).not.toContain("CANARY");
+    // and a syntax error still says where
+    const where = await configErrorAsync(loadConfig({ file: await write("where.json", `{\n  "a": 1,\n  "b": x\n}`), env: {} }));
+    expect(where).toContain("not valid JSON: Unexpected token 'x'");
+    const at = await configErrorAsync(loadConfig({ file: await write("where2.json", `{\n  "a": 1,\n  "b": 2 3\n}`), env: {} }));
+    expect(at).toMatch(/not valid JSON: .*line 3/);
+    const y = await configErrorAsync(loadConfig({ file: await write("where.yaml", `a: 1\nb: [1, 2\nc: 3\n`), env: {} }));
+    expect(y).toMatch(/not valid YAML: .*line \d+, column \d+$/);
+  });
+
   // BUG (server/config/load.ts lines 30 and 36): loadConfig spreads `server`
   // and `auth` into fresh objects before validation, so a non-object value in
   // the file is silently replaced by {} (defaults) instead of being reported.
@@ -393,8 +608,8 @@ describe("loadConfig from the environment (zero-config)", () => {
   });
 
   it("OPENAI_API_KEY with commas makes several keys (spaces and empty items dropped)", async () => {
-    expect((await loadConfig({ env: { OPENAI_API_KEY: "k1, k2" } })).providers[0]!.keys).toEqual(["k1", "k2"]);
-    expect((await loadConfig({ env: { OPENAI_API_KEY: " k1 ,, k2 , " } })).providers[0]!.keys).toEqual(["k1", "k2"]);
+    expect(keysOf((await loadConfig({ env: { OPENAI_API_KEY: "k1, k2" } })).providers[0])).toEqual(["k1", "k2"]);
+    expect(keysOf((await loadConfig({ env: { OPENAI_API_KEY: " k1 ,, k2 , " } })).providers[0])).toEqual(["k1", "k2"]);
     expect((await loadConfig({ env: { OPENAI_API_KEY: " , " } })).providers).toEqual([]);
   });
 
@@ -413,6 +628,101 @@ describe("loadConfig from the environment (zero-config)", () => {
     const msg = await configErrorAsync(loadConfig({ env: { OPENAI_BASE_URL: "not a url" } }));
     expect(msg).toContain("invalid configuration (environment)");
     expect(msg).toContain("providers[0].baseUrl:");
+  });
+
+  const only = async (env: NodeJS.ProcessEnv): Promise<ProviderConfig> => {
+    const c = await loadConfig({ env });
+    expect(c.providers, JSON.stringify(env)).toHaveLength(1);
+    return c.providers[0]!;
+  };
+
+  it("ANTHROPIC_API_KEY (+ ANTHROPIC_BASE_URL) makes an anthropic provider", async () => {
+    expect(await only({ ANTHROPIC_API_KEY: "sk-ant-1" })).toMatchObject({ id: "anthropic", type: "anthropic", baseUrl: "https://api.anthropic.com", keys: ["sk-ant-1"] });
+    expect(await only({ ANTHROPIC_API_KEY: "a1,a2", ANTHROPIC_BASE_URL: "http://127.0.0.1:9/" })).toMatchObject({ baseUrl: "http://127.0.0.1:9/", keys: ["a1", "a2"] });
+    expect((await loadConfig({ env: { ANTHROPIC_BASE_URL: "http://127.0.0.1:9/" } })).providers).toEqual([]);
+  });
+
+  it("GEMINI_API_KEY, or else GOOGLE_API_KEY, makes a gemini provider", async () => {
+    expect(await only({ GEMINI_API_KEY: "g1" })).toMatchObject({ id: "gemini", type: "gemini", baseUrl: "https://generativelanguage.googleapis.com/v1beta", keys: ["g1"] });
+    expect(await only({ GOOGLE_API_KEY: "g2, g3" })).toMatchObject({ type: "gemini", keys: ["g2", "g3"] });
+    expect(await only({ GEMINI_API_KEY: "g1", GOOGLE_API_KEY: "g2" })).toMatchObject({ keys: ["g1"] });
+    expect(await only({ GEMINI_API_KEY: "g1", GEMINI_BASE_URL: "http://127.0.0.1:9/v1beta" })).toMatchObject({ baseUrl: "http://127.0.0.1:9/v1beta" });
+  });
+
+  it("AZURE_OPENAI_API_KEY + AZURE_OPENAI_ENDPOINT (+ AZURE_OPENAI_API_VERSION or OPENAI_API_VERSION) make an azure provider", async () => {
+    const base = { AZURE_OPENAI_API_KEY: "az1,az2", AZURE_OPENAI_ENDPOINT: "https://r.openai.azure.com" };
+    expect(await only(base)).toMatchObject({ id: "azure", type: "azure", baseUrl: "https://r.openai.azure.com", keys: ["az1", "az2"], apiVersion: "2024-10-21" });
+    expect(await only({ ...base, OPENAI_API_VERSION: "2024-06-01" })).toMatchObject({ apiVersion: "2024-06-01" });
+    expect(await only({ ...base, OPENAI_API_VERSION: "2024-06-01", AZURE_OPENAI_API_VERSION: "2025-01-01-preview" })).toMatchObject({ apiVersion: "2025-01-01-preview" });
+    // half a configuration is reported, naming the missing variable
+    const noEndpoint = await configErrorAsync(loadConfig({ env: { AZURE_OPENAI_API_KEY: "az-secret-1" } }));
+    expect(noEndpoint).toContain("providers[0].baseUrl: the azure provider needs its resource endpoint");
+    expect(noEndpoint).toContain("AZURE_OPENAI_ENDPOINT");
+    expect(noEndpoint).not.toContain("az-secret-1");
+    const noKey = await configErrorAsync(loadConfig({ env: { AZURE_OPENAI_ENDPOINT: "https://r.openai.azure.com" } }));
+    expect(noKey).toContain("providers[0].keys: the azure provider needs at least one API key");
+    const badUrl = await configErrorAsync(loadConfig({ env: { ...base, AZURE_OPENAI_ENDPOINT: "r.openai.azure.com" } }));
+    expect(badUrl).toContain("providers[0].baseUrl: Invalid URL (from AZURE_OPENAI_ENDPOINT)");
+  });
+
+  it("AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN) + AWS_REGION or AWS_DEFAULT_REGION make a bedrock provider", async () => {
+    const creds = { AWS_ACCESS_KEY_ID: "AKIA1", AWS_SECRET_ACCESS_KEY: "secret1" };
+    expect(await only({ ...creds, AWS_REGION: "us-west-2" })).toMatchObject({
+      id: "bedrock",
+      type: "bedrock",
+      region: "us-west-2",
+      baseUrl: "https://bedrock-runtime.us-west-2.amazonaws.com",
+      credentials: [{ accessKeyId: "AKIA1", secretAccessKey: "secret1" }],
+    });
+    expect(await only({ ...creds, AWS_DEFAULT_REGION: "eu-central-1" })).toMatchObject({ region: "eu-central-1" });
+    expect(await only({ ...creds, AWS_REGION: "us-east-1", AWS_DEFAULT_REGION: "eu-central-1" })).toMatchObject({ region: "us-east-1" });
+    expect(await only({ ...creds, AWS_REGION: "us-east-1", AWS_SESSION_TOKEN: "tok" })).toMatchObject({
+      credentials: [{ accessKeyId: "AKIA1", secretAccessKey: "secret1", sessionToken: "tok" }],
+    });
+    // AWS credentials often serve other tools: without a region (or a secret) no bedrock provider
+    expect((await loadConfig({ env: creds })).providers).toEqual([]);
+    expect((await loadConfig({ env: { AWS_ACCESS_KEY_ID: "AKIA1", AWS_REGION: "us-east-1" } })).providers).toEqual([]);
+    expect(await configErrorAsync(loadConfig({ env: { ...creds, AWS_REGION: "moon" } }))).toContain(
+      "providers[0].region: must be an AWS region such as us-east-1 (from AWS_REGION)",
+    );
+  });
+
+  it("each preset from <NAME>_API_KEY and <NAME>_BASE_URL", async () => {
+    for (const [type, preset] of Object.entries(OPENAI_PRESETS)) {
+      const urlVar = `${type.toUpperCase()}_BASE_URL`;
+      expect(await only({ [preset.keyEnv]: "k1, k2" }), type).toMatchObject({ id: type, type, baseUrl: preset.baseUrl, keys: ["k1", "k2"] });
+      expect(await only({ [preset.keyEnv]: "k1", [urlVar]: "http://127.0.0.1:9/v1" }), type).toMatchObject({ baseUrl: "http://127.0.0.1:9/v1" });
+      if (preset.local) {
+        expect(await only({ [urlVar]: "http://10.0.0.2:9/v1" }), type).toMatchObject({ type, baseUrl: "http://10.0.0.2:9/v1", keys: [] });
+      } else {
+        const msg = await configErrorAsync(loadConfig({ env: { [urlVar]: "http://127.0.0.1:9/v1" } }));
+        expect(msg, type).toContain(`providers[0].keys: the ${type} provider needs at least one API key (keys, or ${preset.keyEnv} in zero-config)`);
+      }
+    }
+    expect(Object.keys(OPENAI_PRESETS).map((t) => OPENAI_PRESETS[t as OpenAIPreset].keyEnv)).toContain("MISTRAL_API_KEY");
+    expect(await only({ OLLAMA_BASE_URL: "http://127.0.0.1:11434/v1" })).toMatchObject({ id: "ollama", keys: [] });
+  });
+
+  it("every variable at once: one provider of each type, in a fixed order", async () => {
+    const env: NodeJS.ProcessEnv = {
+      OPENAI_API_KEY: "o",
+      ANTHROPIC_API_KEY: "a",
+      GEMINI_API_KEY: "g",
+      AZURE_OPENAI_API_KEY: "z",
+      AZURE_OPENAI_ENDPOINT: "https://r.openai.azure.com",
+      AWS_ACCESS_KEY_ID: "A",
+      AWS_SECRET_ACCESS_KEY: "S",
+      AWS_REGION: "us-east-1",
+    };
+    for (const preset of Object.values(OPENAI_PRESETS)) env[preset.keyEnv] = "p";
+    const c = await loadConfig({ env });
+    expect(c.providers.map((p) => p.id)).toEqual(["openai", "anthropic", "gemini", "azure", "bedrock", ...Object.keys(OPENAI_PRESETS)]);
+  });
+
+  it("an invalid variable is named in the error, its value is not", async () => {
+    const msg = await configErrorAsync(loadConfig({ env: { MISTRAL_API_KEY: "mk-secret-9", MISTRAL_BASE_URL: "nope" } }));
+    expect(msg).toContain("providers[0].baseUrl: Invalid URL (from MISTRAL_BASE_URL)");
+    expect(msg).not.toContain("mk-secret-9");
   });
 
   it("PORT and HOST set the listen address; the host/port options win", async () => {
@@ -568,24 +878,24 @@ describe("the CLI as a process", () => {
     child: ChildProcess;
     url: string;
     listening: Record<string, unknown>;
-    stderr: () => string;
+    logs: () => string;
     exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   }
 
-  /** Starts the CLI on --port 0 and waits for its "switchyard listening" log line. */
+  /** Starts the CLI on --port 0 and waits for its "switchyard listening" log line (logs go to stdout). */
   async function startCli(): Promise<Started> {
     const child = spawn(process.execPath, ["server/main.ts", "--port", "0"], { cwd: repoRoot, env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] });
     children.push(child);
-    let stderr = "";
+    let logs = "";
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
       child.on("close", (code, signal) => resolve({ code, signal })),
     );
     const listening = await new Promise<Record<string, unknown>>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no "switchyard listening" line; stderr: ${stderr}`)), 20_000);
-      void exited.then(() => reject(new Error(`exited before listening; stderr: ${stderr}`)));
-      child.stderr!.setEncoding("utf8").on("data", (d: string) => {
-        stderr += d;
-        for (const line of stderr.split("\n").slice(0, -1)) {
+      const timer = setTimeout(() => reject(new Error(`no "switchyard listening" line; stderr: ${logs}`)), 20_000);
+      void exited.then(() => reject(new Error(`exited before listening; stderr: ${logs}`)));
+      child.stdout!.setEncoding("utf8").on("data", (d: string) => {
+        logs += d;
+        for (const line of logs.split("\n").slice(0, -1)) {
           const entry = JSON.parse(line) as Record<string, unknown>;
           if (entry["msg"] === "switchyard listening") {
             clearTimeout(timer);
@@ -594,7 +904,7 @@ describe("the CLI as a process", () => {
         }
       });
     });
-    return { child, url: listening["url"] as string, listening, stderr: () => stderr, exited };
+    return { child, url: listening["url"] as string, listening, logs: () => logs, exited };
   }
 
   /** A GET on a connection that is closed afterwards (no keep-alive). */
@@ -620,8 +930,8 @@ describe("the CLI as a process", () => {
   });
 
   it("starts on --port 0, logs JSON lines, serves /healthz and /readyz, and exits 0 on SIGTERM", async () => {
-    const { child, url, listening, stderr, exited } = await startCli();
-    const lines = stderr().split("\n").filter((l) => l.trim());
+    const { child, url, listening, logs, exited } = await startCli();
+    const lines = logs().split("\n").filter((l) => l.trim());
     const msgs = lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
     expect(msgs).toContain("no providers configured: set OPENAI_API_KEY or OPENAI_BASE_URL, or pass --config");
     expect(msgs).toContain("no gateway API keys configured: inference is open to anyone who can reach this address");
@@ -635,8 +945,8 @@ describe("the CLI as a process", () => {
 
     child.kill("SIGTERM");
     expect(await exitWithin(exited, 10_000)).toEqual({ code: 0, signal: null });
-    expect(stderr()).toContain('"msg":"draining"');
-    expect(stderr()).toContain('"signal":"SIGTERM"');
+    expect(logs()).toContain('"msg":"draining"');
+    expect(logs()).toContain('"signal":"SIGTERM"');
   });
 
   // Regression: an idle keep-alive socket (what fetch/undici and the OpenAI

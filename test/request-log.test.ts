@@ -29,6 +29,8 @@ function row(i: number, over: Partial<LogRow> = {}): LogRow {
     firstChunkMs: null,
     cacheStatus: "",
     attempts: 1,
+    requestBody: null,
+    responseBody: null,
     ...over,
   };
 }

@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
-import { configSchema, type Config, type ConfigInput } from "./schema.ts";
+import { configSchema, OPENAI_PRESETS, type Config, type ConfigInput, type OpenAIPreset, type ProviderConfig } from "./schema.ts";
 
 /** A configuration problem; the message names the file and the bad field. */
 export class ConfigError extends Error {
@@ -16,16 +16,18 @@ export interface LoadOptions {
   /** Command-line overrides, which win over the file and the environment. */
   host?: string | undefined;
   port?: number | undefined;
+  logLevel?: string | undefined;
 }
 
 /** Reads, interpolates, validates and defaults the configuration. */
 export async function loadConfig(options: LoadOptions = {}): Promise<Config> {
   const env = options.env ?? process.env;
   let input: Record<string, unknown>;
+  let origins: Origins = {};
   if (options.file !== undefined) {
     input = await readConfigFile(options.file, env);
   } else {
-    input = configFromEnv(env);
+    ({ input, origins } = configFromEnv(env));
   }
   // Overrides apply only to well-formed sections; a wrong-typed one is left for validation to report.
   const server = section(input, "server");
@@ -40,41 +42,95 @@ export async function loadConfig(options: LoadOptions = {}): Promise<Config> {
     if (env["SWITCHYARD_API_KEYS"]) auth["keys"] = splitList(env["SWITCHYARD_API_KEYS"]);
     if (env["SWITCHYARD_ALLOW_UNAUTHENTICATED"] === "1") auth["allowUnauthenticated"] = true;
   }
-  return validateConfig(input, options.file ?? "environment");
+  if (env["SWITCHYARD_DATA_DIR"]) input["dataDir"] = env["SWITCHYARD_DATA_DIR"];
+  if (env["LOG_LEVEL"]) input["logLevel"] = env["LOG_LEVEL"];
+  if (options.logLevel !== undefined) input["logLevel"] = options.logLevel;
+  // The standard OpenTelemetry variables, so the gateway behaves like any other instrumented service.
+  const tracing = section(input, "tracing");
+  if (tracing !== undefined) {
+    if (env["OTEL_EXPORTER_OTLP_ENDPOINT"]) tracing["endpoint"] = env["OTEL_EXPORTER_OTLP_ENDPOINT"];
+    if (env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]) tracing["tracesEndpoint"] = env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"];
+    if (env["OTEL_SERVICE_NAME"]) tracing["serviceName"] = env["OTEL_SERVICE_NAME"];
+    if (env["OTEL_EXPORTER_OTLP_HEADERS"]) tracing["headers"] = parseHeaderList(env["OTEL_EXPORTER_OTLP_HEADERS"]);
+  }
+  return validateConfig(input, options.file ?? "environment", origins);
 }
 
-/** Validates a configuration object; throws ConfigError naming every bad field. */
-export function validateConfig(input: ConfigInput | Record<string, unknown>, source = "config"): Config {
+/** OTEL_EXPORTER_OTLP_HEADERS: "k1=v1,k2=v2", values URL-encoded (OpenTelemetry spec). */
+function parseHeaderList(s: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of s.split(",")) {
+    const i = part.indexOf("=");
+    if (i > 0) out[part.slice(0, i).trim()] = decodeURIComponent(part.slice(i + 1).trim());
+  }
+  return out;
+}
+
+/** Field path (as printed) -> the environment variable it came from, for zero-config errors. */
+type Origins = Record<string, string>;
+
+/**
+ * Validates a configuration object; throws ConfigError naming every bad field.
+ * Messages name fields and variables, never values: a key must not reach a log.
+ */
+export function validateConfig(input: ConfigInput | Record<string, unknown>, source = "config", origins: Origins = {}): Config {
   const result = configSchema.safeParse(input);
-  if (!result.success) {
-    const lines = result.error.issues.map((i) => `  ${formatPath(i.path)}: ${describeIssue(i)}`);
+  const problems = result.success ? [] : result.error.issues.map((i) => `${formatPath(i.path)}: ${describeIssue(i)}`);
+  // Cross-field checks read the raw input, so they are reported along with schema problems.
+  problems.push(...crossCheck(input));
+  if (problems.length > 0 || !result.success) {
+    const lines = problems.map((p) => {
+      const field = p.slice(0, p.indexOf(":"));
+      return `  ${p}${origins[field] ? ` (from ${origins[field]})` : ""}`;
+    });
     throw new ConfigError(`invalid configuration (${source}):\n${lines.join("\n")}`);
   }
-  const config = result.data;
-  const problems = crossCheck(config);
-  if (problems.length > 0) {
-    throw new ConfigError(`invalid configuration (${source}):\n${problems.map((p) => `  ${p}`).join("\n")}`);
-  }
+  const config: Config = { ...result.data, providers: result.data.providers.map(withDefaults) };
   return deepFreeze(config);
 }
 
-function crossCheck(config: Config): string[] {
+/** Checks across fields: distinct provider ids (they default to the type), aliases to configured providers. */
+function crossCheck(input: Record<string, unknown>): string[] {
   const problems: string[] = [];
-  const ids = new Set<string>();
-  config.providers.forEach((p, i) => {
-    if (ids.has(p.id)) problems.push(`providers[${i}].id: duplicate provider id '${p.id}'`);
-    ids.add(p.id);
-    if (p.type === "openai" && p.keys.length === 0) {
-      problems.push(`providers[${i}].keys: provider '${p.id}' of type openai needs at least one API key`);
+  const ids = new Map<string, number>();
+  const providers = Array.isArray(input["providers"]) ? (input["providers"] as unknown[]) : [];
+  providers.forEach((p, i) => {
+    if (p === null || typeof p !== "object") return;
+    const { id, type } = p as { id?: unknown; type?: unknown };
+    const effective = typeof id === "string" ? id : typeof type === "string" ? type : undefined;
+    // Only well-formed ids are compared (and echoed); the schema reports the others.
+    if (effective === undefined || !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(effective)) return;
+    const first = ids.get(effective);
+    if (first !== undefined) {
+      const why = typeof id === "string" ? "" : ` (the id defaults to the type: give providers of the same type distinct ids)`;
+      problems.push(`providers[${i}].id: duplicate provider id '${effective}', also used by providers[${first}]${why}`);
+    } else {
+      ids.set(effective, i);
     }
   });
-  for (const [alias, target] of Object.entries(config.aliases)) {
-    const slash = target.indexOf("/");
-    if (slash <= 0 || !ids.has(target.slice(0, slash))) {
-      problems.push(`aliases.${alias}: '${target}' must be "provider/model" with a configured provider`);
+  const aliases = input["aliases"];
+  if (aliases !== null && typeof aliases === "object" && !Array.isArray(aliases)) {
+    for (const [alias, target] of Object.entries(aliases)) {
+      if (typeof target !== "string") continue; // the schema reports it
+      const slash = target.indexOf("/");
+      if (slash <= 0 || !ids.has(target.slice(0, slash))) {
+        problems.push(`aliases.${alias}: '${target}' must be "provider/model" with a configured provider`);
+      }
     }
   }
   return problems;
+}
+
+/** Defaults that depend on other fields: the id from the type, base URLs from the preset or region. */
+function withDefaults(p: z.output<typeof configSchema>["providers"][number]): ProviderConfig {
+  const id = p.id ?? p.type;
+  if (p.type === "bedrock") return { ...p, id, baseUrl: p.baseUrl ?? `https://bedrock-runtime.${p.region}.amazonaws.com` };
+  if (isPreset(p.type)) return { ...p, id, baseUrl: p.baseUrl ?? OPENAI_PRESETS[p.type].baseUrl } as ProviderConfig;
+  return { ...p, id } as ProviderConfig;
+}
+
+function isPreset(type: string): type is OpenAIPreset {
+  return Object.hasOwn(OPENAI_PRESETS, type);
 }
 
 async function readConfigFile(file: string, env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
@@ -85,10 +141,11 @@ async function readConfigFile(file: string, env: NodeJS.ProcessEnv): Promise<Rec
     throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
   }
   let parsed: unknown;
+  const json = extname(file) === ".json";
   try {
-    parsed = extname(file) === ".json" ? JSON.parse(text) : parseYaml(text);
+    parsed = json ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new ConfigError(`config file ${file} is not valid ${extname(file) === ".json" ? "JSON" : "YAML"}: ${(err as Error).message}`);
+    throw new ConfigError(`config file ${file} is not valid ${json ? "JSON" : "YAML"}: ${syntaxProblem(err, text)}`);
   }
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
     throw new ConfigError(`config file ${file}: the top level must be a mapping`);
@@ -115,21 +172,94 @@ function interpolate(value: unknown, env: NodeJS.ProcessEnv, path: string): unkn
 }
 
 /**
- * Zero-config: each provider from its usual variables. OPENAI_API_KEY may hold
- * several keys separated by commas.
+ * What a parser said about a syntax error, without the excerpt of the file
+ * both parsers quote (the bad line may hold a key): the problem and where.
  */
-function configFromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
+function syntaxProblem(err: unknown, text: string): string {
+  const e = err as Error & { linePos?: { line: number; col: number }[] };
+  if (e.linePos?.[0]) {
+    // yaml: "<problem> at line L, column C:\n\n<excerpt>"
+    return e.message.split(":\n")[0]!;
+  }
+  const position = /position (\d+)/.exec(e.message);
+  if (position) {
+    const before = text.slice(0, Number(position[1]));
+    const line = before.split("\n").length;
+    const column = before.length - before.lastIndexOf("\n");
+    return `syntax error at line ${line}, column ${column}`;
+  }
+  // V8 quotes the text near the error ('Unexpected token 'x', ..."<excerpt>"... is not valid JSON'): keep what precedes it.
+  const quote = e.message.indexOf('"');
+  return quote < 0 ? e.message : e.message.slice(0, quote).replace(/[\s,.]+$/, "") || "syntax error";
+}
+
+/**
+ * Zero-config: each provider from its usual variables, when they are set.
+ * Key variables may hold several keys separated by commas. Also returns which
+ * variable each field came from, so errors can name it.
+ */
+function configFromEnv(env: NodeJS.ProcessEnv): { input: Record<string, unknown>; origins: Origins } {
   const providers: Record<string, unknown>[] = [];
-  const openaiKeys = splitList(env["OPENAI_API_KEY"] ?? "");
-  if (openaiKeys.length > 0 || env["OPENAI_BASE_URL"]) {
-    providers.push({
-      id: "openai",
-      type: openaiKeys.length > 0 ? "openai" : "openai-compatible",
-      baseUrl: env["OPENAI_BASE_URL"] || "https://api.openai.com/v1",
-      keys: openaiKeys,
+  const origins: Origins = {};
+  const list = (name: string): string[] => splitList(env[name] ?? "");
+  const value = (name: string): string | undefined => env[name] || undefined;
+  /** Adds a provider; `fields` maps each field to [variable, value], unset variables dropped. */
+  const add = (type: string, fields: Record<string, [string, unknown]>, extra: Record<string, unknown> = {}): void => {
+    const i = providers.length;
+    const p: Record<string, unknown> = { type, ...extra };
+    for (const [field, [name, v]] of Object.entries(fields)) {
+      if (v === undefined) continue;
+      p[field] = v;
+      origins[`providers[${i}].${field}`] = name;
+    }
+    providers.push(p);
+  };
+
+  const openaiKeys = list("OPENAI_API_KEY");
+  if (openaiKeys.length > 0 || value("OPENAI_BASE_URL")) {
+    add(openaiKeys.length > 0 ? "openai" : "openai-compatible", {
+      baseUrl: ["OPENAI_BASE_URL", value("OPENAI_BASE_URL") ?? "https://api.openai.com/v1"],
+      keys: ["OPENAI_API_KEY", openaiKeys],
+    }, { id: "openai" });
+  }
+  const anthropicKeys = list("ANTHROPIC_API_KEY");
+  if (anthropicKeys.length > 0) {
+    add("anthropic", { keys: ["ANTHROPIC_API_KEY", anthropicKeys], baseUrl: ["ANTHROPIC_BASE_URL", value("ANTHROPIC_BASE_URL")] });
+  }
+  const geminiVar = list("GEMINI_API_KEY").length > 0 ? "GEMINI_API_KEY" : "GOOGLE_API_KEY";
+  if (list(geminiVar).length > 0) {
+    add("gemini", { keys: [geminiVar, list(geminiVar)], baseUrl: ["GEMINI_BASE_URL", value("GEMINI_BASE_URL")] });
+  }
+  const azureKeys = list("AZURE_OPENAI_API_KEY");
+  if (azureKeys.length > 0 || value("AZURE_OPENAI_ENDPOINT")) {
+    // Half a configuration is reported (the schema names the missing field and its variable), not ignored.
+    const versionVar = value("AZURE_OPENAI_API_VERSION") ? "AZURE_OPENAI_API_VERSION" : "OPENAI_API_VERSION";
+    add("azure", {
+      keys: ["AZURE_OPENAI_API_KEY", azureKeys.length > 0 ? azureKeys : undefined],
+      baseUrl: ["AZURE_OPENAI_ENDPOINT", value("AZURE_OPENAI_ENDPOINT")],
+      apiVersion: [versionVar, value(versionVar)],
     });
   }
-  return { providers };
+  // AWS credentials often serve other tools, so Bedrock is configured only when all of them and a region are set.
+  const regionVar = value("AWS_REGION") ? "AWS_REGION" : "AWS_DEFAULT_REGION";
+  const accessKeyId = value("AWS_ACCESS_KEY_ID");
+  const secretAccessKey = value("AWS_SECRET_ACCESS_KEY");
+  if (accessKeyId && secretAccessKey && value(regionVar)) {
+    const sessionToken = value("AWS_SESSION_TOKEN");
+    add("bedrock", {
+      region: [regionVar, value(regionVar)],
+      credentials: ["AWS_ACCESS_KEY_ID", [{ accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) }]],
+      baseUrl: ["BEDROCK_BASE_URL", value("BEDROCK_BASE_URL")],
+    });
+  }
+  for (const [type, preset] of Object.entries(OPENAI_PRESETS)) {
+    const presetKeys = list(preset.keyEnv);
+    const urlVar = `${type.toUpperCase()}_BASE_URL`;
+    if (presetKeys.length > 0 || value(urlVar)) {
+      add(type, { keys: [preset.keyEnv, presetKeys.length > 0 ? presetKeys : undefined], baseUrl: [urlVar, value(urlVar)] });
+    }
+  }
+  return { input: { providers }, origins };
 }
 
 /** A copy of a mapping section (created when absent), or undefined when it is not a mapping. */

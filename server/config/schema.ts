@@ -23,22 +23,164 @@ const providerId = z
   .string()
   .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "must be lowercase letters, digits, '-' or '_'");
 
-export const providerSchema = z.strictObject({
-  id: providerId,
-  /** Wire format: the official OpenAI API or any server that speaks it. */
-  type: z.enum(["openai", "openai-compatible"]),
-  /** Base URL including the version path, e.g. https://api.openai.com/v1. */
-  baseUrl: z.url({ protocol: /^https?$/ }),
-  /** API keys; requests rotate across them. Local servers may need none. */
-  keys: z.array(z.string().min(1)).default([]),
-  /** Models this provider serves. Empty: discovered from its /models. */
+const httpUrl = z.url({ protocol: /^https?$/ });
+
+/** Fields every provider has, whatever its wire format. */
+const common = {
+  /** Names the provider in model ids ("<id>/<model>"); defaults to the type. */
+  id: providerId.optional(),
+  /** Models this provider serves. Empty: discovered from the provider where it can list them. */
   models: z.array(z.string().min(1)).default([]),
   /** Extra headers sent upstream with every request (e.g. OpenAI-Organization). */
   headers: z.record(z.string(), z.string()).default({}),
   timeouts,
   /** Upper bound on open sockets to this provider. */
   maxConnections: z.int().positive().max(65_536).default(256),
+};
+
+/** API keys; requests rotate across them. */
+const keys = z.array(z.string().min(1));
+
+/**
+ * Keys a provider cannot work without. `prefault` runs the check on a missing
+ * field too, so "needs at least one API key" is what a user sees, not
+ * "expected array, received undefined".
+ */
+const requiredKeys = (type: string, envName: string) =>
+  keys.min(1, `the ${type} provider needs at least one API key (keys, or ${envName} in zero-config)`).prefault([]);
+
+/**
+ * Hosted and local servers that speak OpenAI's format, by name, with their
+ * documented base URLs (local ones use 127.0.0.1 rather than localhost:
+ * Ollama listens on IPv4 only, and localhost may resolve to ::1 first).
+ * Local ones (ollama, vllm) need no key.
+ */
+export const OPENAI_PRESETS = {
+  mistral: { baseUrl: "https://api.mistral.ai/v1", keyEnv: "MISTRAL_API_KEY", local: false },
+  groq: { baseUrl: "https://api.groq.com/openai/v1", keyEnv: "GROQ_API_KEY", local: false },
+  together: { baseUrl: "https://api.together.xyz/v1", keyEnv: "TOGETHER_API_KEY", local: false },
+  fireworks: { baseUrl: "https://api.fireworks.ai/inference/v1", keyEnv: "FIREWORKS_API_KEY", local: false },
+  deepseek: { baseUrl: "https://api.deepseek.com", keyEnv: "DEEPSEEK_API_KEY", local: false },
+  xai: { baseUrl: "https://api.x.ai/v1", keyEnv: "XAI_API_KEY", local: false },
+  openrouter: { baseUrl: "https://openrouter.ai/api/v1", keyEnv: "OPENROUTER_API_KEY", local: false },
+  cerebras: { baseUrl: "https://api.cerebras.ai/v1", keyEnv: "CEREBRAS_API_KEY", local: false },
+  perplexity: { baseUrl: "https://api.perplexity.ai", keyEnv: "PERPLEXITY_API_KEY", local: false },
+  ollama: { baseUrl: "http://127.0.0.1:11434/v1", keyEnv: "OLLAMA_API_KEY", local: true },
+  vllm: { baseUrl: "http://127.0.0.1:8000/v1", keyEnv: "VLLM_API_KEY", local: true },
+} as const;
+export type OpenAIPreset = keyof typeof OPENAI_PRESETS;
+const presetNames = Object.keys(OPENAI_PRESETS) as OpenAIPreset[];
+
+const openaiProvider = z.strictObject({
+  type: z.literal("openai"),
+  ...common,
+  baseUrl: httpUrl.default("https://api.openai.com/v1"),
+  keys: requiredKeys("openai", "OPENAI_API_KEY"),
 });
+
+const compatibleProvider = z.strictObject({
+  type: z.literal("openai-compatible"),
+  ...common,
+  /** Base URL including the version path, e.g. http://127.0.0.1:8000/v1. */
+  baseUrl: httpUrl,
+  keys: keys.default([]),
+});
+
+/** One schema per preset, so a missing key names the preset and its variable. */
+function presetProvider<T extends OpenAIPreset>(type: T) {
+  const preset = OPENAI_PRESETS[type];
+  return z.strictObject({
+    type: z.literal(type),
+    ...common,
+    /** Default: the preset's base URL (filled in by loadConfig). */
+    baseUrl: httpUrl.optional(),
+    keys: preset.local ? keys.default([]) : requiredKeys(type, preset.keyEnv),
+  });
+}
+
+const anthropicProvider = z.strictObject({
+  type: z.literal("anthropic"),
+  ...common,
+  baseUrl: httpUrl.default("https://api.anthropic.com"),
+  keys: requiredKeys("anthropic", "ANTHROPIC_API_KEY"),
+  /** Sent as the anthropic-version header. */
+  anthropicVersion: z.string().min(1).default("2023-06-01"),
+  /** max_tokens when the caller sets none (Anthropic requires it). */
+  defaultMaxTokens: z.int().positive().default(4096),
+});
+
+const geminiProvider = z.strictObject({
+  type: z.literal("gemini"),
+  ...common,
+  baseUrl: httpUrl.default("https://generativelanguage.googleapis.com/v1beta"),
+  keys: requiredKeys("gemini", "GEMINI_API_KEY"),
+});
+
+const azureProvider = z.strictObject({
+  type: z.literal("azure"),
+  ...common,
+  /** The resource endpoint, e.g. https://my-resource.openai.azure.com. */
+  baseUrl: z.url({
+    protocol: /^https?$/,
+    error: (iss) => (iss.input === undefined ? "the azure provider needs its resource endpoint, e.g. https://my-resource.openai.azure.com (AZURE_OPENAI_ENDPOINT in zero-config)" : undefined),
+  }),
+  keys: requiredKeys("azure", "AZURE_OPENAI_API_KEY"),
+  apiVersion: z.string().min(1).default("2024-10-21"),
+  /** Model name -> deployment name; a model without an entry uses its own name. */
+  deployments: z.record(z.string().min(1), z.string().min(1)).default({}),
+});
+
+const awsCredentials = z.strictObject({
+  accessKeyId: z.string().min(1),
+  secretAccessKey: z.string().min(1),
+  sessionToken: z.string().min(1).optional(),
+});
+
+const bedrockProvider = z.strictObject({
+  type: z.literal("bedrock"),
+  ...common,
+  region: z
+    .string({ error: (iss) => (iss.input === undefined ? "the bedrock provider needs an AWS region such as us-east-1 (AWS_REGION in zero-config)" : undefined) })
+    .regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, "must be an AWS region such as us-east-1"),
+  /** Default: https://bedrock-runtime.<region>.amazonaws.com. */
+  baseUrl: httpUrl.optional(),
+  /** Credential sets; requests rotate across them. */
+  credentials: z
+    .array(awsCredentials)
+    .min(1, "the bedrock provider needs AWS credentials: [{ accessKeyId, secretAccessKey, sessionToken? }] (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in zero-config)")
+    .prefault([]),
+});
+
+/** Every value `type` may take, in the order the README lists them. */
+export const PROVIDER_TYPES = ["openai", "openai-compatible", ...presetNames, "anthropic", "gemini", "azure", "bedrock"] as const;
+
+export const providerSchema = z.discriminatedUnion(
+  "type",
+  [
+    openaiProvider,
+    compatibleProvider,
+    ...presetNames.map(presetProvider),
+    anthropicProvider,
+    geminiProvider,
+    azureProvider,
+    bedrockProvider,
+  ],
+  {
+    error: (iss) => {
+      if (iss.code !== "invalid_union") return undefined;
+      const given = isRecord(iss.input) ? iss.input["type"] : undefined;
+      const allowed = `expected one of ${PROVIDER_TYPES.join(", ")}`;
+      if (given === undefined) return `missing provider type; ${allowed}`;
+      // The value is echoed only when it looks like a type name: a misplaced secret must not reach the logs.
+      const shown = typeof given === "string" && /^[a-z][a-z-]{0,31}$/.test(given) ? ` '${given}'` : "";
+      return `unknown provider type${shown}; ${allowed}`;
+    },
+  },
+);
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
 
 export const configSchema = z.strictObject({
   server: z
@@ -62,8 +204,45 @@ export const configSchema = z.strictObject({
   providers: z.array(providerSchema).default([]),
   /** Model aliases: name -> "provider/model". */
   aliases: z.record(z.string().min(1), z.string().min(1)).default({}),
+  /** Where the gateway keeps its embedded state (request log database). */
+  dataDir: z.string().min(1).default(".data"),
+  /** Structured logs on stdout at this level and above. */
+  logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  requestLog: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** SQLite file; default <dataDir>/requests.db. */
+      path: z.string().min(1).optional(),
+      /** Records older than this are deleted. */
+      retentionDays: z.number().positive().default(14),
+      /** And the oldest beyond this many (about 500 bytes each). */
+      maxRows: z.int().positive().default(2_000_000),
+      /** Records waiting to be written; beyond it they are dropped and counted, never blocking requests. */
+      queueMax: z.int().positive().default(20_000),
+      /** Store prompts and answers too. Off by default: they may hold personal data. */
+      bodies: z.boolean().default(false),
+      /** Applied to stored prompts and answers: secrets, email, credit_card, phone, or a regular expression. */
+      redact: z.array(z.string().min(1)).default(["secrets"]),
+    })
+    .prefault({}),
+  tracing: z
+    .strictObject({
+      /** OTLP/HTTP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT); spans go to <endpoint>/v1/traces. Unset: no spans. */
+      endpoint: z.url({ protocol: /^https?$/ }).optional(),
+      /** Full traces URL (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT). */
+      tracesEndpoint: z.url({ protocol: /^https?$/ }).optional(),
+      serviceName: z.string().min(1).default("switchyard"),
+      /** Headers for the collector (OTEL_EXPORTER_OTLP_HEADERS: k=v,k2=v2). */
+      headers: z.record(z.string(), z.string()).default({}),
+    })
+    .prefault({}),
 });
 
-export type Config = z.output<typeof configSchema>;
-export type ProviderConfig = z.output<typeof providerSchema>;
+/**
+ * A provider's configuration after defaults: `id` is always set (it defaults
+ * to the type), and so is `baseUrl` (presets and bedrock derive theirs).
+ */
+export type ProviderConfig = z.output<typeof providerSchema> & { id: string; baseUrl: string };
+export type Config = Omit<z.output<typeof configSchema>, "providers"> & { providers: ProviderConfig[] };
 export type ConfigInput = z.input<typeof configSchema>;
+export type ProviderOf<T extends ProviderConfig["type"]> = Extract<ProviderConfig, { type: T }>;

@@ -1,7 +1,8 @@
 import type { Attributes } from "@opentelemetry/api";
-import { FinishReason, type ChatChunk, type ChatCompletion, type ChatRequest } from "../../gen/switchyard/v1/chat_pb.ts";
+import { toJson } from "@bufbuild/protobuf";
+import { ChatCompletionSchema, ChatRequestSchema, FinishReason, type ChatChunk, type ChatCompletion, type ChatRequest } from "../../gen/switchyard/v1/chat_pb.ts";
 import type { GatewayInfo, Usage } from "../../gen/switchyard/v1/common_pb.ts";
-import type { EmbedRequest, EmbedResponse } from "../../gen/switchyard/v1/embeddings_pb.ts";
+import { EmbedRequestSchema, type EmbedRequest, type EmbedResponse } from "../../gen/switchyard/v1/embeddings_pb.ts";
 import type { Model } from "../../gen/switchyard/v1/models_pb.ts";
 import { GatewayError } from "../errors/errors.ts";
 import type { Principal } from "../governance/authenticate.ts";
@@ -62,6 +63,8 @@ export interface RequestRecord {
   firstChunkMs: number | undefined;
   /** Waiting on the provider: until its answer, or for streams until its first chunk. */
   upstreamMs: number | undefined;
+  /** Prompt and answer as JSON values, only when body capture is on. */
+  bodies?: { request: unknown; response: unknown } | undefined;
 }
 
 /**
@@ -82,6 +85,8 @@ export interface PipelineDeps {
   catalog: ModelCatalog;
   observer: PipelineObserver;
   tracing: Tracing;
+  /** Attach prompts and answers to records (for the request log); off by default: it costs a serialisation. */
+  captureBodies?: boolean;
   /** Internal errors are logged with their cause here; callers only ever see a generic message. */
   logger: Logger;
 }
@@ -96,15 +101,17 @@ interface Run {
   upstreamMs: number | undefined;
   trace: RequestTrace;
   attempt: AttemptTrace | undefined;
+  bodies: { request: unknown; response: unknown } | undefined;
 }
 
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const { resolve, catalog, observer, tracing, logger } = deps;
+  const capture = deps.captureBodies === true;
 
   function begin(entry: Entry, op: Operation, asked: string): Run {
     observer.started(op);
     const trace = tracing.startRequest(op === "embed" ? "embeddings" : "chat", entry.traceparent, entry.tracestate);
-    return { entry, op, asked, target: undefined, upstreamStart: 0, upstreamMs: undefined, trace, attempt: undefined };
+    return { entry, op, asked, target: undefined, upstreamStart: 0, upstreamMs: undefined, trace, attempt: undefined, bodies: undefined };
   }
 
   function finish(run: Run, usage: Usage | undefined, err: unknown, firstChunkMs?: number, result?: SpanOutcome): void {
@@ -129,6 +136,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       latencyMs: performance.now() - entry.startedAt,
       firstChunkMs,
       upstreamMs: run.upstreamMs,
+      bodies: run.bodies,
     });
   }
 
@@ -149,11 +157,13 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   return {
     async complete(req, entry) {
       const run = begin(entry, "chat", req.model);
+      if (capture) run.bodies = { request: toJson(ChatRequestSchema, req), response: null };
       try {
         const upstream = route(run, req, validateChatRequest, chatAttributes);
         const completion = await run.target!.provider.chat(upstream, call(run));
         run.upstreamMs = performance.now() - run.upstreamStart;
         completion.gateway = gatewayInfo(entry, run.target!);
+        if (run.bodies) run.bodies.response = toJson(ChatCompletionSchema, completion);
         finish(run, completion.usage, undefined, undefined, {
           responseModel: completion.model,
           responseId: completion.id,
@@ -168,6 +178,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
     async stream(req, options, entry) {
       const run = begin(entry, "chat_stream", req.model);
+      if (capture) run.bodies = { request: toJson(ChatRequestSchema, req), response: null };
       let chunks: AsyncIterable<ChatChunk>;
       try {
         const upstream = route(run, req, validateChatRequest, chatAttributes);
@@ -181,6 +192,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
     async embed(req, entry) {
       const run = begin(entry, "embed", req.model);
+      // Embedding vectors are not logged: large, and not what anyone searches for.
+      if (capture) run.bodies = { request: toJson(EmbedRequestSchema, req), response: null };
       try {
         const upstream = route(run, req, validateEmbedRequest);
         const res = await run.target!.provider.embed(upstream, call(run));
@@ -231,6 +244,7 @@ async function* relay(
         observer.chunkGap(target.provider.id, now - last);
       }
       last = now;
+      if (run.bodies) collect(run.bodies, chunk);
       if (chunk.usage !== undefined) {
         usage = chunk.usage;
         if (!includeUsage) {
@@ -252,6 +266,22 @@ async function* relay(
 }
 
 const NO_TRACE: Readonly<Record<string, string>> = Object.freeze({});
+
+/** Streams with body capture on: the answer as text and tool-call arguments, assembled. */
+function collect(bodies: { response: unknown }, chunk: ChatChunk): void {
+  const acc = (bodies.response ??= { content: "", toolCalls: {} as Record<number, { name: string; arguments: string }> }) as {
+    content: string;
+    toolCalls: Record<number, { name: string; arguments: string }>;
+  };
+  const delta = chunk.choices[0]?.delta;
+  if (delta === undefined) return;
+  if (delta.content) acc.content += delta.content;
+  for (const t of delta.toolCalls) {
+    const call = (acc.toolCalls[t.index] ??= { name: "", arguments: "" });
+    if (t.name) call.name = t.name;
+    if (t.arguments) call.arguments += t.arguments;
+  }
+}
 
 const FINISH_NAMES: Record<number, string> = {
   [FinishReason.STOP]: "stop",

@@ -3,11 +3,14 @@ import { handleChatCompletions } from "./chat.ts";
 import type { RestDeps } from "./context.ts";
 import { handleEmbeddings } from "./embeddings.ts";
 import { sendError, sendJson, type Req, type Res } from "./http.ts";
+import { handleMessages } from "./messages.ts";
 import { handleModels } from "./models.ts";
 
 /**
  * Every HTTP route that is not an RPC: the OpenAI-compatible REST bridge
- * under /v1 and the health endpoints. Unknown paths get OpenAI's error JSON,
+ * under /v1, Anthropic's Messages API (/v1/messages, answered in Anthropic's
+ * format from any provider), and the health endpoints. Unknown paths get
+ * OpenAI's error JSON,
  * as OpenAI itself answers them.
  */
 export function createRestHandler(deps: RestDeps): (req: Req, res: Res) => void {
@@ -31,6 +34,10 @@ async function route(req: Req, res: Res, deps: RestDeps, path: string, startedAt
     case "/v1/chat/completions":
       if (method !== "POST") throw wrongMethod(method, path, "POST");
       return handleChatCompletions(req, res, deps, startedAt);
+    case "/v1/messages":
+      // Anthropic's Messages API, answered from any provider.
+      if (method !== "POST") throw wrongMethod(method, path, "POST");
+      return handleMessages(req, res, deps, startedAt);
     case "/v1/embeddings":
       if (method !== "POST") throw wrongMethod(method, path, "POST");
       return handleEmbeddings(req, res, deps, startedAt);

@@ -26,6 +26,9 @@ export interface LogRow {
   firstChunkMs: number | null;
   cacheStatus: string;
   attempts: number;
+  /** Prompt and answer as JSON, redacted; null unless body logging is on. */
+  requestBody: string | null;
+  responseBody: string | null;
 }
 
 export interface LogFilter {
@@ -72,7 +75,8 @@ CREATE TABLE IF NOT EXISTS requests (
   status TEXT NOT NULL,
   prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL,
   cost_usd REAL NOT NULL, latency_ms REAL NOT NULL, first_chunk_ms REAL,
-  cache_status TEXT NOT NULL, attempts INTEGER NOT NULL
+  cache_status TEXT NOT NULL, attempts INTEGER NOT NULL,
+  request_body TEXT, response_body TEXT
 );
 -- A retried write of the same request is a no-op (idempotent accounting).
 CREATE UNIQUE INDEX IF NOT EXISTS requests_request_id ON requests(request_id);
@@ -84,7 +88,8 @@ CREATE INDEX IF NOT EXISTS requests_provider_time ON requests(provider, time_ms)
 `;
 
 const COLUMNS = `time_ms, request_id, key, team, customer, operation, model_asked, provider, model, status,
-  prompt_tokens, completion_tokens, cached_tokens, cost_usd, latency_ms, first_chunk_ms, cache_status, attempts`;
+  prompt_tokens, completion_tokens, cached_tokens, cost_usd, latency_ms, first_chunk_ms, cache_status, attempts,
+  request_body, response_body`;
 
 const GROUP_COLUMN: Record<GroupBy, string> = { key: "key", team: "team", customer: "customer", model: "model", provider: "provider" };
 const BUCKET_MS: Record<Bucket, number> = { none: 0, minute: 60_000, hour: 3_600_000, day: 86_400_000 };
@@ -94,7 +99,7 @@ export function openLogStore(path: string): LogStore {
   // WAL: readers do not block the writer; NORMAL sync is durable across process crashes.
   db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
   db.exec(SCHEMA);
-  const insertStmt = db.prepare(`INSERT OR IGNORE INTO requests (${COLUMNS}) VALUES (${Array(18).fill("?").join(", ")})`);
+  const insertStmt = db.prepare(`INSERT OR IGNORE INTO requests (${COLUMNS}) VALUES (${Array(20).fill("?").join(", ")})`);
   const cache = new Map<string, StatementSync>();
   const prepared = (sql: string): StatementSync => {
     let s = cache.get(sql);
@@ -108,7 +113,8 @@ export function openLogStore(path: string): LogStore {
       try {
         for (const r of rows) {
           insertStmt.run(r.timeMs, r.requestId, r.key, r.team, r.customer, r.operation, r.modelAsked, r.provider, r.model, r.status,
-            r.promptTokens, r.completionTokens, r.cachedTokens, r.costUsd, r.latencyMs, r.firstChunkMs, r.cacheStatus, r.attempts);
+            r.promptTokens, r.completionTokens, r.cachedTokens, r.costUsd, r.latencyMs, r.firstChunkMs, r.cacheStatus, r.attempts,
+            r.requestBody, r.responseBody);
         }
         db.exec("COMMIT");
       } catch (err) {
@@ -205,6 +211,8 @@ function toRow(r: Record<string, number | string | null>): LogRow {
     firstChunkMs: r["first_chunk_ms"] === null ? null : Number(r["first_chunk_ms"]),
     cacheStatus: String(r["cache_status"]),
     attempts: Number(r["attempts"]),
+    requestBody: r["request_body"] === null ? null : String(r["request_body"]),
+    responseBody: r["response_body"] === null ? null : String(r["response_body"]),
   };
 }
 

@@ -1,5 +1,5 @@
 /**
- * Structured logs: one JSON object per line on stderr. Callers pass fields,
+ * Structured logs: one JSON object per line on stdout. Callers pass fields,
  * never whole requests or headers, so secrets have no way in.
  */
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -13,7 +13,7 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
-export function createLogger(level: LogLevel = "info", write: (line: string) => void = (l) => process.stderr.write(l)): Logger {
+export function createLogger(level: LogLevel = "info", write: (line: string) => void = (l) => process.stdout.write(l)): Logger {
   const min = ORDER[level];
   const log = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
     if (ORDER[lvl] < min) return;

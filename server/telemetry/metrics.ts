@@ -12,6 +12,8 @@ const GAP_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
 export interface Metrics extends PipelineObserver {
   /** The Prometheus text exposition of every metric. */
   scrape(): Promise<{ contentType: string; body: string }>;
+  /** A counter read from elsewhere at scrape time (e.g. request-log records dropped). */
+  addCounter(name: string, help: string, read: () => number): void;
 }
 
 /**
@@ -114,6 +116,10 @@ export function createMetrics(): Metrics {
         if (u.cacheWriteTokens) tokens.inc(labels("cache_write"), u.cacheWriteTokens);
         if (u.reasoningTokens) tokens.inc(labels("reasoning"), u.reasoningTokens);
       }
+    },
+    addCounter(name, help, read) {
+      // A gauge under a _total name: the value is a monotonic count kept by its owner.
+      new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
     },
     async scrape() {
       return { contentType: registry.contentType, body: await registry.metrics() };

@@ -17,6 +17,8 @@ export interface RequestLogOptions {
   queueMax?: number;
   /** How often waiting records are sent to the writer (default 200 ms). */
   flushMs?: number;
+  /** Applied to prompts and answers before they are stored (records carry them only when body logging is on). */
+  redact?: (text: string) => string;
   logger: Logger;
 }
 
@@ -46,6 +48,7 @@ const MAX_IN_FLIGHT = 8;
  */
 export function createRequestLog(options: RequestLogOptions): RequestLog {
   const queueMax = options.queueMax ?? 20_000;
+  const redact = options.redact ?? ((t: string) => t);
   mkdirSync(dirname(options.path), { recursive: true });
   const workerConfig: WorkerConfig = {
     path: options.path,
@@ -113,7 +116,7 @@ export function createRequestLog(options: RequestLogOptions): RequestLog {
         droppedCount++;
         return;
       }
-      queue.push(toRow(r));
+      queue.push(toRow(r, redact));
     },
     async flush() {
       while (queue.length > 0 || inFlight > 0) {
@@ -140,7 +143,7 @@ export function createRequestLog(options: RequestLogOptions): RequestLog {
   };
 }
 
-function toRow(r: RequestRecord): LogRow {
+function toRow(r: RequestRecord, redact: (text: string) => string): LogRow {
   const u = r.usage;
   return {
     timeMs: Math.round(Date.now() - r.latencyMs),
@@ -161,5 +164,7 @@ function toRow(r: RequestRecord): LogRow {
     firstChunkMs: r.firstChunkMs ?? null,
     cacheStatus: "",
     attempts: 1,
+    requestBody: r.bodies ? redact(JSON.stringify(r.bodies.request)) : null,
+    responseBody: r.bodies && r.bodies.response !== null ? redact(JSON.stringify(r.bodies.response)) : null,
   };
 }

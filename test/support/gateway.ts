@@ -1,3 +1,6 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { startGateway, type RunningGateway } from "../../server/app.ts";
 import { validateConfig } from "../../server/config/load.ts";
 import type { ConfigInput } from "../../server/config/schema.ts";
@@ -16,7 +19,9 @@ export interface TestGateway extends RunningGateway {
  */
 export async function startTestGateway(config: Partial<ConfigInput> = {}): Promise<TestGateway> {
   const records: RequestRecord[] = [];
-  const full = validateConfig({ ...config, server: { host: "127.0.0.1", port: 0, ...config.server } }, "test");
+  // Each gateway keeps its request log in a fresh temporary folder.
+  const dataDir = config.dataDir ?? mkdtempSync(join(tmpdir(), "sy-data-"));
+  const full = validateConfig({ ...config, dataDir, server: { host: "127.0.0.1", port: 0, ...config.server } }, "test");
   const gw = await startGateway(full, { onRecord: (r) => records.push(r) });
   return {
     url: gw.url,

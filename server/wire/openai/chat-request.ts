@@ -85,6 +85,7 @@ export function decodeChatRequest(body: unknown): { request: ChatRequest; stream
     user: optString(b["user"], "user") ?? "",
     metadata: decodeMetadata(b["metadata"]),
     extra: pickExtra(b, TYPED_KEYS),
+    extraFormat: "openai",
   });
   if (request.n === 0) throw invalid("n: must be at least 1", "n");
 
@@ -294,10 +295,11 @@ const ROLE_NAMES: Record<number, string> = {
  * own model name (resolved by routing), not what the caller wrote.
  */
 export function encodeChatRequest(req: ChatRequest, model: string, stream: StreamOptions): JsonRecord {
+  const native = req.extraFormat === "" || req.extraFormat === "openai";
   // Untyped fields first, so typed fields always win over a same-named extra.
-  const out: JsonRecord = req.extra ? { ...req.extra } : {};
+  const out: JsonRecord = native ? (req.extra ? { ...req.extra } : {}) : foreignExtra(req);
   out["model"] = model;
-  out["messages"] = req.messages.map(encodeMessage);
+  out["messages"] = req.messages.map((m) => encodeMessage(m, native));
   if (req.tools.length > 0) out["tools"] = req.tools.map(encodeTool);
   const tc = req.toolChoice?.choice;
   if (tc?.case === "mode") {
@@ -342,8 +344,24 @@ export function encodeChatRequest(req: ChatRequest, model: string, stream: Strea
   return out;
 }
 
-function encodeMessage(m: Message): JsonRecord {
-  const out: JsonRecord = m.extra ? { ...m.extra } : {};
+/**
+ * Fields another format's caller sent that OpenAI has no equivalent for.
+ * Hints that only shape the other provider's behaviour are dropped; anything
+ * else is refused with a 400 naming it, never forwarded to fail upstream.
+ */
+const IGNORABLE_FOREIGN = new Set(["thinking", "service_tier", "container", "mcp_servers", "context_management"]);
+
+function foreignExtra(req: ChatRequest): JsonRecord {
+  for (const k of Object.keys(req.extra ?? {})) {
+    if (k === "tools" || IGNORABLE_FOREIGN.has(k)) continue;
+    throw new GatewayError("unsupported", `${k}: not supported by OpenAI-format providers`, { param: k });
+  }
+  return {};
+}
+
+function encodeMessage(m: Message, native: boolean): JsonRecord {
+  // A foreign format's message extras (e.g. Anthropic's original blocks) never reach an OpenAI-format body.
+  const out: JsonRecord = native && m.extra ? { ...m.extra } : {};
   out["role"] = ROLE_NAMES[m.role] ?? "user";
   if (m.contentIsText && m.content.length === 1 && m.content[0]!.part.case === "text") {
     out["content"] = m.content[0]!.part.value;
