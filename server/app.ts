@@ -148,19 +148,24 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const server: OnePortServer = await listenOnePort(handler, { host: config.server.host, port: config.server.port });
   catalog.start();
   const host = server.host.includes(":") ? `[${server.host}]` : server.host;
+  let closing: Promise<void> | undefined;
 
   return {
     url: `http://${host}:${server.port}`,
     port: server.port,
-    async close(graceMs = config.server.shutdownGraceMs) {
-      ready = false;
-      health.setStatus("", "NOT_SERVING");
-      catalog.stop();
-      await server.close(graceMs);
-      shutdown.abort();
-      await Promise.all([...providers.values()].map((p) => p.close()));
-      await tracing.shutdown();
-      await requestLog?.close();
+    close(graceMs = config.server.shutdownGraceMs) {
+      // Idempotent: a second call (a second signal, a test's cleanup) waits for the first.
+      closing ??= (async () => {
+        ready = false;
+        health.setStatus("", "NOT_SERVING");
+        catalog.stop();
+        await server.close(graceMs);
+        shutdown.abort();
+        await Promise.all([...providers.values()].map((p) => p.close()));
+        await tracing.shutdown();
+        await requestLog?.close();
+      })();
+      return closing;
     },
   };
 }

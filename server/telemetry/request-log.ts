@@ -69,6 +69,7 @@ export function createRequestLog(options: RequestLogOptions): RequestLog {
     const p = pending.get(reply.id);
     if (p === undefined) return;
     pending.delete(reply.id);
+    if (pending.size === 0) worker.unref();
     if (reply.ok) p.resolve(reply.result);
     else p.reject(new Error(reply.error));
   });
@@ -83,6 +84,8 @@ export function createRequestLog(options: RequestLogOptions): RequestLog {
     if (closed) return Promise.reject(new Error("request log is closed"));
     const id = nextId++;
     return new Promise<T>((resolve, reject) => {
+      // While the writer owes an answer, the process stays alive: records are not lost at exit.
+      if (pending.size === 0) worker.ref();
       pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       worker.postMessage({ ...msg, id });
     });
@@ -134,10 +137,14 @@ export function createRequestLog(options: RequestLogOptions): RequestLog {
       if (closed) return;
       await this.flush().catch(() => {});
       closed = true;
+      worker.ref();
       worker.postMessage({ type: "close" });
       await new Promise<void>((resolve) => {
-        worker.once("exit", () => resolve());
-        setTimeout(() => void worker.terminate().then(() => resolve()), 2000).unref();
+        const timer = setTimeout(() => void worker.terminate().then(() => resolve()), 2000);
+        worker.once("exit", () => {
+          clearTimeout(timer);
+          resolve();
+        });
       });
     },
   };
