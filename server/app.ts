@@ -8,6 +8,7 @@ import { file_switchyard_v1_chat } from "../gen/switchyard/v1/chat_pb.ts";
 import { file_switchyard_v1_embeddings } from "../gen/switchyard/v1/embeddings_pb.ts";
 import { file_switchyard_v1_logs } from "../gen/switchyard/v1/logs_pb.ts";
 import { file_switchyard_v1_models } from "../gen/switchyard/v1/models_pb.ts";
+import { file_switchyard_v1_routing } from "../gen/switchyard/v1/routing_pb.ts";
 import type { Config } from "./config/schema.ts";
 import { createAuthenticator } from "./governance/authenticate.ts";
 import { createPipeline, type PipelineObserver, type RequestRecord } from "./pipeline/pipeline.ts";
@@ -15,11 +16,15 @@ import { createProvider } from "./providers/registry.ts";
 import type { Provider } from "./providers/types.ts";
 import { createRestHandler } from "./rest/router.ts";
 import { createModelCatalog } from "./routing/catalog.ts";
+import { createHealthRegistry } from "./routing/health.ts";
+import { checkRoutes, createPlanner } from "./routing/plan.ts";
+import { startProbes } from "./routing/probe.ts";
 import { createResolver } from "./routing/resolve.ts";
 import { createRequestGate } from "./rpc/context.ts";
 import { createHealth } from "./rpc/health.ts";
 import { registerReflection } from "./rpc/reflection.ts";
 import { registerLogService } from "./rpc/logs.ts";
+import { registerRoutingService } from "./rpc/routing.ts";
 import { registerServices } from "./rpc/services.ts";
 import { silentLogger, type Logger } from "./telemetry/log.ts";
 import { createMetrics, type Metrics } from "./telemetry/metrics.ts";
@@ -59,6 +64,7 @@ const REFLECTED_FILES: readonly DescFile[] = [
   file_switchyard_v1_embeddings,
   file_switchyard_v1_models,
   file_switchyard_v1_logs,
+  file_switchyard_v1_routing,
   file_grpc_health_v1_health,
   file_google_rpc_error_details,
 ];
@@ -91,6 +97,9 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
 
   const catalog = createModelCatalog(providers, config.aliases, (provider, err) =>
     logger.warn("model discovery failed", { provider, error: err }));
+  const resolve = createResolver(providers, config.aliases, catalog);
+  checkRoutes(config.routes, resolve);
+  const routingHealth = createHealthRegistry(config.routing.breaker, config.routing.keyBalance);
   const metrics = createMetrics();
   const t = config.tracing;
   const tracing = createTracing({ endpoint: t.endpoint, tracesEndpoint: t.tracesEndpoint, serviceName: t.serviceName, headers: t.headers, ...options.tracing });
@@ -105,11 +114,14 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         logger,
       })
     : undefined;
+  metrics.addHealth(() => routingHealth.snapshot());
   if (requestLog !== undefined) {
     metrics.addCounter("switchyard_request_log_dropped_total", "Request-log records dropped because the writer fell behind.", () => requestLog.dropped());
   }
   const pipeline = createPipeline({
-    resolve: createResolver(providers, config.aliases, catalog),
+    plan: createPlanner(config.routes, resolve, (t) => routingHealth.inFlight(t)),
+    health: routingHealth,
+    retry: config.routing,
     catalog,
     observer: composeObservers(metrics, logger, requestLog, options.onRecord),
     tracing,
@@ -134,6 +146,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     routes(router: ConnectRouter) {
       registerServices(router, pipeline);
       if (requestLog !== undefined) registerLogService(router, requestLog);
+      registerRoutingService(router, routingHealth);
       health.register(router);
       registerReflection(router, REFLECTED_FILES);
     },
@@ -147,6 +160,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
 
   const server: OnePortServer = await listenOnePort(handler, { host: config.server.host, port: config.server.port });
   catalog.start();
+  const stopProbes = config.routing.healthCheckIntervalMs > 0 ? startProbes(providers.values(), routingHealth, config.routing.healthCheckIntervalMs) : () => {};
   const host = server.host.includes(":") ? `[${server.host}]` : server.host;
   let closing: Promise<void> | undefined;
 
@@ -159,6 +173,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         ready = false;
         health.setStatus("", "NOT_SERVING");
         catalog.stop();
+        stopProbes();
         await server.close(graceMs);
         shutdown.abort();
         await Promise.all([...providers.values()].map((p) => p.close()));

@@ -58,6 +58,11 @@ describe("validateConfig", () => {
       logLevel: "info",
       requestLog: { enabled: true, retentionDays: 14, maxRows: 2_000_000, queueMax: 20_000, bodies: false, redact: ["secrets"] },
       tracing: { serviceName: "switchyard", headers: {} },
+      routes: {},
+      routing: {
+        retries: 1, backoffMs: 200, maxBackoffMs: 5_000, deadlineMs: 60_000, keyBalance: "round-robin",
+        breaker: { failureRate: 0.5, minRequests: 5, windowMs: 30_000, cooldownMs: 15_000 }, healthCheckIntervalMs: 0,
+      },
     });
   });
 

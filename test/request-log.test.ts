@@ -103,7 +103,7 @@ describe("log store", () => {
 function record(i: number): RequestRecord {
   return {
     requestId: `r-${i}`, principal: "anonymous", operation: "chat", modelAsked: "m", provider: "p", model: "m",
-    ok: true, errorCode: undefined, usage: undefined, latencyMs: 1, firstChunkMs: undefined, upstreamMs: 1,
+    ok: true, errorCode: undefined, usage: undefined, latencyMs: 1, firstChunkMs: undefined, upstreamMs: 1, attempts: 1, tried: ["p/m"],
   };
 }
 

@@ -25,6 +25,7 @@ beforeAll(async () => {
     dataDir,
     logLevel: "debug",
     requestLog: { bodies: true },
+    routing: { retries: 0 },
     providers: [{ type: "openai", baseUrl: standin.url, keys: [PROVIDER_KEY] }],
   });
   gw = await startGateway(config, { logger: createLogger("debug", (l) => lines.push(l)) });

@@ -68,7 +68,7 @@ const CALLER_SPAN = "00f067aa0ba902b7";
 
 describe("tracing on", () => {
   it("continues the caller's trace with a request span and an attempt span carrying GenAI attributes", async () => {
-    const config = validateConfig({ server: { host: "127.0.0.1", port: 0 }, requestLog: { enabled: false }, providers: [openaiProvider(standin.url)] });
+    const config = validateConfig({ server: { host: "127.0.0.1", port: 0 }, requestLog: { enabled: false }, routing: { retries: 0 }, providers: [openaiProvider(standin.url)] });
     const gw = await startGateway(config, { tracing: { endpoint: receiverUrl, flushMs: 20 } });
     try {
       standin.requests.length = 0;
@@ -101,7 +101,7 @@ describe("tracing on", () => {
   });
 
   it("marks a failed attempt with error.type, and starts a new trace without a caller context", async () => {
-    const config = validateConfig({ server: { host: "127.0.0.1", port: 0 }, requestLog: { enabled: false }, providers: [openaiProvider(standin.url)] });
+    const config = validateConfig({ server: { host: "127.0.0.1", port: 0 }, requestLog: { enabled: false }, routing: { retries: 0 }, providers: [openaiProvider(standin.url)] });
     const gw = await startGateway(config, { tracing: { endpoint: receiverUrl, flushMs: 20 } });
     try {
       standin.setBehavior({ kind: "status", status: 500, times: 1, path: "/v1/chat/completions" });

@@ -204,6 +204,48 @@ export const configSchema = z.strictObject({
   providers: z.array(providerSchema).default([]),
   /** Model aliases: name -> "provider/model". */
   aliases: z.record(z.string().min(1), z.string().min(1)).default({}),
+  /**
+   * Model names mapped to weighted targets and fallbacks, e.g.
+   * `gpt-4o: { targets: [{ model: openai/gpt-4o, weight: 90 }, { model: azure/gpt-4o, weight: 10 }], fallbacks: [anthropic/claude-sonnet-4-5] }`.
+   */
+  routes: z
+    .record(
+      z.string().min(1),
+      z.strictObject({
+        targets: z.array(z.strictObject({ model: z.string().min(1), weight: z.number().positive().default(1) })).min(1),
+        /** weighted: by weight (sticky when asked); least-busy: the target with the fewest requests in flight. */
+        strategy: z.enum(["weighted", "least-busy"]).default("weighted"),
+        /** Keep a user (the request's `user`) or a session (`x-session-id` header) on one target. */
+        sticky: z.enum(["none", "user", "session"]).default("none"),
+        /** Tried in order when the targets fail with an error another target could fix. */
+        fallbacks: z.array(z.string().min(1)).default([]),
+      }),
+    )
+    .default({}),
+  routing: z
+    .strictObject({
+      /** Extra tries on the same target after a retryable failure (5xx, 429, timeout, connection). */
+      retries: z.int().min(0).max(10).default(1),
+      /** Exponential backoff with full jitter from this base, capped; a provider's Retry-After wins. */
+      backoffMs: z.int().min(0).default(200),
+      maxBackoffMs: z.int().min(0).default(5_000),
+      /** No new attempt (retry or fallback) starts after this long. */
+      deadlineMs: z.int().positive().default(60_000),
+      /** How a provider's keys share the load: in turn, or the key with the fewest requests in flight. */
+      keyBalance: z.enum(["round-robin", "least-busy"]).default("round-robin"),
+      /** Circuit breakers per target and per provider key. */
+      breaker: z
+        .strictObject({
+          failureRate: z.number().gt(0).max(1).default(0.5),
+          minRequests: z.int().positive().default(5),
+          windowMs: z.int().positive().default(30_000),
+          cooldownMs: z.int().positive().default(15_000),
+        })
+        .prefault({}),
+      /** Active probes of every provider key (GET models); 0 turns them off. */
+      healthCheckIntervalMs: z.int().min(0).default(0),
+    })
+    .prefault({}),
   /** Where the gateway keeps its embedded state (request log database). */
   dataDir: z.string().min(1).default(".data"),
   /** Structured logs on stdout at this level and above. */

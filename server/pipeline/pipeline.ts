@@ -6,12 +6,20 @@ import { EmbedRequestSchema, type EmbedRequest, type EmbedResponse } from "../..
 import type { Model } from "../../gen/switchyard/v1/models_pb.ts";
 import { GatewayError } from "../errors/errors.ts";
 import type { Principal } from "../governance/authenticate.ts";
-import type { CallOptions } from "../providers/types.ts";
 import type { ModelCatalog } from "../routing/catalog.ts";
+import type { HealthRegistry } from "../routing/health.ts";
+import type { PlanInput } from "../routing/plan.ts";
 import type { Target } from "../routing/resolve.ts";
 import type { Logger } from "../telemetry/log.ts";
-import type { AttemptTrace, RequestTrace, SpanOutcome, Tracing } from "../telemetry/tracing.ts";
+import type { SpanOutcome, Tracing } from "../telemetry/tracing.ts";
+import { invoke, type AttemptState, type InvokeDeps, type RetryPolicy } from "./invoke.ts";
 import { validateChatRequest, validateEmbedRequest } from "./validate.ts";
+
+/** A provider stream whose first chunk is already in hand. */
+interface OpenedStream {
+  it: AsyncIterator<ChatChunk>;
+  first: IteratorResult<ChatChunk>;
+}
 
 /**
  * The one path every request takes, whichever transport brought it:
@@ -42,6 +50,8 @@ export interface Entry {
   /** The caller's W3C trace context, continued by the request span and passed upstream. */
   traceparent?: string | undefined;
   tracestate?: string | undefined;
+  /** The caller's session (x-session-id), for routes that keep a session on one target. */
+  sessionId?: string | undefined;
 }
 
 export type Operation = "chat" | "chat_stream" | "embed";
@@ -63,6 +73,9 @@ export interface RequestRecord {
   firstChunkMs: number | undefined;
   /** Waiting on the provider: until its answer, or for streams until its first chunk. */
   upstreamMs: number | undefined;
+  /** Upstream attempts made, and the targets they went to ("provider/model"), in order. */
+  attempts: number;
+  tried: string[];
   /** Prompt and answer as JSON values, only when body capture is on. */
   bodies?: { request: unknown; response: unknown } | undefined;
 }
@@ -81,7 +94,10 @@ export interface PipelineObserver {
 }
 
 export interface PipelineDeps {
-  resolve: (model: string) => Target;
+  /** The ordered targets for a request (routes, fallbacks). */
+  plan: (input: PlanInput) => Target[];
+  health: HealthRegistry;
+  retry: RetryPolicy;
   catalog: ModelCatalog;
   observer: PipelineObserver;
   tracing: Tracing;
@@ -92,26 +108,26 @@ export interface PipelineDeps {
 }
 
 /** Per-request bookkeeping shared by the steps. */
-interface Run {
+interface Run extends AttemptState {
   entry: Entry;
   op: Operation;
   asked: string;
-  target: Target | undefined;
-  upstreamStart: number;
   upstreamMs: number | undefined;
-  trace: RequestTrace;
-  attempt: AttemptTrace | undefined;
   bodies: { request: unknown; response: unknown } | undefined;
 }
 
 export function createPipeline(deps: PipelineDeps): Pipeline {
-  const { resolve, catalog, observer, tracing, logger } = deps;
+  const { catalog, observer, tracing, logger, health } = deps;
   const capture = deps.captureBodies === true;
+  const invokeDeps: InvokeDeps = { plan: deps.plan, health, retry: deps.retry, tracingEnabled: tracing.enabled };
 
   function begin(entry: Entry, op: Operation, asked: string): Run {
     observer.started(op);
     const trace = tracing.startRequest(op === "embed" ? "embeddings" : "chat", entry.traceparent, entry.tracestate);
-    return { entry, op, asked, target: undefined, upstreamStart: 0, upstreamMs: undefined, trace, attempt: undefined, bodies: undefined };
+    return {
+      entry, op, asked, signal: entry.signal, requestId: entry.requestId, trace,
+      attempt: undefined, target: undefined, key: undefined, attempts: 0, tried: [], upstreamStart: 0, upstreamMs: undefined, bodies: undefined,
+    };
   }
 
   function finish(run: Run, usage: Usage | undefined, err: unknown, firstChunkMs?: number, result?: SpanOutcome): void {
@@ -136,22 +152,14 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       latencyMs: performance.now() - entry.startedAt,
       firstChunkMs,
       upstreamMs: run.upstreamMs,
+      attempts: run.attempts,
+      tried: run.tried,
       bodies: run.bodies,
     });
   }
 
-  /** Validation and routing, shared by every operation: returns the provider's view of the request. */
-  function route<R extends { model: string }>(run: Run, req: R, validate: (r: R) => void, attributes?: (r: R) => Attributes): R {
-    validate(req);
-    run.target = resolve(req.model);
-    run.attempt = run.trace.startAttempt(run.target.provider.id, run.target.model, tracing.enabled && attributes ? attributes(req) : undefined);
-    run.upstreamStart = performance.now();
-    return { ...req, model: run.target.model };
-  }
-
-  function call(run: Run): CallOptions {
-    const headers = run.attempt?.headers;
-    return { signal: run.entry.signal, requestId: run.entry.requestId, headers: headers && headers !== NO_TRACE && Object.keys(headers).length > 0 ? headers : undefined };
+  function planInput(run: Run, model: string, fallbacks: readonly string[], user: string): PlanInput {
+    return { model, fallbacks, user, sessionId: run.entry.sessionId };
   }
 
   return {
@@ -159,10 +167,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       const run = begin(entry, "chat", req.model);
       if (capture) run.bodies = { request: toJson(ChatRequestSchema, req), response: null };
       try {
-        const upstream = route(run, req, validateChatRequest, chatAttributes);
-        const completion = await run.target!.provider.chat(upstream, call(run));
+        validateChatRequest(req);
+        const completion = await invoke(invokeDeps, run, planInput(run, req.model, req.fallbacks, req.user), tracing.enabled ? chatAttributes(req) : undefined,
+          (t, call) => t.provider.chat({ ...req, model: t.model }, call));
         run.upstreamMs = performance.now() - run.upstreamStart;
-        completion.gateway = gatewayInfo(entry, run.target!);
+        completion.gateway = gatewayInfo(run);
         if (run.bodies) run.bodies.response = toJson(ChatCompletionSchema, completion);
         finish(run, completion.usage, undefined, undefined, {
           responseModel: completion.model,
@@ -179,15 +188,29 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     async stream(req, options, entry) {
       const run = begin(entry, "chat_stream", req.model);
       if (capture) run.bodies = { request: toJson(ChatRequestSchema, req), response: null };
-      let chunks: AsyncIterable<ChatChunk>;
+      let opened: OpenedStream;
       try {
-        const upstream = route(run, req, validateChatRequest, chatAttributes);
-        chunks = await run.target!.provider.chatStream(upstream, call(run));
+        validateChatRequest(req);
+        // A stream counts as started only once its first chunk is in: a failure before that falls back like any other.
+        opened = await invoke(invokeDeps, run, planInput(run, req.model, req.fallbacks, req.user), tracing.enabled ? chatAttributes(req) : undefined,
+          async (t, call) => {
+            const it = (await t.provider.chatStream({ ...req, model: t.model }, call))[Symbol.asyncIterator]();
+            try {
+              return { it, first: await it.next() };
+            } catch (err) {
+              await it.return?.();
+              throw err;
+            }
+          }, true);
       } catch (err) {
         finish(run, undefined, err);
         throw GatewayError.from(err);
       }
-      return relay(chunks, run, options.includeUsage, observer, (usage, err, firstChunkMs) => finish(run, usage, err, firstChunkMs));
+      const { target, key } = run;
+      return relay(opened, run, options.includeUsage, observer, (usage, err, firstChunkMs) => {
+        health.end(target!, key, err === undefined ? undefined : GatewayError.from(err));
+        finish(run, usage, err, firstChunkMs);
+      });
     },
 
     async embed(req, entry) {
@@ -195,10 +218,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       // Embedding vectors are not logged: large, and not what anyone searches for.
       if (capture) run.bodies = { request: toJson(EmbedRequestSchema, req), response: null };
       try {
-        const upstream = route(run, req, validateEmbedRequest);
-        const res = await run.target!.provider.embed(upstream, call(run));
+        validateEmbedRequest(req);
+        const res = await invoke(invokeDeps, run, planInput(run, req.model, req.fallbacks, req.user), undefined,
+          (t, call) => t.provider.embed({ ...req, model: t.model }, call));
         run.upstreamMs = performance.now() - run.upstreamStart;
-        res.gateway = gatewayInfo(entry, run.target!);
+        res.gateway = gatewayInfo(run);
         finish(run, res.usage, undefined, undefined, { responseModel: res.model });
         return res;
       } catch (err) {
@@ -220,7 +244,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
  * ends (completed, failed, or abandoned by the caller).
  */
 async function* relay(
-  chunks: AsyncIterable<ChatChunk>,
+  opened: OpenedStream,
   run: Run,
   includeUsage: boolean,
   observer: PipelineObserver,
@@ -233,13 +257,16 @@ async function* relay(
   let last = 0;
   let failure: unknown;
   let completed = false;
+  const { it } = opened;
+  let next = opened.first;
   try {
-    for await (const chunk of chunks) {
+    for (; !next.done; next = await it.next()) {
+      const chunk = next.value;
       const now = performance.now();
       if (firstChunkMs === undefined) {
         firstChunkMs = now - entry.startedAt;
         run.upstreamMs = now - run.upstreamStart;
-        chunk.gateway = gatewayInfo(entry, target);
+        chunk.gateway = gatewayInfo(run);
       } else {
         observer.chunkGap(target.provider.id, now - last);
       }
@@ -261,11 +288,12 @@ async function* relay(
   } finally {
     // Abandoned by the caller (generator returned early): a cancel, not a success.
     const err = completed ? undefined : failure ?? new GatewayError("canceled", "the caller canceled the stream");
+    // Stops the provider's stream (and its upstream request) when the caller left early.
+    if (!completed && failure === undefined) await it.return?.();
     done(usage, err, firstChunkMs);
   }
 }
 
-const NO_TRACE: Readonly<Record<string, string>> = Object.freeze({});
 
 /** Streams with body capture on: the answer as text and tool-call arguments, assembled. */
 function collect(bodies: { response: unknown }, chunk: ChatChunk): void {
@@ -307,13 +335,14 @@ function chatAttributes(req: ChatRequest): Attributes {
   return a;
 }
 
-function gatewayInfo(entry: Entry, target: Target): GatewayInfo {
+function gatewayInfo(run: Run): GatewayInfo {
   return {
     $typeName: "switchyard.v1.GatewayInfo",
-    requestId: entry.requestId,
-    provider: target.provider.id,
-    model: target.model,
-    attempts: 1,
-    latencyMs: Math.round((performance.now() - entry.startedAt) * 1000) / 1000,
+    requestId: run.requestId,
+    provider: run.target!.provider.id,
+    model: run.target!.model,
+    attempts: run.attempts,
+    latencyMs: Math.round((performance.now() - run.entry.startedAt) * 1000) / 1000,
+    tried: run.tried,
   };
 }

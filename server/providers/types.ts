@@ -3,7 +3,8 @@ import type { EmbedRequest, EmbedResponse } from "../../gen/switchyard/v1/embedd
 
 /**
  * The one provider interface. A provider translates the canonical request to
- * its own wire format and back; it knows nothing of callers, keys or routing.
+ * its own wire format and back; it knows nothing of callers or routing. It
+ * rotates over its keys unless the call names one (`CallOptions.keyIndex`).
  * `request.model` is already the provider's own model name.
  */
 export interface Provider {
@@ -11,6 +12,11 @@ export interface Provider {
   readonly id: string;
   /** Models the configuration says it serves; empty means "ask it" (listModels). */
   readonly declaredModels: readonly string[];
+  /**
+   * How many keys (or credential sets) it rotates over; 0 for keyless local
+   * servers. Valid `CallOptions.keyIndex` values are 0 .. keyCount-1.
+   */
+  readonly keyCount: number;
   chat(request: ChatRequest, call: CallOptions): Promise<ChatCompletion>;
   /**
    * Resolves once the provider has accepted the request (status 2xx, headers
@@ -31,6 +37,12 @@ export interface CallOptions {
   requestId: string;
   /** Headers to add to the upstream request (W3C trace context); set by the pipeline. */
   headers?: Readonly<Record<string, string>> | undefined;
+  /**
+   * Which of the provider's keys (or credential sets) to use for this call,
+   * 0 .. keyCount-1; set by routing. When unset (or out of range) the provider
+   * rotates as before.
+   */
+  keyIndex?: number | undefined;
 }
 
 export interface ProviderModel {

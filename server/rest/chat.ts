@@ -55,5 +55,6 @@ export function gatewayHeaders(g: GatewayInfo | undefined): Record<string, strin
     "x-switchyard-provider": g.provider,
     "x-switchyard-model": g.model,
     "x-switchyard-attempts": String(g.attempts),
+    "x-switchyard-tried": g.tried.join(","),
   };
 }

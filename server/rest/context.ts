@@ -34,5 +34,13 @@ export function restEntry(req: Req, res: Res, deps: RestDeps, startedAt: number)
   res.once("close", () => {
     if (!res.writableFinished) ac.abort(new Error("client closed the connection"));
   });
-  return { principal, requestId, signal: ac.signal, startedAt, traceparent: header("traceparent"), tracestate: header("tracestate") };
+  return {
+    principal,
+    requestId,
+    signal: ac.signal,
+    startedAt,
+    traceparent: header("traceparent"),
+    tracestate: header("tracestate"),
+    sessionId: header("x-session-id"),
+  };
 }

@@ -39,6 +39,7 @@ export function rpcEntry(ctx: HandlerContext): Entry {
     startedAt: ctx.values.get(kStartedAt) || performance.now(),
     traceparent: ctx.requestHeader.get("traceparent") ?? undefined,
     tracestate: ctx.requestHeader.get("tracestate") ?? undefined,
+    sessionId: ctx.requestHeader.get("x-session-id") ?? undefined,
   };
 }
 

@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Operation, PipelineObserver, RequestRecord } from "../pipeline/pipeline.ts";
+import type { ProviderHealth } from "../routing/health.ts";
 
 /** Most distinct model label values kept; later ones are counted as "other" so label sets stay bounded. */
 const MAX_MODELS = 256;
@@ -14,6 +15,8 @@ export interface Metrics extends PipelineObserver {
   scrape(): Promise<{ contentType: string; body: string }>;
   /** A counter read from elsewhere at scrape time (e.g. request-log records dropped). */
   addCounter(name: string, help: string, read: () => number): void;
+  /** Circuit-breaker states, read from routing's health at scrape time. */
+  addHealth(read: () => ProviderHealth[]): void;
 }
 
 /**
@@ -73,6 +76,18 @@ export function createMetrics(): Metrics {
     labelNames: ["provider", "model", "kind"] as const,
     registers: [registry],
   });
+  const retries = new Counter({
+    name: "switchyard_retries_total",
+    help: "Extra attempts on a target after a retryable failure.",
+    labelNames: ["operation"] as const,
+    registers: [registry],
+  });
+  const fallbacks = new Counter({
+    name: "switchyard_fallbacks_total",
+    help: "Requests that moved on to another target, by the target that finally served (or failed).",
+    labelNames: ["operation", "provider"] as const,
+    registers: [registry],
+  });
   const inflight = new Gauge({
     name: "switchyard_inflight_requests",
     help: "Requests in the pipeline now.",
@@ -99,6 +114,11 @@ export function createMetrics(): Metrics {
     finished(r: RequestRecord) {
       inflight.dec({ operation: r.operation });
       const model = modelLabel(r.model);
+      if (r.attempts > 1) {
+        const targets = new Set(r.tried).size;
+        if (r.attempts > targets) retries.inc({ operation: r.operation }, r.attempts - targets);
+        if (targets > 1) fallbacks.inc({ operation: r.operation, provider: r.provider });
+      }
       requests.inc({ operation: r.operation, provider: r.provider, model, outcome: r.ok ? "ok" : r.errorCode ?? "internal" });
       duration.observe({ operation: r.operation, provider: r.provider }, r.latencyMs / 1000);
       if (r.upstreamMs !== undefined) {
@@ -116,6 +136,22 @@ export function createMetrics(): Metrics {
         if (u.cacheWriteTokens) tokens.inc(labels("cache_write"), u.cacheWriteTokens);
         if (u.reasoningTokens) tokens.inc(labels("reasoning"), u.reasoningTokens);
       }
+    },
+    addHealth(read) {
+      const STATE = { closed: 0, half_open: 1, open: 2 } as const;
+      new Gauge({
+        name: "switchyard_circuit_state",
+        help: "Circuit breaker state: 0 closed, 1 half-open, 2 open; per provider key (scope key, name = key index) and per target (scope target, name = model).",
+        labelNames: ["provider", "scope", "name"] as const,
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const p of read()) {
+            for (const k of p.keys) this.set({ provider: p.provider, scope: "key", name: String(k.index) }, STATE[k.state]);
+            for (const t of p.targets) this.set({ provider: p.provider, scope: "target", name: modelLabel(t.model) }, STATE[t.state]);
+          }
+        },
+      });
     },
     addCounter(name, help, read) {
       // A gauge under a _total name: the value is a monotonic count kept by its owner.

@@ -170,7 +170,7 @@ function toRow(r: RequestRecord, redact: (text: string) => string): LogRow {
     latencyMs: r.latencyMs,
     firstChunkMs: r.firstChunkMs ?? null,
     cacheStatus: "",
-    attempts: 1,
+    attempts: r.attempts,
     requestBody: r.bodies ? redact(JSON.stringify(r.bodies.request)) : null,
     responseBody: r.bodies && r.bodies.response !== null ? redact(JSON.stringify(r.bodies.response)) : null,
   };

@@ -21,7 +21,14 @@ export async function startTestGateway(config: Partial<ConfigInput> = {}): Promi
   const records: RequestRecord[] = [];
   // Each gateway keeps its request log in a fresh temporary folder.
   const dataDir = config.dataDir ?? mkdtempSync(join(tmpdir(), "sy-data-"));
-  const full = validateConfig({ ...config, dataDir, server: { host: "127.0.0.1", port: 0, ...config.server } }, "test");
+  const full = validateConfig({
+    ...config,
+    dataDir,
+    server: { host: "127.0.0.1", port: 0, ...config.server },
+    // One attempt per request and no circuit breaking unless a test asks: most tests check how a
+    // single failure maps; the routing tests turn both on.
+    routing: { retries: 0, ...config.routing, breaker: { minRequests: 1_000_000, ...config.routing?.breaker } },
+  }, "test");
   const gw = await startGateway(full, { onRecord: (r) => records.push(r) });
   return {
     url: gw.url,

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file switchyard/v1/common.proto.
  */
 export const file_switchyard_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("Chpzd2l0Y2h5YXJkL3YxL2NvbW1vbi5wcm90bxINc3dpdGNoeWFyZC52MSKcAQoFVXNhZ2USFQoNcHJvbXB0X3Rva2VucxgBIAEoDRIZChFjb21wbGV0aW9uX3Rva2VucxgCIAEoDRIUCgx0b3RhbF90b2tlbnMYAyABKA0SFQoNY2FjaGVkX3Rva2VucxgEIAEoDRIYChByZWFzb25pbmdfdG9rZW5zGAUgASgNEhoKEmNhY2hlX3dyaXRlX3Rva2VucxgGIAEoDSJoCgtHYXRld2F5SW5mbxISCgpyZXF1ZXN0X2lkGAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEg0KBW1vZGVsGAMgASgJEhAKCGF0dGVtcHRzGAQgASgNEhIKCmxhdGVuY3lfbXMYBSABKAFiBnByb3RvMw");
+  fileDesc("Chpzd2l0Y2h5YXJkL3YxL2NvbW1vbi5wcm90bxINc3dpdGNoeWFyZC52MSKcAQoFVXNhZ2USFQoNcHJvbXB0X3Rva2VucxgBIAEoDRIZChFjb21wbGV0aW9uX3Rva2VucxgCIAEoDRIUCgx0b3RhbF90b2tlbnMYAyABKA0SFQoNY2FjaGVkX3Rva2VucxgEIAEoDRIYChByZWFzb25pbmdfdG9rZW5zGAUgASgNEhoKEmNhY2hlX3dyaXRlX3Rva2VucxgGIAEoDSJ3CgtHYXRld2F5SW5mbxISCgpyZXF1ZXN0X2lkGAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEg0KBW1vZGVsGAMgASgJEhAKCGF0dGVtcHRzGAQgASgNEhIKCmxhdGVuY3lfbXMYBSABKAESDQoFdHJpZWQYBiADKAliBnByb3RvMw");
 
 /**
  * Usage is token usage in one shape for every provider.
@@ -100,6 +100,13 @@ export type GatewayInfo = Message<"switchyard.v1.GatewayInfo"> & {
    * @generated from field: double latency_ms = 5;
    */
   latencyMs: number;
+
+  /**
+   * Every target tried, in order, as "provider/model" (the last one served).
+   *
+   * @generated from field: repeated string tried = 6;
+   */
+  tried: string[];
 };
 
 /**

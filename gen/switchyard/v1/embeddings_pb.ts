@@ -13,7 +13,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file switchyard/v1/embeddings.proto.
  */
 export const file_switchyard_v1_embeddings: GenFile = /*@__PURE__*/
-  fileDesc("Ch5zd2l0Y2h5YXJkL3YxL2VtYmVkZGluZ3MucHJvdG8SDXN3aXRjaHlhcmQudjEiuQEKDEVtYmVkUmVxdWVzdBINCgVtb2RlbBgBIAEoCRINCgVpbnB1dBgCIAMoCRItCgx0b2tlbl9pbnB1dHMYAyADKAsyFy5zd2l0Y2h5YXJkLnYxLlRva2VuSWRzEhcKCmRpbWVuc2lvbnMYBCABKA1IAIgBARIMCgR1c2VyGAUgASgJEiYKBWV4dHJhGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEINCgtfZGltZW5zaW9ucyIXCghUb2tlbklkcxILCgNpZHMYASADKA0imAEKDUVtYmVkUmVzcG9uc2USJgoEZGF0YRgBIAMoCzIYLnN3aXRjaHlhcmQudjEuRW1iZWRkaW5nEg0KBW1vZGVsGAIgASgJEiMKBXVzYWdlGAMgASgLMhQuc3dpdGNoeWFyZC52MS5Vc2FnZRIrCgdnYXRld2F5GAQgASgLMhouc3dpdGNoeWFyZC52MS5HYXRld2F5SW5mbyIqCglFbWJlZGRpbmcSDQoFaW5kZXgYASABKA0SDgoGdmVjdG9yGAIgAygCMlcKEUVtYmVkZGluZ3NTZXJ2aWNlEkIKBUVtYmVkEhsuc3dpdGNoeWFyZC52MS5FbWJlZFJlcXVlc3QaHC5zd2l0Y2h5YXJkLnYxLkVtYmVkUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct, file_switchyard_v1_common]);
+  fileDesc("Ch5zd2l0Y2h5YXJkL3YxL2VtYmVkZGluZ3MucHJvdG8SDXN3aXRjaHlhcmQudjEizAEKDEVtYmVkUmVxdWVzdBINCgVtb2RlbBgBIAEoCRINCgVpbnB1dBgCIAMoCRItCgx0b2tlbl9pbnB1dHMYAyADKAsyFy5zd2l0Y2h5YXJkLnYxLlRva2VuSWRzEhcKCmRpbWVuc2lvbnMYBCABKA1IAIgBARIMCgR1c2VyGAUgASgJEiYKBWV4dHJhGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIRCglmYWxsYmFja3MYByADKAlCDQoLX2RpbWVuc2lvbnMiFwoIVG9rZW5JZHMSCwoDaWRzGAEgAygNIpgBCg1FbWJlZFJlc3BvbnNlEiYKBGRhdGEYASADKAsyGC5zd2l0Y2h5YXJkLnYxLkVtYmVkZGluZxINCgVtb2RlbBgCIAEoCRIjCgV1c2FnZRgDIAEoCzIULnN3aXRjaHlhcmQudjEuVXNhZ2USKwoHZ2F0ZXdheRgEIAEoCzIaLnN3aXRjaHlhcmQudjEuR2F0ZXdheUluZm8iKgoJRW1iZWRkaW5nEg0KBWluZGV4GAEgASgNEg4KBnZlY3RvchgCIAMoAjJXChFFbWJlZGRpbmdzU2VydmljZRJCCgVFbWJlZBIbLnN3aXRjaHlhcmQudjEuRW1iZWRSZXF1ZXN0Ghwuc3dpdGNoeWFyZC52MS5FbWJlZFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_switchyard_v1_common]);
 
 /**
  * @generated from message switchyard.v1.EmbedRequest
@@ -58,6 +58,13 @@ export type EmbedRequest = Message<"switchyard.v1.EmbedRequest"> & {
    * @generated from field: google.protobuf.Struct extra = 6;
    */
   extra?: JsonObject | undefined;
+
+  /**
+   * Targets to try, in order, when the model's own targets fail.
+   *
+   * @generated from field: repeated string fallbacks = 7;
+   */
+  fallbacks: string[];
 };
 
 /**

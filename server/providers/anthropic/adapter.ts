@@ -31,8 +31,8 @@ export function createAnthropicProvider(config: ProviderOf<"anthropic">): Provid
     "content-type": "application/json",
   };
 
-  function request(method: "GET" | "POST", path: string, body?: unknown): UpstreamRequest {
-    const key = nextKey();
+  function request(call: CallOptions, method: "GET" | "POST", path: string, body?: unknown): UpstreamRequest {
+    const key = nextKey(call);
     const headers = key === undefined ? staticHeaders : { ...staticHeaders, "x-api-key": key };
     return { url: `${base}${path}`, method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) };
   }
@@ -44,13 +44,14 @@ export function createAnthropicProvider(config: ProviderOf<"anthropic">): Provid
   return {
     id,
     declaredModels: config.models,
+    keyCount: config.keys.length,
 
     async chat(req: ChatRequest, call: CallOptions): Promise<ChatCompletion> {
-      return decodeMessagesResponse(await upstream.json(request("POST", "/v1/messages", messagesBody(req, false)), call));
+      return decodeMessagesResponse(await upstream.json(request(call, "POST", "/v1/messages", messagesBody(req, false)), call));
     },
 
     async chatStream(req: ChatRequest, call: CallOptions): Promise<AsyncIterable<ChatChunk>> {
-      const stream = await upstream.open(request("POST", "/v1/messages", messagesBody(req, true)), call);
+      const stream = await upstream.open(request(call, "POST", "/v1/messages", messagesBody(req, true)), call);
       if (!String(stream.headers["content-type"] ?? "").startsWith("text/event-stream")) {
         stream.release(false);
         throw new GatewayError("upstream_error", `provider '${id}' did not answer with an event stream`);
@@ -67,7 +68,7 @@ export function createAnthropicProvider(config: ProviderOf<"anthropic">): Provid
       let after: string | undefined;
       for (let page = 0; page < 20; page++) {
         const query = `?limit=1000${after === undefined ? "" : `&after_id=${encodeURIComponent(after)}`}`;
-        const body = await upstream.json(request("GET", `/v1/models${query}`), call);
+        const body = await upstream.json(request(call, "GET", `/v1/models${query}`), call);
         if (!isRecord(body) || !Array.isArray(body["data"])) {
           throw new GatewayError("upstream_error", `provider '${id}' returned a malformed model list`);
         }

@@ -18,7 +18,7 @@ const EMBED_CONCURRENCY = 4;
 /**
  * AWS Bedrock through the Converse and ConverseStream APIs, every request
  * signed with SigV4 (service "bedrock"), rotating over the configured
- * credential sets. Embeddings: Titan Text through InvokeModel (embed.ts).
+ * credential sets (or using the one the call names). Embeddings: Titan Text through InvokeModel (embed.ts).
  * Models: the declared list, or ListFoundationModels on the control-plane
  * host (bedrock.<region>.amazonaws.com; with a custom baseUrl, that same URL).
  */
@@ -34,12 +34,12 @@ export function createBedrockProvider(config: ProviderOf<"bedrock">): Provider {
   const control = runtime.replace(/^(https?:\/\/)bedrock-runtime\./, "$1bedrock.");
   const sign = createSigner("bedrock", config.region, config.credentials);
 
-  async function signed(method: "GET" | "POST", url: string, body?: unknown, accept = "application/json"): Promise<UpstreamRequest> {
+  async function signed(call: CallOptions, method: "GET" | "POST", url: string, body?: unknown, accept = "application/json"): Promise<UpstreamRequest> {
     const bytes = body === undefined ? undefined : new TextEncoder().encode(JSON.stringify(body));
     const headers: Record<string, string> = { ...config.headers, accept };
     if (bytes !== undefined) headers["content-type"] = "application/json";
     // The signature covers these exact bytes; they are sent as they are.
-    return { method, url, headers: await sign({ method, url, headers, ...(bytes === undefined ? {} : { body: bytes }) }), ...(bytes === undefined ? {} : { body: bytes }) };
+    return { method, url, headers: await sign({ method, url, headers, ...(bytes === undefined ? {} : { body: bytes }) }, call), ...(bytes === undefined ? {} : { body: bytes }) };
   }
 
   const modelUrl = (model: string, op: "converse" | "converse-stream" | "invoke"): string => `${runtime}/model/${encodeURIComponent(model)}/${op}`;
@@ -47,15 +47,16 @@ export function createBedrockProvider(config: ProviderOf<"bedrock">): Provider {
   return {
     id,
     declaredModels: config.models,
+    keyCount: config.credentials.length,
 
     async chat(req: ChatRequest, call: CallOptions): Promise<ChatCompletion> {
       const body = toConverseRequest(req);
-      return fromConverseResponse(await upstream.json(await signed("POST", modelUrl(req.model, "converse"), body), call), req.model);
+      return fromConverseResponse(await upstream.json(await signed(call, "POST", modelUrl(req.model, "converse"), body), call), req.model);
     },
 
     async chatStream(req: ChatRequest, call: CallOptions): Promise<AsyncIterable<ChatChunk>> {
       const body = toConverseRequest(req);
-      const request = await signed("POST", modelUrl(req.model, "converse-stream"), body, "application/vnd.amazon.eventstream");
+      const request = await signed(call, "POST", modelUrl(req.model, "converse-stream"), body, "application/vnd.amazon.eventstream");
       const stream = await upstream.open(request, call);
       if (!String(stream.headers["content-type"] ?? "").startsWith("application/vnd.amazon.eventstream")) {
         stream.release(false);
@@ -69,14 +70,14 @@ export function createBedrockProvider(config: ProviderOf<"bedrock">): Provider {
       const answers: ReturnType<typeof fromTitanAnswer>[] = [];
       for (let i = 0; i < bodies.length; i += EMBED_CONCURRENCY) {
         const batch = bodies.slice(i, i + EMBED_CONCURRENCY).map(async (b, j) =>
-          fromTitanAnswer(await upstream.json(await signed("POST", modelUrl(req.model, "invoke"), b), call), i + j));
+          fromTitanAnswer(await upstream.json(await signed(call, "POST", modelUrl(req.model, "invoke"), b), call), i + j));
         answers.push(...(await Promise.all(batch)));
       }
       return embedResponse(req.model, answers);
     },
 
     async listModels(call: CallOptions): Promise<ProviderModel[]> {
-      const body = await upstream.json(await signed("GET", `${control}/foundation-models`), call);
+      const body = await upstream.json(await signed(call, "GET", `${control}/foundation-models`), call);
       if (!isRecord(body) || !Array.isArray(body["modelSummaries"])) {
         throw new GatewayError("upstream_error", `provider '${id}' returned a malformed model list`);
       }

@@ -1,6 +1,7 @@
 import { Hash } from "@smithy/hash-node";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { keyRing } from "../shared/upstream.ts";
+import type { CallOptions } from "../types.ts";
 
 /** One AWS credential set from the configuration. */
 export interface AwsCredentials {
@@ -17,12 +18,16 @@ export interface UnsignedRequest {
   body?: Uint8Array;
 }
 
-/** Signs a request; returns every header to send (host, x-amz-date, authorization, ...). */
-export type Signer = (req: UnsignedRequest) => Promise<Record<string, string>>;
+/**
+ * Signs a request with the credential set the call names (`call.keyIndex`),
+ * or the next in rotation; returns every header to send (host, x-amz-date,
+ * authorization, ...).
+ */
+export type Signer = (req: UnsignedRequest, call?: CallOptions) => Promise<Record<string, string>>;
 
 /**
  * SigV4 signing for one service name ("bedrock"), rotating over the
- * configured credential sets request by request. The signature covers the
+ * configured credential sets request by request unless the call names one. The signature covers the
  * host, the path (URI-escaped once more, as for every AWS service but S3),
  * the query, every header given and the SHA-256 of the body; session
  * credentials add x-amz-security-token.
@@ -42,8 +47,8 @@ export function createSigner(service: string, region: string, credentials: reado
   }));
   const next = keyRing(signers);
 
-  return async (req) => {
-    const signer = next();
+  return async (req, call) => {
+    const signer = next(call);
     if (signer === undefined) throw new Error("bedrock: no AWS credentials configured");
     const url = new URL(req.url);
     const query: Record<string, string> = {};

@@ -29,27 +29,28 @@ export function createGeminiProvider(config: ProviderOf<"gemini">): Provider {
   const nextKey = keyRing(config.keys);
   const staticHeaders: Record<string, string> = { ...config.headers, "content-type": "application/json" };
 
-  function headers(): Record<string, string> {
-    const key = nextKey();
+  function headers(call: CallOptions): Record<string, string> {
+    const key = nextKey(call);
     return key === undefined ? staticHeaders : { ...staticHeaders, "x-goog-api-key": key };
   }
 
-  function post(resource: string, method: string, body: unknown, query = ""): UpstreamRequest {
-    return { url: `${base}/${resource}:${method}${query}`, method: "POST", headers: headers(), body: JSON.stringify(body) };
+  function post(call: CallOptions, resource: string, method: string, body: unknown, query = ""): UpstreamRequest {
+    return { url: `${base}/${resource}:${method}${query}`, method: "POST", headers: headers(call), body: JSON.stringify(body) };
   }
 
   return {
     id,
     declaredModels: config.models,
+    keyCount: config.keys.length,
 
     async chat(req: ChatRequest, call: CallOptions): Promise<ChatCompletion> {
       const body = toGeminiRequest(req);
-      return toChatCompletion(await upstream.json(post(resourceOf(req.model), "generateContent", body), call), req.model);
+      return toChatCompletion(await upstream.json(post(call, resourceOf(req.model), "generateContent", body), call), req.model);
     },
 
     async chatStream(req: ChatRequest, call: CallOptions): Promise<AsyncIterable<ChatChunk>> {
       const body = toGeminiRequest(req);
-      const stream = await upstream.open(post(resourceOf(req.model), "streamGenerateContent", body, "?alt=sse"), call);
+      const stream = await upstream.open(post(call, resourceOf(req.model), "streamGenerateContent", body, "?alt=sse"), call);
       if (!String(stream.headers["content-type"] ?? "").startsWith("text/event-stream")) {
         stream.release(false);
         throw new GatewayError("upstream_error", `provider '${id}' did not answer with an event stream`);
@@ -60,7 +61,7 @@ export function createGeminiProvider(config: ProviderOf<"gemini">): Provider {
     async embed(req: EmbedRequest, call: CallOptions): Promise<EmbedResponse> {
       const resource = resourceOf(req.model);
       const body = toGeminiEmbed(req, resource);
-      return toEmbedResponse(await upstream.json(post(resource, "batchEmbedContents", body), call), req.model, req.input.length);
+      return toEmbedResponse(await upstream.json(post(call, resource, "batchEmbedContents", body), call), req.model, req.input.length);
     },
 
     async listModels(call: CallOptions): Promise<ProviderModel[]> {
@@ -68,7 +69,7 @@ export function createGeminiProvider(config: ProviderOf<"gemini">): Provider {
       let pageToken = "";
       for (let page = 0; page < MAX_MODEL_PAGES; page++) {
         const query = `?pageSize=1000${pageToken ? `&pageToken=${encodeURIComponent(pageToken)}` : ""}`;
-        const body = await upstream.json({ url: `${base}/models${query}`, method: "GET", headers: headers() }, call);
+        const body = await upstream.json({ url: `${base}/models${query}`, method: "GET", headers: headers(call) }, call);
         const b = typeof body === "object" && body !== null ? (body as Record<string, unknown>) : {};
         if (!Array.isArray(b["models"]) && b["models"] !== undefined) {
           throw new GatewayError("upstream_error", `provider '${id}' returned a malformed model list`);

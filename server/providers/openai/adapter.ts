@@ -44,8 +44,8 @@ export function createOpenAIProvider(options: OpenAIFormatOptions): Provider {
   const authHeader = options.authHeader ?? ((key: string) => ({ authorization: `Bearer ${key}` }));
   const staticHeaders: Record<string, string> = { ...options.headers, "content-type": "application/json" };
 
-  function post(path: "chat/completions" | "embeddings", model: string, body: unknown): UpstreamRequest {
-    const key = nextKey();
+  function post(path: "chat/completions" | "embeddings", model: string, body: unknown, call: CallOptions): UpstreamRequest {
+    const key = nextKey(call);
     return {
       url: url(path, model),
       method: "POST",
@@ -57,16 +57,17 @@ export function createOpenAIProvider(options: OpenAIFormatOptions): Provider {
   return {
     id,
     declaredModels: options.models,
+    keyCount: options.keys.length,
 
     async chat(req: ChatRequest, call: CallOptions): Promise<ChatCompletion> {
       const body = encodeChatRequest(req, req.model, { stream: false, includeUsage: false });
-      return decodeChatCompletion(await upstream.json(post("chat/completions", req.model, body), call));
+      return decodeChatCompletion(await upstream.json(post("chat/completions", req.model, body, call), call));
     },
 
     async chatStream(req: ChatRequest, call: CallOptions): Promise<AsyncIterable<ChatChunk>> {
       // Always ask for usage: the gateway needs it for accounting even when the caller does not.
       const body = encodeChatRequest(req, req.model, { stream: true, includeUsage: true });
-      const stream = await upstream.open(post("chat/completions", req.model, body), call);
+      const stream = await upstream.open(post("chat/completions", req.model, body, call), call);
       if (!String(stream.headers["content-type"] ?? "").startsWith("text/event-stream")) {
         stream.release(false);
         throw new GatewayError("upstream_error", `provider '${id}' did not answer with an event stream`);
@@ -75,11 +76,11 @@ export function createOpenAIProvider(options: OpenAIFormatOptions): Provider {
     },
 
     async embed(req: EmbedRequest, call: CallOptions): Promise<EmbedResponse> {
-      return decodeEmbedResponse(await upstream.json(post("embeddings", req.model, encodeEmbedRequest(req, req.model)), call));
+      return decodeEmbedResponse(await upstream.json(post("embeddings", req.model, encodeEmbedRequest(req, req.model), call), call));
     },
 
     async listModels(call: CallOptions): Promise<ProviderModel[]> {
-      const key = nextKey();
+      const key = nextKey(call);
       const body = await upstream.json({ url: url("models", ""), method: "GET", headers: key === undefined ? staticHeaders : { ...staticHeaders, ...authHeader(key) } }, call);
       if (!isRecord(body) || !Array.isArray(body["data"])) {
         throw new GatewayError("upstream_error", `provider '${id}' returned a malformed model list`);

@@ -123,10 +123,19 @@ export function createUpstream(options: UpstreamOptions): Upstream {
   };
 }
 
-/** Round-robin over a provider's keys (or credential sets); smarter balancing is routing's job. */
-export function keyRing<T>(keys: readonly T[]): () => T | undefined {
+/**
+ * Picks a provider's key (or credential set) for a call: the one the call
+ * names (`call.keyIndex`, when it is a valid index), otherwise round-robin.
+ * Which key to name is routing's job. Undefined when there are no keys.
+ */
+export function keyRing<T>(keys: readonly T[]): (call?: CallOptions) => T | undefined {
   let next = 0;
-  return () => (keys.length === 0 ? undefined : keys[next++ % keys.length]);
+  return (call) => {
+    if (keys.length === 0) return undefined;
+    const i = call?.keyIndex;
+    if (i !== undefined && Number.isInteger(i) && i >= 0 && i < keys.length) return keys[i];
+    return keys[next++ % keys.length];
+  };
 }
 
 /** The first value of a response header. */

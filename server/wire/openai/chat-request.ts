@@ -43,7 +43,7 @@ export interface StreamOptions {
 const TYPED_KEYS = new Set([
   "model", "messages", "tools", "tool_choice", "parallel_tool_calls", "response_format",
   "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "n",
-  "presence_penalty", "frequency_penalty", "user", "metadata", "stream", "stream_options",
+  "presence_penalty", "frequency_penalty", "user", "metadata", "stream", "stream_options", "fallbacks",
 ]);
 
 const MESSAGE_KEYS = new Set(["role", "content", "name", "tool_calls", "tool_call_id", "refusal"]);
@@ -86,6 +86,7 @@ export function decodeChatRequest(body: unknown): { request: ChatRequest; stream
     metadata: decodeMetadata(b["metadata"]),
     extra: pickExtra(b, TYPED_KEYS),
     extraFormat: "openai",
+    fallbacks: decodeFallbacks(b["fallbacks"]),
   });
   if (request.n === 0) throw invalid("n: must be at least 1", "n");
 
@@ -258,6 +259,14 @@ function decodeSeed(v: unknown): bigint | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v !== "number" || !Number.isSafeInteger(v)) throw invalid("seed: expected an integer", "seed");
   return BigInt(v);
+}
+
+/** The gateway's own `fallbacks` field: models to try when the requested one fails. Never sent upstream. */
+export function decodeFallbacks(v: unknown): string[] {
+  if (v === undefined || v === null) return [];
+  const list = expectArray(v, "fallbacks").map((s, i) => expectString(s, `fallbacks[${i}]`));
+  if (list.length > 5) throw invalid("fallbacks: at most 5", "fallbacks");
+  return list;
 }
 
 function decodeMetadata(v: unknown): Record<string, string> {

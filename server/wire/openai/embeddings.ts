@@ -1,6 +1,7 @@
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { EmbedRequestSchema, type EmbedRequest, type EmbedResponse, type TokenIds } from "../../../gen/switchyard/v1/embeddings_pb.ts";
 import { GatewayError, invalid } from "../../errors/errors.ts";
+import { decodeFallbacks } from "./chat-request.ts";
 import { count, decodeUsage } from "./chat-response.ts";
 import { expectRecord, expectString, isRecord, optCount, optString, typeName, type JsonRecord } from "./json.ts";
 
@@ -13,7 +14,7 @@ import { expectRecord, expectString, isRecord, optCount, optString, typeName, ty
 
 export type EncodingFormat = "float" | "base64";
 
-const TYPED_KEYS = new Set(["model", "input", "dimensions", "user", "encoding_format"]);
+const TYPED_KEYS = new Set(["model", "input", "dimensions", "user", "encoding_format", "fallbacks"]);
 
 export function decodeEmbedRequest(body: unknown): { request: EmbedRequest; encoding: EncodingFormat } {
   const b = expectRecord(body, "body");
@@ -47,6 +48,7 @@ export function decodeEmbedRequest(body: unknown): { request: EmbedRequest; enco
     dimensions: optCount(b["dimensions"], "dimensions"),
     user: optString(b["user"], "user") ?? "",
     extra,
+    fallbacks: decodeFallbacks(b["fallbacks"]),
   });
   return { request, encoding: enc };
 }

@@ -1,0 +1,53 @@
+import type { GatewayError } from "../errors/errors.ts";
+
+/**
+ * Which failures another attempt could fix. The caller's own mistakes
+ * (validation, content policy, oversized bodies, a refusal by the gateway's
+ * own governance) are final: retrying or falling back would only repeat them
+ * or spend money elsewhere.
+ */
+export function isFallbackable(err: GatewayError): boolean {
+  switch (err.code) {
+    case "upstream_error":
+    case "upstream_unavailable":
+    case "upstream_timeout":
+      return true;
+    case "rate_limited":
+      // Only the provider's 429; a gateway budget or rate refusal is the caller's and final.
+      return err.upstreamStatus !== undefined;
+    case "model_not_found":
+      // The provider does not have it; another target may.
+      return err.upstreamStatus !== undefined;
+    default:
+      return false;
+  }
+}
+
+/** Whether the same target is worth another try (a missing model will stay missing). */
+export function isRetryable(err: GatewayError): boolean {
+  return isFallbackable(err) && err.code !== "model_not_found";
+}
+
+/** Whether the failure says something about the provider's health (vs. the caller's request). */
+export function countsAgainstHealth(err: GatewayError): boolean {
+  return isRetryable(err);
+}
+
+/**
+ * Exponential backoff with full jitter (AWS architecture blog, "Exponential
+ * Backoff And Jitter"), or the provider's Retry-After when it gave one.
+ */
+export function backoffMs(attempt: number, baseMs: number, maxMs: number, retryAfter: string | undefined): number {
+  const hinted = parseRetryAfter(retryAfter);
+  if (hinted !== undefined) return Math.min(hinted, maxMs * 4);
+  return Math.random() * Math.min(maxMs, baseMs * 2 ** attempt);
+}
+
+/** Retry-After as seconds or an HTTP date, in milliseconds. */
+export function parseRetryAfter(v: string | undefined): number | undefined {
+  if (v === undefined || v === "") return undefined;
+  const seconds = Number(v);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
