@@ -11,6 +11,7 @@ const dbPath = () => join(mkdtempSync(join(tmpdir(), "sy-log-")), "requests.db")
 
 function row(i: number, over: Partial<LogRow> = {}): LogRow {
   return {
+    recordId: `rec-${i}`,
     timeMs: 1_700_000_000_000 + i * 1000,
     requestId: `req-${i}`,
     key: i % 2 === 0 ? "key:aaaa" : "key:bbbb",
@@ -79,11 +80,14 @@ describe("log store", () => {
     store.close();
   });
 
-  it("writes a request once however often it is retried", () => {
+  it("writes a record once however often its write is retried, but never merges callers' request ids", () => {
     const store = openLogStore(dbPath());
     store.insert([row(1)]);
     store.insert([row(1), row(2)]);
     expect(store.search({}, 10, "").entries).toHaveLength(2);
+    // Two requests that reuse one x-request-id are two rows: a caller cannot hide requests from the log.
+    store.insert([row(3, { requestId: "req-1" })]);
+    expect(store.search({}, 10, "").entries.filter((e) => e.requestId === "req-1")).toHaveLength(2);
     store.close();
   });
 

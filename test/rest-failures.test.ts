@@ -83,6 +83,16 @@ describe("bad input", () => {
     // With one provider and no declared model list, the name goes to that provider, which answers 404.
     { name: "model unknown to the provider", body: { ...chat, model: "nobody/knows" }, status: 404, message: /nobody\/knows/ },
     { name: "stream not a boolean", body: { ...chat, stream: "yes" }, status: 400, param: "stream", message: /boolean/ },
+    // Names of Object.prototype members are model names like any other, never a crash.
+    { name: "model named constructor", body: { ...chat, model: "constructor" }, status: 404, message: /constructor/ },
+    { name: "model named __proto__", body: { ...chat, model: "__proto__" }, status: 404, message: /__proto__/ },
+    {
+      name: "a number JSON cannot carry in an untyped field",
+      body: '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"some_option":{"n":1e400}}',
+      status: 400,
+      param: "some_option.n",
+      message: /out of range/,
+    },
   ];
   for (const c of cases) {
     it(`${c.name} -> ${c.status}`, async () => {
@@ -123,6 +133,12 @@ describe("bad input", () => {
     expect(r.status).toBe(404);
     expect(r.error).toMatchObject({ code: "model_not_found", param: "model" });
     expect(r.error!.message).toMatch(/'gpt-5-turbo' is not served by any configured provider/);
+  });
+
+  it("a model id with broken percent-encoding -> 404, not a crash", async () => {
+    const res = await fetch(`${gw.url}/v1/models/%E0%A4%A`, { headers: auth });
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/percent-encoding/);
   });
 
   it("unknown path -> 404, wrong method -> 405", async () => {

@@ -3,7 +3,13 @@
 // pre-built bytes, so that it costs far less per request than the gateway
 // under test. Standard library only.
 //
-//	standin -addr 127.0.0.1:0 -delay 0ms -chunks 20 -chunk-gap 0
+//	standin -addr 127.0.0.1:0 -delay 0ms -chunks 20 -chunk-gap 0 [-fail-rate 0.3 -hang-rate 0.05]
+//
+// Fault injection for chaos runs (both default to 0, so ordinary benchmarks
+// are unaffected): each chat or embeddings request independently fails with
+// HTTP 500 and OpenAI's server-error body with probability -fail-rate, or
+// hangs (no headers, no body) until the client goes away with probability
+// -hang-rate.
 //
 // When ready it prints one line, "LISTENING <port>", on stdout.
 package main
@@ -18,6 +24,7 @@ import (
 	"io"
 	"log"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -144,6 +151,7 @@ type responses struct {
 	embedBase64 []byte
 	models      []byte
 	notFound    []byte
+	serverError []byte
 }
 
 func mustJSON(v any) []byte {
@@ -250,6 +258,7 @@ func buildResponses(nChunks int) *responses {
 		{ID: "gpt-4o-mini", Object: "model", Created: 1721172741, OwnedBy: "system"},
 		{ID: "text-embedding-3-small", Object: "model", Created: 1705948997, OwnedBy: "system"},
 	}})
+	r.serverError = []byte(`{"error":{"message":"The server had an error while processing your request. Sorry about that!","type":"server_error","param":null,"code":null}}`)
 	r.notFound = []byte(`{"error":{"message":"Unknown request URL","type":"invalid_request_error","param":null,"code":"unknown_url"}}`)
 	return r
 }
@@ -263,6 +272,26 @@ type server struct {
 	delay    time.Duration
 	chunkGap time.Duration
 	nChunks  int
+	failRate float64
+	hangRate float64
+}
+
+// fault draws this request's injected fault: it answers 500 or hangs until
+// the client leaves, and reports true when it did either.
+func (s *server) fault(w http.ResponseWriter, r *http.Request) bool {
+	if s.failRate <= 0 && s.hangRate <= 0 {
+		return false
+	}
+	x := rand.Float64()
+	switch {
+	case x < s.failRate:
+		writeJSON(w, http.StatusInternalServerError, s.res.serverError)
+		return true
+	case x < s.failRate+s.hangRate:
+		<-r.Context().Done()
+		return true
+	}
+	return false
 }
 
 // readBody reads the whole request body into a pooled buffer.
@@ -314,6 +343,9 @@ func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b := body.Bytes()
+	if s.fault(w, r) {
+		return
+	}
 	stream := hasAny(b, `"stream":true`, `"stream": true`)
 	withUsage := hasAny(b, `"include_usage":true`, `"include_usage": true`)
 	if !wait(r, s.delay) {
@@ -355,6 +387,9 @@ func (s *server) embeddings(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
+	if s.fault(w, r) {
+		return
+	}
 	b64 := hasAny(body.Bytes(), `"encoding_format":"base64"`, `"encoding_format": "base64"`)
 	if !wait(r, s.delay) {
 		return
@@ -387,12 +422,17 @@ func main() {
 	delay := flag.Duration("delay", 0, "fixed delay before answering")
 	chunks := flag.Int("chunks", 20, "number of SSE content chunks")
 	chunkGap := flag.Duration("chunk-gap", 0, "delay between SSE content chunks")
+	failRate := flag.Float64("fail-rate", 0, "fraction of chat/embeddings requests answered with HTTP 500 (chaos runs)")
+	hangRate := flag.Float64("hang-rate", 0, "fraction of chat/embeddings requests never answered until the client leaves (chaos runs)")
 	flag.Parse()
 	if *chunks < 1 {
 		log.Fatal("-chunks must be >= 1")
 	}
+	if *failRate < 0 || *hangRate < 0 || *failRate+*hangRate > 1 {
+		log.Fatal("-fail-rate and -hang-rate must be >= 0 and add up to at most 1")
+	}
 
-	s := &server{res: buildResponses(*chunks), delay: *delay, chunkGap: *chunkGap, nChunks: *chunks}
+	s := &server{res: buildResponses(*chunks), delay: *delay, chunkGap: *chunkGap, nChunks: *chunks, failRate: *failRate, hangRate: *hangRate}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)

@@ -29,6 +29,7 @@ export interface AttemptState {
   attempts: number;
   tried: string[];
   upstreamStart: number;
+  timeouts: CallOptions["timeouts"];
 }
 
 export interface InvokeDeps {
@@ -115,6 +116,7 @@ function callOptions(state: AttemptState, key: number | undefined): CallOptions 
     requestId: state.requestId,
     headers: headers !== undefined && Object.keys(headers).length > 0 ? headers : undefined,
     keyIndex: key,
+    timeouts: state.timeouts,
   };
 }
 

@@ -52,6 +52,8 @@ export interface Entry {
   tracestate?: string | undefined;
   /** The caller's session (x-session-id), for routes that keep a session on one target. */
   sessionId?: string | undefined;
+  /** Per-request timeouts (x-switchyard-*-timeout-ms headers); they only tighten the provider's. */
+  timeouts?: { firstByteMs?: number | undefined; idleMs?: number | undefined; totalMs?: number | undefined } | undefined;
 }
 
 export type Operation = "chat" | "chat_stream" | "embed";
@@ -125,7 +127,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     observer.started(op);
     const trace = tracing.startRequest(op === "embed" ? "embeddings" : "chat", entry.traceparent, entry.tracestate);
     return {
-      entry, op, asked, signal: entry.signal, requestId: entry.requestId, trace,
+      entry, op, asked, signal: entry.signal, requestId: entry.requestId, trace, timeouts: entry.timeouts,
       attempt: undefined, target: undefined, key: undefined, attempts: 0, tried: [], upstreamStart: 0, upstreamMs: undefined, bodies: undefined,
     };
   }
@@ -165,8 +167,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   return {
     async complete(req, entry) {
       const run = begin(entry, "chat", req.model);
-      if (capture) run.bodies = { request: toJson(ChatRequestSchema, req), response: null };
       try {
+        if (capture) run.bodies = { request: toJson(ChatRequestSchema, req), response: null };
         validateChatRequest(req);
         const completion = await invoke(invokeDeps, run, planInput(run, req.model, req.fallbacks, req.user), tracing.enabled ? chatAttributes(req) : undefined,
           (t, call) => t.provider.chat({ ...req, model: t.model }, call));
@@ -187,9 +189,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
     async stream(req, options, entry) {
       const run = begin(entry, "chat_stream", req.model);
-      if (capture) run.bodies = { request: toJson(ChatRequestSchema, req), response: null };
       let opened: OpenedStream;
       try {
+        if (capture) run.bodies = { request: toJson(ChatRequestSchema, req), response: null };
         validateChatRequest(req);
         // A stream counts as started only once its first chunk is in: a failure before that falls back like any other.
         opened = await invoke(invokeDeps, run, planInput(run, req.model, req.fallbacks, req.user), tracing.enabled ? chatAttributes(req) : undefined,
@@ -215,9 +217,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
     async embed(req, entry) {
       const run = begin(entry, "embed", req.model);
-      // Embedding vectors are not logged: large, and not what anyone searches for.
-      if (capture) run.bodies = { request: toJson(EmbedRequestSchema, req), response: null };
       try {
+        // Embedding vectors are not logged: large, and not what anyone searches for.
+        if (capture) run.bodies = { request: toJson(EmbedRequestSchema, req), response: null };
         validateEmbedRequest(req);
         const res = await invoke(invokeDeps, run, planInput(run, req.model, req.fallbacks, req.user), undefined,
           (t, call) => t.provider.embed({ ...req, model: t.model }, call));

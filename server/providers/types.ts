@@ -43,6 +43,8 @@ export interface CallOptions {
    * rotates as before.
    */
   keyIndex?: number | undefined;
+  /** The caller's own limits; they can only tighten the provider's configured timeouts. */
+  timeouts?: { firstByteMs?: number | undefined; idleMs?: number | undefined; totalMs?: number | undefined } | undefined;
 }
 
 export interface ProviderModel {

@@ -59,7 +59,13 @@ async function route(req: Req, res: Res, deps: RestDeps, path: string, startedAt
       return deps.isReady() ? sendJson(res, 200, { status: "ready" }) : sendJson(res, 503, { status: "draining" });
   }
   if (path.startsWith("/v1/models/") && method === "GET") {
-    return handleModels(req, res, deps, startedAt, decodeURIComponent(path.slice("/v1/models/".length)));
+    let id: string;
+    try {
+      id = decodeURIComponent(path.slice("/v1/models/".length));
+    } catch {
+      throw new GatewayError("not_found", "The model id in the URL is not valid percent-encoding");
+    }
+    return handleModels(req, res, deps, startedAt, id);
   }
   throw new GatewayError("not_found", `Unknown request URL: ${method} ${path}. Please check the URL for typos.`);
 }

@@ -39,7 +39,7 @@ export function createPlanner(
         out.push(t);
       }
     };
-    const route = routes[input.model];
+    const route = Object.hasOwn(routes, input.model) ? routes[input.model] : undefined;
     if (route === undefined) {
       add(resolve(input.model));
     } else {

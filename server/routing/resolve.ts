@@ -39,7 +39,8 @@ export function createResolver(
   }
 
   return function resolve(name: string): Target {
-    const alias = aliases[name];
+    // Own keys only: "constructor" or "__proto__" is a model name, not an alias.
+    const alias = Object.hasOwn(aliases, name) ? aliases[name] : undefined;
     if (alias !== undefined) return direct(alias)!; // aliases are checked at start-up
     const t = direct(name);
     if (t !== undefined) return t;

@@ -8,6 +8,8 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
 
 /** One row: what the gateway knows about a finished request. Never a key, prompt or answer. */
 export interface LogRow {
+  /** The gateway's own id for this record: retried writes of it are no-ops. */
+  recordId: string;
   timeMs: number;
   requestId: string;
   key: string;
@@ -68,6 +70,7 @@ export interface LogStore {
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS requests (
   id INTEGER PRIMARY KEY,
+  record_id TEXT NOT NULL,
   time_ms INTEGER NOT NULL,
   request_id TEXT NOT NULL,
   key TEXT NOT NULL, team TEXT NOT NULL, customer TEXT NOT NULL,
@@ -78,8 +81,10 @@ CREATE TABLE IF NOT EXISTS requests (
   cache_status TEXT NOT NULL, attempts INTEGER NOT NULL,
   request_body TEXT, response_body TEXT
 );
--- A retried write of the same request is a no-op (idempotent accounting).
-CREATE UNIQUE INDEX IF NOT EXISTS requests_request_id ON requests(request_id);
+-- A retried write of the same record is a no-op (idempotent accounting). Keyed on the gateway's
+-- own id: request_id comes from callers (x-request-id) and may repeat.
+CREATE UNIQUE INDEX IF NOT EXISTS requests_record_id ON requests(record_id);
+CREATE INDEX IF NOT EXISTS requests_request_id ON requests(request_id);
 CREATE INDEX IF NOT EXISTS requests_time ON requests(time_ms);
 CREATE INDEX IF NOT EXISTS requests_key_time ON requests(key, time_ms);
 CREATE INDEX IF NOT EXISTS requests_team_time ON requests(team, time_ms);
@@ -87,7 +92,7 @@ CREATE INDEX IF NOT EXISTS requests_model_time ON requests(model, time_ms);
 CREATE INDEX IF NOT EXISTS requests_provider_time ON requests(provider, time_ms);
 `;
 
-const COLUMNS = `time_ms, request_id, key, team, customer, operation, model_asked, provider, model, status,
+const COLUMNS = `record_id, time_ms, request_id, key, team, customer, operation, model_asked, provider, model, status,
   prompt_tokens, completion_tokens, cached_tokens, cost_usd, latency_ms, first_chunk_ms, cache_status, attempts,
   request_body, response_body`;
 
@@ -99,7 +104,7 @@ export function openLogStore(path: string): LogStore {
   // WAL: readers do not block the writer; NORMAL sync is durable across process crashes.
   db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
   db.exec(SCHEMA);
-  const insertStmt = db.prepare(`INSERT OR IGNORE INTO requests (${COLUMNS}) VALUES (${Array(20).fill("?").join(", ")})`);
+  const insertStmt = db.prepare(`INSERT OR IGNORE INTO requests (${COLUMNS}) VALUES (${Array(21).fill("?").join(", ")})`);
   const cache = new Map<string, StatementSync>();
   const prepared = (sql: string): StatementSync => {
     let s = cache.get(sql);
@@ -112,7 +117,7 @@ export function openLogStore(path: string): LogStore {
       db.exec("BEGIN");
       try {
         for (const r of rows) {
-          insertStmt.run(r.timeMs, r.requestId, r.key, r.team, r.customer, r.operation, r.modelAsked, r.provider, r.model, r.status,
+          insertStmt.run(r.recordId, r.timeMs, r.requestId, r.key, r.team, r.customer, r.operation, r.modelAsked, r.provider, r.model, r.status,
             r.promptTokens, r.completionTokens, r.cachedTokens, r.costUsd, r.latencyMs, r.firstChunkMs, r.cacheStatus, r.attempts,
             r.requestBody, r.responseBody);
         }
@@ -193,6 +198,7 @@ function whereClause(f: LogFilter): { where: string[]; params: (string | number)
 
 function toRow(r: Record<string, number | string | null>): LogRow {
   return {
+    recordId: String(r["record_id"]),
     timeMs: Number(r["time_ms"]),
     requestId: String(r["request_id"]),
     key: String(r["key"]),

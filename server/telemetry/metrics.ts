@@ -96,10 +96,11 @@ export function createMetrics(): Metrics {
   });
 
   const models = new Set<string>();
-  const modelLabel = (model: string): string => {
+  /** A model earns its own label by serving a request; names only callers typed stay "other" (they cannot fill the set). */
+  const modelLabel = (model: string, served = false): string => {
     if (model === "") return "";
     if (models.has(model)) return model;
-    if (models.size >= MAX_MODELS) return "other";
+    if (!served || models.size >= MAX_MODELS) return "other";
     models.add(model);
     return model;
   };
@@ -113,7 +114,7 @@ export function createMetrics(): Metrics {
     },
     finished(r: RequestRecord) {
       inflight.dec({ operation: r.operation });
-      const model = modelLabel(r.model);
+      const model = modelLabel(r.model, r.ok);
       if (r.attempts > 1) {
         const targets = new Set(r.tried).size;
         if (r.attempts > targets) retries.inc({ operation: r.operation }, r.attempts - targets);

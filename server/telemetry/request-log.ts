@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { Worker } from "node:worker_threads";
@@ -73,12 +74,19 @@ export function createRequestLog(options: RequestLogOptions): RequestLog {
     if (reply.ok) p.resolve(reply.result);
     else p.reject(new Error(reply.error));
   });
-  worker.on("error", (err) => {
-    options.logger.error("request log writer failed", { error: err });
+  const fail = (err: Error): void => {
+    if (closed) return;
+    options.logger.error("request log writer stopped", { error: err });
     for (const p of pending.values()) p.reject(err);
     pending.clear();
+    // What was still queued can no longer be written: counted, never silently lost.
+    droppedCount += queue.length;
+    queue = [];
+    inFlight = 0;
     closed = true;
-  });
+  };
+  worker.on("error", fail);
+  worker.on("exit", (code) => fail(new Error(`request log writer exited (code ${code})`)));
 
   function call<T>(msg: Omit<WorkerRequest, "id"> & { type: WorkerRequest["type"] }): Promise<T> {
     if (closed) return Promise.reject(new Error("request log is closed"));
@@ -122,7 +130,7 @@ export function createRequestLog(options: RequestLogOptions): RequestLog {
       queue.push(toRow(r, redact));
     },
     async flush() {
-      while (queue.length > 0 || inFlight > 0) {
+      while (!closed && (queue.length > 0 || inFlight > 0)) {
         const sent = sendBatch();
         if (sent) await sent;
         else await new Promise((r) => setTimeout(r, 5));
@@ -137,6 +145,7 @@ export function createRequestLog(options: RequestLogOptions): RequestLog {
       if (closed) return;
       await this.flush().catch(() => {});
       closed = true;
+      worker.removeAllListeners("exit");
       worker.ref();
       worker.postMessage({ type: "close" });
       await new Promise<void>((resolve) => {
@@ -153,6 +162,7 @@ export function createRequestLog(options: RequestLogOptions): RequestLog {
 function toRow(r: RequestRecord, redact: (text: string) => string): LogRow {
   const u = r.usage;
   return {
+    recordId: randomUUID(),
     timeMs: Math.round(Date.now() - r.latencyMs),
     requestId: r.requestId,
     key: r.principal,

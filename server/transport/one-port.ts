@@ -11,6 +11,10 @@ import type { NodeHandler } from "./node-http.ts";
  * connection preface, which no HTTP/1 request line can start with.
  */
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+/** How long a new connection may take to send its first bytes. */
+const SNIFF_TIMEOUT_MS = 10_000;
+/** An HTTP/2 connection with no stream open for this long is closed (as keep-alive does for HTTP/1.1). */
+const H2_IDLE_MS = 65_000;
 
 /** connect-node's handler type, which serves both Node HTTP APIs. */
 export type RequestHandler = NodeHandler;
@@ -43,6 +47,7 @@ export async function listenOnePort(handler: RequestHandler, options: OnePortOpt
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (s) => {
     sessions.add(s);
+    s.setTimeout(H2_IDLE_MS, () => s.close());
     s.once("close", () => sessions.delete(s));
   });
 
@@ -89,6 +94,8 @@ export async function listenOnePort(handler: RequestHandler, options: OnePortOpt
  */
 function sniff(socket: net.Socket, dispatch: (isH2: boolean) => void): void {
   let head: Buffer | undefined;
+  // A client that connects and says nothing (or half a preface) is dropped, not held forever.
+  socket.setTimeout(SNIFF_TIMEOUT_MS, () => socket.destroy());
   const onReadable = (): void => {
     const chunk = socket.read() as Buffer | null;
     if (chunk === null) return;
@@ -97,6 +104,7 @@ function sniff(socket: net.Socket, dispatch: (isH2: boolean) => void): void {
     const matches = head.subarray(0, n).equals(PREFACE.subarray(0, n));
     if (matches && head.length < PREFACE.length) return; // could still be HTTP/2: wait for more
     socket.off("readable", onReadable);
+    socket.setTimeout(0);
     socket.unshift(head);
     dispatch(matches);
   };

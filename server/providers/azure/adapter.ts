@@ -20,7 +20,7 @@ export function createAzureProvider(config: ProviderOf<"azure">): Provider {
     authHeader: (key) => ({ "api-key": key }),
     url(path, model) {
       if (path === "models") return `${endpoint}/openai/models?api-version=${version}`;
-      const deployment = encodeURIComponent(config.deployments[model] ?? model);
+      const deployment = encodeURIComponent((Object.hasOwn(config.deployments, model) ? config.deployments[model] : undefined) ?? model);
       return `${endpoint}/openai/deployments/${deployment}/${path}?api-version=${version}`;
     },
   });

@@ -5,6 +5,7 @@ import { FinishReason, Role, type ChatChunk, type ChoiceDelta, type Delta } from
 import { GatewayError } from "../../errors/errors.ts";
 import { isRecord, type JsonRecord } from "../../wire/openai/json.ts";
 import type { OpenStream } from "../shared/upstream.ts";
+import { redactSecrets } from "../shared/redact.ts";
 import { streamException } from "./errors.ts";
 import { finishReason, newCompletionId, toUsage } from "./from-bedrock.ts";
 
@@ -76,7 +77,7 @@ export async function* converseChunks(provider: string, model: string, stream: O
       const kind = msg.headers[":message-type"];
       if (kind === "exception") throw streamException(provider, msg.headers[":exception-type"] ?? "unknown", msg.body);
       if (kind === "error") {
-        throw new GatewayError("upstream_error", `provider '${provider}' failed mid-stream: ${msg.headers[":error-code"] ?? "error"} ${msg.headers[":error-message"] ?? ""}`.trim());
+        throw new GatewayError("upstream_error", redactSecrets(`provider '${provider}' failed mid-stream: ${msg.headers[":error-code"] ?? "error"} ${msg.headers[":error-message"] ?? ""}`.trim()));
       }
       if (kind !== "event") continue;
       const e = parse(msg.body);

@@ -7,6 +7,7 @@ import {
   type Message,
 } from "../../../gen/switchyard/v1/chat_pb.ts";
 import { GatewayError, invalid } from "../../errors/errors.ts";
+import { extraFor } from "../../wire/extra.ts";
 import type { BedrockMessage, ContentBlock, ConverseRequest, ImageFormat, InferenceConfig, JsonValue, ToolChoice } from "./wire.ts";
 
 /**
@@ -95,7 +96,7 @@ export function toConverseRequest(req: ChatRequest): ConverseRequest {
     if (req.model.includes("amazon.nova")) additional["inferenceConfig"] = { topK: req.topK };
     else additional["top_k"] = req.topK;
   }
-  for (const [k, v] of Object.entries(req.extra ?? {})) {
+  for (const [k, v] of Object.entries(extraFor(req, "bedrock", "Bedrock", ["openai"]))) {
     if (TOP_LEVEL_EXTRA.has(k)) out[k] = v;
     else if (k === "additionalModelRequestFields" && v !== null && typeof v === "object" && !Array.isArray(v)) Object.assign(additional, v);
     else additional[k] = v as JsonValue;

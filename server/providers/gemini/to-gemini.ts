@@ -8,6 +8,7 @@ import {
 } from "../../../gen/switchyard/v1/chat_pb.ts";
 import type { EmbedRequest } from "../../../gen/switchyard/v1/embeddings_pb.ts";
 import { GatewayError, invalid } from "../../errors/errors.ts";
+import { extraFor } from "../../wire/extra.ts";
 import { toolParameters } from "./schema.ts";
 import type { GeminiContent, GeminiGenerateContentRequest, GeminiPart } from "./wire.ts";
 
@@ -86,9 +87,9 @@ export function toGeminiRequest(req: ChatRequest): GeminiGenerateContentRequest 
   }
 
   const gen: Record<string, unknown> = {};
-  const extra = { ...(req.extra ?? {}) };
-  const effort = extra["reasoning_effort"];
-  delete extra["reasoning_effort"];
+  // reasoning_effort is read from OpenAI callers too (it maps onto Gemini's thinking budget); other foreign fields go through extraFor.
+  const effort = req.extra?.["reasoning_effort"];
+  const extra = extraFor({ ...req, extra: req.extra ? withoutKey(req.extra, "reasoning_effort") : undefined }, "gemini", "Gemini", ["openai"]);
   if (typeof effort === "string" && effort in REASONING_BUDGET) {
     const budget = REASONING_BUDGET[effort]!;
     gen["thinkingConfig"] = budget === 0 ? { thinkingBudget: 0 } : { thinkingBudget: budget, includeThoughts: true };
@@ -243,4 +244,9 @@ export function toGeminiEmbed(req: EmbedRequest, resource: string): { requests: 
       ...(req.dimensions === undefined ? {} : { outputDimensionality: req.dimensions }),
     })),
   };
+}
+
+function withoutKey<T extends Record<string, unknown>>(o: T, key: string): T {
+  const { [key]: _, ...rest } = o;
+  return rest as T;
 }

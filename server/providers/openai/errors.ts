@@ -16,7 +16,7 @@ export function providerError(provider: string, status: number, headers: Incomin
   const detail = parseErrorBody(bodyText);
   const retryAfter = header(headers, "retry-after");
   const upstream = { upstreamStatus: status, ...(retryAfter === undefined ? {} : { retryAfter }) };
-  const msg = detail.message ?? `HTTP ${status}`;
+  const msg = detail.message === undefined ? `HTTP ${status}` : redactSecrets(detail.message);
   const pass = {
     ...upstream,
     ...(detail.param === undefined ? {} : { param: detail.param }),
@@ -42,7 +42,7 @@ export function providerError(provider: string, status: number, headers: Incomin
 /** An `{"error":{...}}` event inside a 200 stream. */
 export function streamError(provider: string, payload: unknown): GatewayError {
   const e = isRecord(payload) && isRecord(payload["error"]) ? payload["error"] : {};
-  const message = typeof e["message"] === "string" ? e["message"] : "error event in stream";
+  const message = typeof e["message"] === "string" ? redactSecrets(e["message"]) : "error event in stream";
   return new GatewayError("upstream_error", `provider '${provider}' failed mid-stream: ${message}`);
 }
 

@@ -54,7 +54,19 @@ export function createUpstream(options: UpstreamOptions): Upstream {
   const { id, timeouts, mapError } = options;
   const agent = createUpstreamAgent(timeouts, options.maxConnections);
 
-  async function send(req: UpstreamRequest, call: CallOptions, signal: AbortSignal): Promise<Response> {
+  /** The provider's timeouts, tightened (never loosened) by the caller's per-request limits. */
+  function effective(call: CallOptions): UpstreamTimeouts {
+    const o = call.timeouts;
+    if (o === undefined) return timeouts;
+    return {
+      connectMs: timeouts.connectMs,
+      firstByteMs: Math.min(timeouts.firstByteMs, o.firstByteMs ?? Infinity),
+      idleMs: Math.min(timeouts.idleMs, o.idleMs ?? Infinity),
+      totalMs: Math.min(timeouts.totalMs, o.totalMs ?? Infinity),
+    };
+  }
+
+  async function send(req: UpstreamRequest, call: CallOptions, signal: AbortSignal, t: UpstreamTimeouts): Promise<Response> {
     let res: Response;
     try {
       res = await request(req.url, {
@@ -64,16 +76,18 @@ export function createUpstream(options: UpstreamOptions): Upstream {
         headers: call.headers === undefined ? req.headers : { ...req.headers, ...call.headers },
         body: req.body ?? null,
         signal,
+        headersTimeout: t.firstByteMs,
+        bodyTimeout: t.idleMs,
       });
     } catch (err) {
-      throw transportError(err, id, call.signal, timeouts);
+      throw transportError(err, id, call.signal, t);
     }
     if (res.statusCode >= 300) {
       let text: string;
       try {
         text = await res.body.text();
       } catch (err) {
-        throw transportError(err, id, call.signal, timeouts);
+        throw transportError(err, id, call.signal, t);
       }
       throw mapError(res.statusCode, res.headers, text);
     }
@@ -82,14 +96,15 @@ export function createUpstream(options: UpstreamOptions): Upstream {
 
   return {
     async json(req, call) {
-      const abort = upstreamAbort(call.signal, timeouts.totalMs);
+      const t = effective(call);
+      const abort = upstreamAbort(call.signal, t.totalMs);
       try {
-        const res = await send(req, call, abort.signal);
+        const res = await send(req, call, abort.signal, t);
         try {
           return await res.body.json();
         } catch (err) {
           if (err instanceof SyntaxError) throw new GatewayError("upstream_error", `provider '${id}' returned invalid JSON`, { cause: err });
-          throw transportError(err, id, call.signal, timeouts);
+          throw transportError(err, id, call.signal, t);
         }
       } finally {
         abort.done();
@@ -97,10 +112,11 @@ export function createUpstream(options: UpstreamOptions): Upstream {
     },
 
     async open(req, call) {
-      const abort = upstreamAbort(call.signal, timeouts.totalMs);
+      const t = effective(call);
+      const abort = upstreamAbort(call.signal, t.totalMs);
       let res: Response;
       try {
-        res = await send(req, call, abort.signal);
+        res = await send(req, call, abort.signal, t);
       } catch (err) {
         abort.done();
         throw err;
@@ -115,7 +131,7 @@ export function createUpstream(options: UpstreamOptions): Upstream {
           abort.done();
           if (!completed) res.body.destroy();
         },
-        failure: (err) => transportError(err, id, call.signal, timeouts),
+        failure: (err) => transportError(err, id, call.signal, t),
       };
     },
 

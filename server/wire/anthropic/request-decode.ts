@@ -11,6 +11,7 @@ import {
   type ToolChoice,
 } from "../../../gen/switchyard/v1/chat_pb.ts";
 import { GatewayError, invalid } from "../../errors/errors.ts";
+import { pickExtra } from "../extra.ts";
 import {
   expectArray,
   expectRecord,
@@ -322,11 +323,3 @@ function decodeToolChoice(v: unknown): { toolChoice: ToolChoice | undefined; dis
   }
 }
 
-function pickExtra(o: JsonRecord, typed: ReadonlySet<string>): JsonObject | undefined {
-  let extra: JsonObject | undefined;
-  for (const k in o) {
-    if (typed.has(k) || o[k] === undefined) continue;
-    (extra ??= {})[k] = o[k] as JsonObject[string];
-  }
-  return extra;
-}

@@ -7,6 +7,7 @@ import {
   type Message,
 } from "../../../gen/switchyard/v1/chat_pb.ts";
 import { GatewayError, invalid } from "../../errors/errors.ts";
+import { extraFor, isNative } from "../extra.ts";
 import { isRecord, type JsonRecord } from "../openai/json.ts";
 
 /**
@@ -37,14 +38,15 @@ interface Turn {
 export function encodeMessagesRequest(req: ChatRequest, model: string, opts: EncodeOptions): JsonRecord {
   refuseUnsupported(req);
   // Untyped fields first, so typed fields always win over a same-named extra.
-  const out: JsonRecord = req.extra ? { ...req.extra } : {};
+  const out: JsonRecord = extraFor(req, "anthropic", "Anthropic");
+  const native = isNative(req, "anthropic");
   const system: JsonRecord[] = [];
   let systemIsPlain = true;
   const turns: Turn[] = [];
   req.messages.forEach((m, i) => {
     const p = `messages[${i}]`;
     if (m.role === Role.SYSTEM || m.role === Role.DEVELOPER) {
-      const orig = originalBlocks(m);
+      const orig = native ? originalBlocks(m) : undefined;
       if (orig) {
         systemIsPlain = false;
         system.push(...orig);
@@ -52,7 +54,7 @@ export function encodeMessagesRequest(req: ChatRequest, model: string, opts: Enc
       return;
     }
     const role = m.role === Role.ASSISTANT ? "assistant" : "user";
-    const content = encodeContent(m, p);
+    const content = encodeContent(m, p, native);
     const text = m.contentIsText && m.role !== Role.TOOL && content.length === 1 && content[0]!["type"] === "text" && Object.keys(content[0]!).length === 2
       ? (content[0]!["text"] as string)
       : undefined;
@@ -129,8 +131,9 @@ function textOf(m: Message): string {
   return s;
 }
 
-function encodeContent(m: Message, p: string): JsonRecord[] {
-  const orig = originalBlocks(m);
+function encodeContent(m: Message, p: string, native: boolean): JsonRecord[] {
+  // Original blocks come only from Anthropic callers; another format's message extras are never forwarded.
+  const orig = native ? originalBlocks(m) : undefined;
   if (orig) return orig;
   if (m.role === Role.TOOL) {
     const hasImage = m.content.some((c) => c.part.case === "imageUrl");

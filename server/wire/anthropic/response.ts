@@ -138,16 +138,19 @@ export function decodeMessagesResponse(body: unknown): ChatCompletion {
 }
 
 /** Tool call arguments as Anthropic's `input` object; models that return invalid JSON make an upstream error. */
+/**
+ * Tool-call arguments as Anthropic's `input` object. Arguments cut off by the
+ * token limit (or otherwise not a JSON object) become `{}`: the answer was
+ * already paid for, and its stop reason tells the caller it was cut.
+ */
 export function toolInput(args: string): Record<string, unknown> {
   if (args.trim() === "") return {};
-  let v: unknown;
   try {
-    v = JSON.parse(args);
+    const v: unknown = JSON.parse(args);
+    return isRecord(v) ? v : {};
   } catch {
-    throw new GatewayError("upstream_error", "the model returned tool call arguments that are not valid JSON");
+    return {};
   }
-  if (!isRecord(v)) throw new GatewayError("upstream_error", "the model returned tool call arguments that are not a JSON object");
-  return v;
 }
 
 export function newMessageId(): string {

@@ -13,6 +13,7 @@ import {
   type ToolChoice,
 } from "../../../gen/switchyard/v1/chat_pb.ts";
 import { GatewayError, invalid } from "../../errors/errors.ts";
+import { extraFor, isNative, pickExtra } from "../extra.ts";
 import {
   expectArray,
   expectRecord,
@@ -276,18 +277,6 @@ function decodeMetadata(v: unknown): Record<string, string> {
   return o as Record<string, string>;
 }
 
-/** Untyped fields, forwarded as they are; undefined when there are none (the common case). */
-function pickExtra(o: JsonRecord, typed: ReadonlySet<string>): JsonObject | undefined {
-  let extra: JsonObject | undefined;
-  for (const k in o) {
-    if (typed.has(k)) continue;
-    const v = o[k];
-    if (v === undefined) continue;
-    (extra ??= {})[k] = v as JsonObject[string];
-  }
-  return extra;
-}
-
 // ---------------------------------------------------------------------------
 // Canonical -> OpenAI wire (what an OpenAI-format provider receives)
 
@@ -304,9 +293,9 @@ const ROLE_NAMES: Record<number, string> = {
  * own model name (resolved by routing), not what the caller wrote.
  */
 export function encodeChatRequest(req: ChatRequest, model: string, stream: StreamOptions): JsonRecord {
-  const native = req.extraFormat === "" || req.extraFormat === "openai";
+  const native = isNative(req, "openai");
   // Untyped fields first, so typed fields always win over a same-named extra.
-  const out: JsonRecord = native ? (req.extra ? { ...req.extra } : {}) : foreignExtra(req);
+  const out: JsonRecord = extraFor(req, "openai", "OpenAI-format");
   out["model"] = model;
   out["messages"] = req.messages.map((m) => encodeMessage(m, native));
   if (req.tools.length > 0) out["tools"] = req.tools.map(encodeTool);
@@ -351,21 +340,6 @@ export function encodeChatRequest(req: ChatRequest, model: string, stream: Strea
     delete out["stream_options"];
   }
   return out;
-}
-
-/**
- * Fields another format's caller sent that OpenAI has no equivalent for.
- * Hints that only shape the other provider's behaviour are dropped; anything
- * else is refused with a 400 naming it, never forwarded to fail upstream.
- */
-const IGNORABLE_FOREIGN = new Set(["thinking", "service_tier", "container", "mcp_servers", "context_management"]);
-
-function foreignExtra(req: ChatRequest): JsonRecord {
-  for (const k of Object.keys(req.extra ?? {})) {
-    if (k === "tools" || IGNORABLE_FOREIGN.has(k)) continue;
-    throw new GatewayError("unsupported", `${k}: not supported by OpenAI-format providers`, { param: k });
-  }
-  return {};
 }
 
 function encodeMessage(m: Message, native: boolean): JsonRecord {
