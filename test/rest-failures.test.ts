@@ -232,6 +232,22 @@ describe("upstream failures", () => {
     await stillServing();
   });
 
+  it("a caller's timeout headers tighten the provider's timeouts, never loosen them", async () => {
+    standin.setBehavior({ kind: "delay", ms: 200, path: "/v1/chat/completions" });
+    expect((await call(chat)).status).toBe(200); // provider first-byte timeout is 300 ms
+    const tight = await call(chat, { ...auth, "x-switchyard-first-byte-timeout-ms": "50" });
+    expect(tight.status).toBe(504);
+    expect(tight.error!.message).toMatch(/within 50 ms/);
+    // undici checks its pool timeouts on a coarse clock (about half a second), so this delay is well past 300 ms.
+    standin.setBehavior({ kind: "delay", ms: 1500, path: "/v1/chat/completions" });
+    const loose = await call(chat, { ...auth, "x-switchyard-first-byte-timeout-ms": "5000" });
+    expect(loose.status).toBe(504);
+    expect(loose.error!.message).toMatch(/within 300 ms/);
+    const bad = await call(chat, { ...auth, "x-switchyard-timeout-ms": "soon" });
+    expect(bad.status).toBe(400);
+    expect(bad.error!.param).toBe("x-switchyard-timeout-ms");
+  });
+
   it("a stream cut mid-way ends with an error event, never [DONE]", async () => {
     standin.setBehavior({ kind: "stream-cut", afterChunks: 3 });
     const r = await call({ ...chat, stream: true });

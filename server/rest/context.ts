@@ -2,6 +2,7 @@ import type { Authenticator } from "../governance/authenticate.ts";
 import type { Entry, Pipeline } from "../pipeline/pipeline.ts";
 import type { Logger } from "../telemetry/log.ts";
 import { requestIdFrom } from "../pipeline/request-id.ts";
+import { timeoutsFrom } from "../pipeline/timeouts.ts";
 import type { Req, Res } from "./http.ts";
 
 /** What the REST routes need from the gateway. */
@@ -42,5 +43,6 @@ export function restEntry(req: Req, res: Res, deps: RestDeps, startedAt: number)
     traceparent: header("traceparent"),
     tracestate: header("tracestate"),
     sessionId: header("x-session-id"),
+    timeouts: timeoutsFrom(header),
   };
 }

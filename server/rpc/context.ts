@@ -4,6 +4,7 @@ import { toConnectError } from "../errors/to-connect.ts";
 import type { Authenticator, Principal } from "../governance/authenticate.ts";
 import type { Entry } from "../pipeline/pipeline.ts";
 import { requestIdFrom } from "../pipeline/request-id.ts";
+import { timeoutsFrom } from "../pipeline/timeouts.ts";
 
 /** The principal the request gate authenticated, for the handler to pick up. */
 export const kPrincipal = createContextKey<Principal | undefined>(undefined, { description: "switchyard principal" });
@@ -40,6 +41,7 @@ export function rpcEntry(ctx: HandlerContext): Entry {
     traceparent: ctx.requestHeader.get("traceparent") ?? undefined,
     tracestate: ctx.requestHeader.get("tracestate") ?? undefined,
     sessionId: ctx.requestHeader.get("x-session-id") ?? undefined,
+    timeouts: timeoutsFrom((name) => ctx.requestHeader.get(name)),
   };
 }
 

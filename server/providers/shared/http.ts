@@ -28,6 +28,8 @@ export function createUpstreamAgent(timeouts: UpstreamTimeouts, maxConnections: 
 /** The abort signal of one upstream exchange and the means to release it. */
 export interface UpstreamAbort {
   signal: AbortSignal;
+  /** Aborts the exchange with this reason (e.g. a per-request timeout). */
+  abort(reason: unknown): void;
   /** Stops the deadline timer and unhooks from the caller's signal; call once the exchange ends. */
   done(): void;
 }
@@ -46,6 +48,7 @@ export function upstreamAbort(caller: AbortSignal, totalMs: number): UpstreamAbo
   const timer = setTimeout(() => ac.abort(new DOMException("upstream deadline passed", "TimeoutError")), totalMs);
   return {
     signal: ac.signal,
+    abort: (reason) => ac.abort(reason),
     done() {
       clearTimeout(timer);
       caller.removeEventListener("abort", onAbort);

@@ -2,7 +2,7 @@ import type { Readable } from "node:stream";
 import { request } from "undici";
 import { GatewayError } from "../../errors/errors.ts";
 import type { CallOptions } from "../types.ts";
-import { createUpstreamAgent, transportError, upstreamAbort, type UpstreamTimeouts } from "./http.ts";
+import { createUpstreamAgent, transportError, upstreamAbort, type UpstreamAbort, type UpstreamTimeouts } from "./http.ts";
 
 /** Response headers as undici gives them. */
 export type UpstreamHeaders = Record<string, string | string[] | undefined>;
@@ -61,13 +61,17 @@ export function createUpstream(options: UpstreamOptions): Upstream {
     return {
       connectMs: timeouts.connectMs,
       firstByteMs: Math.min(timeouts.firstByteMs, o.firstByteMs ?? Infinity),
-      idleMs: Math.min(timeouts.idleMs, o.idleMs ?? Infinity),
+      idleMs: timeouts.idleMs,
       totalMs: Math.min(timeouts.totalMs, o.totalMs ?? Infinity),
     };
   }
 
-  async function send(req: UpstreamRequest, call: CallOptions, signal: AbortSignal, t: UpstreamTimeouts): Promise<Response> {
+  async function send(req: UpstreamRequest, call: CallOptions, abort: UpstreamAbort, t: UpstreamTimeouts): Promise<Response> {
     let res: Response;
+    // The pool enforces the provider's first-byte timeout; a caller's tighter one is a timer here.
+    const firstByte = t.firstByteMs < timeouts.firstByteMs
+      ? setTimeout(() => abort.abort(Object.assign(new Error("first byte timeout"), { code: "UND_ERR_HEADERS_TIMEOUT" })), t.firstByteMs)
+      : undefined;
     try {
       res = await request(req.url, {
         method: req.method,
@@ -75,12 +79,12 @@ export function createUpstream(options: UpstreamOptions): Upstream {
         // Trace context travels with every provider call; it is never part of what a provider signs.
         headers: call.headers === undefined ? req.headers : { ...req.headers, ...call.headers },
         body: req.body ?? null,
-        signal,
-        headersTimeout: t.firstByteMs,
-        bodyTimeout: t.idleMs,
+        signal: abort.signal,
       });
     } catch (err) {
-      throw transportError(err, id, call.signal, t);
+      throw transportError(abort.signal.aborted && !call.signal.aborted ? abort.signal.reason : err, id, call.signal, t);
+    } finally {
+      clearTimeout(firstByte);
     }
     if (res.statusCode >= 300) {
       let text: string;
@@ -99,7 +103,7 @@ export function createUpstream(options: UpstreamOptions): Upstream {
       const t = effective(call);
       const abort = upstreamAbort(call.signal, t.totalMs);
       try {
-        const res = await send(req, call, abort.signal, t);
+        const res = await send(req, call, abort, t);
         try {
           return await res.body.json();
         } catch (err) {
@@ -116,7 +120,7 @@ export function createUpstream(options: UpstreamOptions): Upstream {
       const abort = upstreamAbort(call.signal, t.totalMs);
       let res: Response;
       try {
-        res = await send(req, call, abort.signal, t);
+        res = await send(req, call, abort, t);
       } catch (err) {
         abort.done();
         throw err;
