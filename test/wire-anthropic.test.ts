@@ -74,6 +74,32 @@ describe("decodeMessagesRequest", () => {
   });
 });
 
+describe("thinking signatures through a stream", () => {
+  it("an Anthropic stream's thinking signature reaches an Anthropic-format caller unchanged", () => {
+    const d = createStreamDecoder();
+    const chunks = [
+      ...d.push("message_start", { type: "message_start", message: { id: "msg_1", model: "m", usage: { input_tokens: 5, output_tokens: 1 } } }),
+      ...d.push("content_block_start", { index: 0, content_block: { type: "thinking", thinking: "", signature: "" } }),
+      ...d.push("content_block_delta", { index: 0, delta: { type: "thinking_delta", thinking: "let me see" } }),
+      ...d.push("content_block_delta", { index: 0, delta: { type: "signature_delta", signature: "EqQBCgIYAhIM1gbcDa9GJwZA" } }),
+      ...d.push("content_block_stop", { index: 0 }),
+      ...d.push("content_block_start", { index: 1, content_block: { type: "text", text: "" } }),
+      ...d.push("content_block_delta", { index: 1, delta: { type: "text_delta", text: "42" } }),
+      ...d.push("message_delta", { delta: { stop_reason: "end_turn" }, usage: { output_tokens: 9 } }),
+      ...d.push("message_stop", { type: "message_stop" }),
+    ];
+    const e = createStreamEncoder();
+    const frames = [...chunks.flatMap((c) => e.push(c)), ...e.end()].join("");
+    const events = frames.split("\n\n").filter(Boolean).map((f) => JSON.parse(f.split("\ndata: ")[1]!) as { type: string; index?: number; delta?: { type: string; signature?: string } });
+    const sig = events.find((x) => x.delta?.type === "signature_delta");
+    expect(sig?.delta?.signature).toBe("EqQBCgIYAhIM1gbcDa9GJwZA");
+    // The signature closes the thinking block (index 0), before the text block starts.
+    expect(sig?.index).toBe(0);
+    const order = events.map((x) => `${x.type}${x.delta ? ":" + x.delta.type : ""}`);
+    expect(order.indexOf("content_block_delta:signature_delta")).toBeLessThan(order.indexOf("content_block_delta:text_delta"));
+  });
+});
+
 describe("stream decoder", () => {
   it("maps content block indexes to tool call indexes and ends only on message_stop", () => {
     const d = createStreamDecoder();

@@ -88,8 +88,10 @@ export function createStreamDecoder(): StreamDecoder {
               const part = typeof d["partial_json"] === "string" ? d["partial_json"] : "";
               return part === "" ? [] : [chunk(tool({ index: n, id: "", name: "", arguments: part }))];
             }
+            case "signature_delta":
+              return typeof d["signature"] === "string" ? [chunk({ reasoningSignature: d["signature"] })] : [];
             default:
-              return []; // signature_delta, citations_delta: nothing canonical carries them in a stream
+              return []; // citations_delta: nothing canonical carries it in a stream
           }
         }
         case "message_delta": {

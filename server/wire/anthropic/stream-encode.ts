@@ -85,6 +85,11 @@ export function createStreamEncoder(): StreamEncoder {
         if (open?.kind !== "thinking") begin({ kind: "thinking" }, { type: "thinking", thinking: "", signature: "" }, out);
         delta({ type: "thinking_delta", thinking: d.reasoningContent }, out);
       }
+      if (d?.reasoningSignature) {
+        // Clients send thinking blocks back with this signature; it closes the thinking block.
+        if (open?.kind !== "thinking") begin({ kind: "thinking" }, { type: "thinking", thinking: "", signature: "" }, out);
+        delta({ type: "signature_delta", signature: d.reasoningSignature }, out);
+      }
       const text = (d?.content ?? "") + (d?.refusal ?? "");
       if (text !== "") {
         if (open?.kind !== "text") begin({ kind: "text" }, { type: "text", text: "" }, out);
