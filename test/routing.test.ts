@@ -585,7 +585,7 @@ describe("circuit breaker", () => {
     await new Promise((r) => setTimeout(r, 350));
     expect(await targetState(gw, "a")).toBe("CIRCUIT_STATE_HALF_OPEN");
     expect(await circuitMetric(gw, "a", "target", MODEL)).toBe(1);
-    A.setBehavior({ kind: "delay", ms: 300, times: 1 });
+    A.setBehavior({ kind: "delay", ms: 150, times: 1 }); // slow, but inside A's 300 ms first-byte timeout
     const probe = chat(gw);
     while (chatCalls(A).length === before) await new Promise((r) => setTimeout(r, 5));
     const meanwhile = await chat(gw);
@@ -627,10 +627,12 @@ describe("circuit breaker", () => {
     expect(chatCalls(A)).toHaveLength(before);
   });
 
-  // BUG: CircuitBreaker.success() resets any non-closed state, so a call admitted while the breaker
-  // was still closed and finishing after it opened closes an OPEN breaker at once, without a probe.
-  it.fails("a success of a call admitted before the breaker opened does not close it", async () => {
-    const slow = await gateway({ retries: 0, breaker: { minRequests: 3, failureRate: 0.5, cooldownMs: 10_000, windowMs: 10_000 } });
+  // Regression: only the half-open probe may close a breaker; a late success of a call admitted
+  // before it opened must not.
+  it("a success of a call admitted before the breaker opened does not close it", async () => {
+    const slow = await gateway({ retries: 0, breaker: { minRequests: 3, failureRate: 0.5, cooldownMs: 10_000, windowMs: 10_000 } }, {
+      providers: [providerA({ timeouts: { firstByteMs: 2000 } }), providerB()],
+    });
     A.setBehavior({ kind: "delay", ms: 500, times: 1 });
     const early = chat(slow); // admitted while closed; succeeds late
     while (chatCalls(A).length === 0) await new Promise((r) => setTimeout(r, 5));
@@ -649,6 +651,8 @@ describe("a caller who disconnects mid-stream", () => {
     const gw = await gateway({ retries: 0, breaker: { minRequests: 1, failureRate: 0.5, cooldownMs: 10_000 } }, {
       providers: [providerA({ timeouts: { idleMs: 10_000 } }), providerB()],
     });
+    // One success first (A then has a breaker window; were the cancels below counted as failures, 3 of 4 would open it).
+    expectServedBy(await chat(gw), [A_TARGET]);
     A.setBehavior({ kind: "slow-stream", gapMs: 200 });
     const aborted = A.aborted;
     for (let i = 0; i < 3; i++) {
@@ -668,15 +672,69 @@ describe("a caller who disconnects mid-stream", () => {
       await A.waitForAborted(aborted + i + 1);
     }
     expect(chatCalls(B)).toHaveLength(0);
+    expect(chatCalls(A)).toHaveLength(4);
     // Give the gateway a moment to finish its bookkeeping of the last stream.
     await new Promise((r) => setTimeout(r, 50));
     expect(await targetState(gw, "a")).toBe("CIRCUIT_STATE_CLOSED");
     expect(await circuitMetric(gw, "a", "target", MODEL)).toBe(0);
     expect((await keyHealth(gw, "a"))[0]!.state).toBe("CIRCUIT_STATE_CLOSED");
 
-    // The same breaker does open on one real failure (so the check above means something).
-    A.setBehavior({ kind: "status", status: 500, times: 1 });
+    // The same breaker does open on a real failure (so the check above means something): one failure
+    // against one success reaches the 50 % rate, and the next request skips A.
+    A.setBehavior({ kind: "status", status: 500, times: 4 });
     expectServedBy(await chat(gw), [A_TARGET, B_TARGET]);
     expect(await targetState(gw, "a")).toBe("CIRCUIT_STATE_OPEN");
+    expectServedBy(await chat(gw), [B_TARGET]);
+  });
+
+  // Regression: a caller who leaves tells nothing about the provider; an abandoned half-open probe
+  // must free the probe slot without closing the breaker.
+  it("a half-open probe abandoned by its caller does not close the breaker", async () => {
+    const gw = await gateway({ retries: 0, breaker: { minRequests: 2, failureRate: 0.5, cooldownMs: 300 } });
+    A.setBehavior({ kind: "status", status: 500, times: 2 });
+    for (let i = 0; i < 2; i++) expect((await post(gw, { model: A_TARGET, messages: MESSAGES })).status).toBe(502);
+    expect(await targetState(gw, "a")).toBe("CIRCUIT_STATE_OPEN");
+    await new Promise((r) => setTimeout(r, 350));
+    expect(await targetState(gw, "a")).toBe("CIRCUIT_STATE_HALF_OPEN");
+    A.setBehavior({ kind: "hang" }); // still down
+    const aborted = A.aborted;
+    const ac = new AbortController();
+    const probe = fetch(`${gw.url}/v1/chat/completions`, {
+      method: "POST", headers: AUTH, body: JSON.stringify({ model: A_TARGET, messages: MESSAGES }), signal: ac.signal,
+    }).catch(() => undefined);
+    while (chatCalls(A).length < 3) await new Promise((r) => setTimeout(r, 5));
+    ac.abort();
+    await probe;
+    await A.waitForAborted(aborted + 1);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await targetState(gw, "a")).not.toBe("CIRCUIT_STATE_CLOSED");
+  });
+});
+
+describe("observability of a target that never served", () => {
+  // Regression: a target failing since start-up (exactly when its breaker opens) is labelled by its model.
+  it("switchyard_circuit_state names an open target by its model even before it served anything", async () => {
+    const gw = await gateway({ retries: 0, breaker: { minRequests: 2, failureRate: 0.5, cooldownMs: 10_000 } });
+    A.setBehavior({ kind: "status", status: 500 });
+    for (let i = 0; i < 2; i++) expect((await post(gw, { model: A_TARGET, messages: MESSAGES })).status).toBe(502);
+    expect(await targetState(gw, "a")).toBe("CIRCUIT_STATE_OPEN");
+    expect(await circuitMetric(gw, "a", "target", MODEL)).toBe(2);
+  });
+});
+
+describe("timeout precision", () => {
+  // Regression: undici's own headersTimeout runs on a coarse clock (about half a second late); the
+  // gateway keeps its own precise first-byte timer.
+  it("a hung provider is given up on within firstByteMs + 150 ms", async () => {
+    const gw = await gateway({ retries: 0 });
+    A.setBehavior({ kind: "hang" });
+    const took: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const r = await post(gw, { model: A_TARGET, messages: MESSAGES });
+      expect(r.status).toBe(504);
+      took.push(r.ms);
+    }
+    expect(Math.min(...took)).toBeGreaterThanOrEqual(290);
+    expect(Math.max(...took)).toBeLessThanOrEqual(450);
   });
 });

@@ -80,13 +80,14 @@ export async function invoke<T>(
       } catch (e) {
         const err = GatewayError.from(e);
         // A caller who left is nobody's failure; nothing more is tried.
-        health.end(target, key, state.signal.aborted ? undefined : err);
+        health.end(target, key, state.signal.aborted ? CANCELED : err);
         if (state.signal.aborted || !isFallbackable(err)) throw err;
         state.attempt.end({ errorCode: err.code, errorMessage: err.message });
         state.attempt = undefined;
         last = err;
         if (!isRetryable(err) || n === retry.retries) break;
-        const wait = backoffMs(n, retry.backoffMs, retry.maxBackoffMs, err.retryAfter);
+        // A rate-limited key cools down; when another key is free, the retry need not wait.
+        const wait = err.code === "rate_limited" && health.hasFreeKey(target.provider) ? 0 : backoffMs(n, retry.backoffMs, retry.maxBackoffMs, err.retryAfter);
         if (performance.now() + wait > deadline) break; // cannot wait that long here: the next target
         await sleep(wait, state.signal);
       }
@@ -108,6 +109,8 @@ export async function invoke<T>(
     ...(wait > 0 ? { retryAfter: String(wait) } : {}),
   });
 }
+
+const CANCELED = new GatewayError("canceled", "the caller canceled the request");
 
 function callOptions(state: AttemptState, key: number | undefined): CallOptions {
   const headers = state.attempt?.headers;

@@ -52,9 +52,21 @@ export class CircuitBreaker {
   }
 
   success(now = Date.now()): void {
+    const s = this.current(now);
+    // Only the half-open probe closes the breaker; a late success of a call let through
+    // before it opened says nothing about the provider now.
+    if (s === "open") return;
+    if (s === "half_open") {
+      if (this.probing) this.reset();
+      return;
+    }
     this.rotate(now);
     this.ok[this.bucket]! += 1;
-    if (this.state !== "closed") this.reset();
+  }
+
+  /** A call that ended without telling anything (its caller left): frees the half-open probe slot. */
+  release(): void {
+    this.probing = false;
   }
 
   failure(now = Date.now()): void {

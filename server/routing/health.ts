@@ -23,6 +23,8 @@ export interface HealthRegistry {
   end(t: Target, key: number | undefined, err: GatewayError | undefined): void;
   /** An active probe's outcome for one key (or a keyless provider: no key state to update). */
   probed(p: Provider, key: number | undefined, err: unknown): void;
+  /** Whether another key of the provider can take a call right now (no wait needed after a 429). */
+  hasFreeKey(p: Provider): boolean;
   /** Requests in flight to a target (for least-busy routes). */
   inFlight(t: Target): number;
   /** Milliseconds until the soonest of these targets accepts calls again. */
@@ -50,6 +52,9 @@ interface KeyState {
   coolUntil: number;
 }
 
+/** Most targets tracked with their own breaker. */
+const MAX_TARGETS = 512;
+
 /** Cool-down for a key the provider rate-limited without saying for how long. */
 const DEFAULT_COOLDOWN_MS = 1000;
 
@@ -57,10 +62,16 @@ export function createHealthRegistry(breaker: BreakerOptions, balance: "round-ro
   const targets = new Map<string, { provider: string; model: string; breaker: CircuitBreaker; inFlight: number }>();
   const keys = new Map<string, { states: KeyState[]; next: number }>();
 
+  // Targets named by callers (a single provider passes any model name through) must not grow the map
+  // without bound: past the cap, new targets share one untracked entry (no breaker state kept).
+  const overflow = { provider: "", model: "", breaker: new CircuitBreaker({ ...breaker, minRequests: Number.MAX_SAFE_INTEGER }), inFlight: 0 };
   const targetOf = (t: Target) => {
     const id = `${t.provider.id}/${t.model}`;
     let s = targets.get(id);
-    if (s === undefined) targets.set(id, (s = { provider: t.provider.id, model: t.model, breaker: new CircuitBreaker(breaker), inFlight: 0 }));
+    if (s === undefined) {
+      if (targets.size >= MAX_TARGETS) return overflow;
+      targets.set(id, (s = { provider: t.provider.id, model: t.model, breaker: new CircuitBreaker(breaker), inFlight: 0 }));
+    }
     return s;
   };
   const keysOf = (p: Provider) => {
@@ -111,6 +122,9 @@ export function createHealthRegistry(breaker: BreakerOptions, balance: "round-ro
       const s = keysOf(p).states[key];
       if (s === undefined) return;
       const e = err === undefined ? undefined : GatewayError.from(err);
+      // A probe counts like a call: through the half-open slot when the key's breaker is recovering.
+      if (!s.breaker.allows()) return;
+      s.breaker.begin();
       if (e !== undefined && countsAgainstHealth(e)) s.breaker.failure();
       else s.breaker.success();
     },
@@ -127,18 +141,29 @@ export function createHealthRegistry(breaker: BreakerOptions, balance: "round-ro
     },
 
     end(t, key, err) {
-      const unhealthy = err !== undefined && countsAgainstHealth(err);
       const ts = targetOf(t);
       ts.inFlight--;
-      const tb = ts.breaker;
-      if (unhealthy) tb.failure();
-      else tb.success();
-      if (key === undefined) return;
-      const s = keysOf(t.provider).states[key]!;
-      s.inFlight--;
+      const s = key === undefined ? undefined : keysOf(t.provider).states[key]!;
+      if (s !== undefined) s.inFlight--;
+      // A caller who left tells nothing about the provider; a 429 is about one key, which cools down.
+      if (err?.code === "canceled" || err?.code === "rate_limited") {
+        ts.breaker.release();
+        s?.breaker.release();
+        if (s !== undefined && err.code === "rate_limited") s.coolUntil = Date.now() + (parseRetryAfter(err.retryAfter) ?? DEFAULT_COOLDOWN_MS);
+        return;
+      }
+      const unhealthy = err !== undefined && countsAgainstHealth(err);
+      if (unhealthy) ts.breaker.failure();
+      else ts.breaker.success();
+      if (s === undefined) return;
       if (unhealthy) s.breaker.failure();
       else s.breaker.success();
-      if (err?.code === "rate_limited") s.coolUntil = Date.now() + (parseRetryAfter(err.retryAfter) ?? DEFAULT_COOLDOWN_MS);
+    },
+
+    hasFreeKey(p) {
+      if (p.keyCount < 2) return false;
+      const now = Date.now();
+      return keysOf(p).states.some((s) => s.coolUntil <= now && s.breaker.allows(now));
     },
 
     retryInMs(list) {

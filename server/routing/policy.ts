@@ -38,8 +38,9 @@ export function countsAgainstHealth(err: GatewayError): boolean {
  * Backoff And Jitter"), or the provider's Retry-After when it gave one.
  */
 export function backoffMs(attempt: number, baseMs: number, maxMs: number, retryAfter: string | undefined): number {
+  // The provider's own hint wins; the routing deadline decides whether waiting that long is worth it.
   const hinted = parseRetryAfter(retryAfter);
-  if (hinted !== undefined) return Math.min(hinted, maxMs * 4);
+  if (hinted !== undefined) return hinted;
   return Math.random() * Math.min(maxMs, baseMs * 2 ** attempt);
 }
 

@@ -149,7 +149,8 @@ export function createMetrics(): Metrics {
           this.reset();
           for (const p of read()) {
             for (const k of p.keys) this.set({ provider: p.provider, scope: "key", name: String(k.index) }, STATE[k.state]);
-            for (const t of p.targets) this.set({ provider: p.provider, scope: "target", name: modelLabel(t.model) }, STATE[t.state]);
+            // Targets are bounded by routing's health registry (configured routes and models it has seen, capped).
+            for (const t of p.targets) this.set({ provider: p.provider, scope: "target", name: t.model }, STATE[t.state]);
           }
         },
       });

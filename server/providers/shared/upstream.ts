@@ -68,10 +68,9 @@ export function createUpstream(options: UpstreamOptions): Upstream {
 
   async function send(req: UpstreamRequest, call: CallOptions, abort: UpstreamAbort, t: UpstreamTimeouts): Promise<Response> {
     let res: Response;
-    // The pool enforces the provider's first-byte timeout; a caller's tighter one is a timer here.
-    const firstByte = t.firstByteMs < timeouts.firstByteMs
-      ? setTimeout(() => abort.abort(Object.assign(new Error("first byte timeout"), { code: "UND_ERR_HEADERS_TIMEOUT" })), t.firstByteMs)
-      : undefined;
+    // A precise timer for the first byte: undici's own headersTimeout runs on a coarse clock
+    // (about half a second late), and fallbacks wait on this one. The pool's stays as a backstop.
+    const firstByte = setTimeout(() => abort.abort(Object.assign(new Error("first byte timeout"), { code: "UND_ERR_HEADERS_TIMEOUT" })), t.firstByteMs);
     try {
       res = await request(req.url, {
         method: req.method,
