@@ -30,18 +30,14 @@
  * While the gateway run goes on, RoutingService.GetHealth is polled every
  * 100 ms so the table can say how long the primary's breaker was open.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-
-const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(BENCH_DIR, "..");
-const BIN_DIR = path.join(BENCH_DIR, ".bin");
+import { type Child, freePort, runCollecting, spawnLogged, startStandin as startStandinProcess, stopAll, waitForHealth } from "./lib/processes.ts";
+import { type LoadgenResult, loadgenArgv } from "./lib/loadgen.ts";
+import { buildGo, pinnedArgv, pinSelfToCpu0, probeTaskset, ROOT } from "./lib/rig.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -67,178 +63,41 @@ const FIRST_BYTE_MS = Number(args["first-byte-ms"]);
 const RETRIES = Number(args.retries);
 const DURATION_S = REQUESTS / RATE;
 
-// ---------------------------------------------------------------- processes (as bench/run.ts does it)
-
-interface Child {
-  name: string;
-  proc: ChildProcess;
-  exited: boolean;
-  exitInfo: string;
-}
-const children = new Set<Child>();
-
-function track(name: string, proc: ChildProcess): Child {
-  const c: Child = { name, proc, exited: false, exitInfo: "" };
-  children.add(c);
-  proc.on("exit", (code, signal) => {
-    c.exited = true;
-    c.exitInfo = signal ? `signal ${signal}` : `exit code ${code}`;
-  });
-  proc.on("error", (err) => {
-    c.exited = true;
-    c.exitInfo = err.message;
-  });
-  return c;
-}
-
-/** Children are process-group leaders (detached), so -pid reaches what they started. */
-function signalGroup(c: Child, sig: NodeJS.Signals): void {
-  if (c.exited || c.proc.pid === undefined) return;
-  try {
-    process.kill(-c.proc.pid, sig);
-  } catch {
-    try {
-      c.proc.kill(sig);
-    } catch {
-      /* already gone */
-    }
-  }
-}
-
-async function stopChild(c: Child, graceMs = 3000): Promise<void> {
-  if (!c.exited) {
-    signalGroup(c, "SIGTERM");
-    const deadline = Date.now() + graceMs;
-    while (!c.exited && Date.now() < deadline) await sleep(25);
-    if (!c.exited) signalGroup(c, "SIGKILL");
-  }
-  children.delete(c);
-}
-
-async function stopAll(): Promise<void> {
-  await Promise.all([...children].map((c) => stopChild(c)));
-}
+// ---------------------------------------------------------------- processes (shared helpers in bench/lib/)
 
 function canPin(): boolean {
   if (args["no-pin"] || availableParallelism() < 2) return false;
-  const r0 = spawnSync("taskset", ["-c", "0", "true"]);
-  const r1 = spawnSync("taskset", ["-c", "1", "true"]);
-  return !r0.error && r0.status === 0 && r1.status === 0;
+  return probeTaskset() === "ok";
 }
 const PIN = canPin();
-if (PIN) spawnSync("taskset", ["-a", "-cp", "0", String(process.pid)], { stdio: "ignore" });
-const pinned = (cpu: number, argv: string[]): string[] => (PIN ? ["taskset", "-c", String(cpu), ...argv] : argv);
-
-function buildGo(): void {
-  mkdirSync(BIN_DIR, { recursive: true });
-  for (const prog of ["standin", "loadgen"]) {
-    const r = spawnSync("go", ["build", "-o", path.join(BIN_DIR, prog), `./${prog}`], {
-      cwd: BENCH_DIR,
-      env: { ...process.env, CGO_ENABLED: "0" },
-      stdio: ["ignore", "inherit", "inherit"],
-    });
-    if (r.error) throw new Error(`go build ${prog}: ${r.error.message} (is Go installed?)`);
-    if (r.status !== 0) throw new Error(`go build ${prog} failed with exit code ${r.status}`);
-  }
-}
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+if (PIN) pinSelfToCpu0();
+const pinned = (cpu: number, argv: string[]): string[] => pinnedArgv(PIN, cpu, argv);
 
 async function startStandin(name: string, extra: string[]): Promise<number> {
-  const argv = pinned(0, [path.join(BIN_DIR, "standin"), "-addr", "127.0.0.1:0", ...extra]);
-  const proc = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ["ignore", "pipe", "inherit"] });
-  const child = track(name, proc);
-  const port = await new Promise<number>((resolve, reject) => {
-    let buf = "";
-    const timer = setTimeout(() => reject(new Error(`${name} did not print LISTENING within 10 s`)), 10_000);
-    proc.stdout!.setEncoding("utf8");
-    proc.stdout!.on("data", (d: string) => {
-      buf += d;
-      const m = /^LISTENING (\d+)$/m.exec(buf);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    proc.on("exit", () => {
-      clearTimeout(timer);
-      reject(new Error(`${name} exited before listening (${child.exitInfo})`));
-    });
-  });
-  proc.stdout!.resume();
-  return port;
+  return (await startStandinProcess(name, PIN, extra)).port;
 }
 
 async function startGateway(configFile: string, port: number, logFile: string): Promise<Child> {
-  const fd = openSync(logFile, "a");
   const argv = pinned(1, [process.execPath, "server/main.ts", "--config", configFile, "--port", String(port), "--host", "127.0.0.1"]);
-  const proc = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, env: process.env, detached: true, stdio: ["ignore", fd, fd] });
-  closeSync(fd);
-  const child = track("gateway", proc);
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    if (child.exited) throw new Error(`gateway exited during start-up (${child.exitInfo}); see ${logFile}:\n${readFileSync(logFile, "utf8").slice(-2000)}`);
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(1000) });
-      await res.arrayBuffer();
-      if (res.status === 200) return child;
-    } catch {
-      /* not up yet */
-    }
-    await sleep(100);
-  }
+  const child = spawnLogged("gateway", argv, { cwd: ROOT, env: process.env }, logFile);
+  const { status } = await waitForHealth(child, `http://127.0.0.1:${port}/healthz`, 15_000);
+  if (status === "up") return child;
+  if (status === "exited") throw new Error(`gateway exited during start-up (${child.exitInfo}); see ${logFile}:\n${readFileSync(logFile, "utf8").slice(-2000)}`);
   throw new Error(`gateway did not answer /healthz within 15 s; see ${logFile}`);
 }
 
 // ---------------------------------------------------------------- load
 
-interface LoadgenResult {
-  sent: number;
-  ok: number;
-  errors: number;
-  errorSamples: string[];
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-  sendLag_p99: number;
-  achievedRate: number;
-}
-
 async function runLoad(baseUrl: string, during?: () => Promise<void>): Promise<LoadgenResult> {
-  const argv = pinned(0, [
-    path.join(BIN_DIR, "loadgen"),
-    "-url", baseUrl,
-    "-mode", "chat",
-    "-rate", String(RATE),
-    "-duration", `${DURATION_S}s`,
-    "-warmup", `${args.warmup}s`,
-    "-timeout", args.timeout,
-  ]);
-  const proc = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ["ignore", "pipe", "pipe"] });
-  const child = track("loadgen", proc);
-  let out = "";
-  let err = "";
-  proc.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
-  proc.stderr!.setEncoding("utf8").on("data", (d: string) => (err += d));
-  const done = new Promise<void>((resolve) => proc.on("close", () => resolve()));
-  let finished = false;
-  void done.then(() => (finished = true));
-  while (!finished) {
-    if (during) await during();
-    await Promise.race([sleep(100), done]);
-  }
-  children.delete(child);
+  const argv = loadgenArgv(PIN, {
+    url: baseUrl,
+    mode: "chat",
+    rate: RATE,
+    durationS: DURATION_S,
+    warmupS: args.warmup,
+    timeout: args.timeout,
+  });
+  const { child, out, err } = await runCollecting("loadgen", argv, during ?? (() => {}));
   if (child.exitInfo !== "exit code 0") throw new Error(`loadgen failed (${child.exitInfo}): ${err.trim() || out.trim()}`);
   return JSON.parse(out) as LoadgenResult;
 }

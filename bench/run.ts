@@ -6,18 +6,25 @@
 //
 // See bench/README.md for what it measures and how to read the table.
 
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
+import {
+  type Child,
+  freePort,
+  killAllSync,
+  runCollecting,
+  spawnLogged,
+  startStandin as startStandinProcess,
+  stopAll,
+  waitForHealth,
+} from "./lib/processes.ts";
+import { type LoadgenResult, loadgenArgv } from "./lib/loadgen.ts";
+import { BENCH_DIR, buildGo, pinnedArgv, pinSelfToCpu0, probeTaskset, ROOT } from "./lib/rig.ts";
 
-const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(BENCH_DIR, "..");
-const BIN_DIR = path.join(BENCH_DIR, ".bin");
 const RESULTS_DIR = path.join(BENCH_DIR, "results");
 
 const ALL_SCENARIOS = ["chat", "stream", "embed"] as const;
@@ -118,69 +125,6 @@ function parseOptions(argv: string[]): Options {
   };
 }
 
-// ---------------------------------------------------------------- child processes
-
-interface Child {
-  name: string;
-  proc: ChildProcess;
-  exited: boolean;
-  exitInfo: string;
-}
-
-const children = new Set<Child>();
-
-function track(name: string, proc: ChildProcess): Child {
-  const c: Child = { name, proc, exited: false, exitInfo: "" };
-  children.add(c);
-  proc.on("exit", (code, signal) => {
-    c.exited = true;
-    c.exitInfo = signal ? `signal ${signal}` : `exit code ${code}`;
-  });
-  proc.on("error", (err) => {
-    c.exited = true;
-    c.exitInfo = err.message;
-  });
-  return c;
-}
-
-// Every child is spawned detached, i.e. as the leader of its own process
-// group, so a signal to -pid also reaches anything it started (a shell's
-// children, a gateway's workers).
-function signalGroup(c: Child, sig: NodeJS.Signals): void {
-  if (c.exited || c.proc.pid === undefined) return;
-  try {
-    process.kill(-c.proc.pid, sig);
-  } catch {
-    try {
-      c.proc.kill(sig);
-    } catch {
-      /* already gone */
-    }
-  }
-}
-
-async function stopChild(c: Child, graceMs = 3000): Promise<void> {
-  if (c.exited) {
-    children.delete(c);
-    return;
-  }
-  signalGroup(c, "SIGTERM");
-  const deadline = Date.now() + graceMs;
-  while (!c.exited && Date.now() < deadline) await sleep(25);
-  if (!c.exited) signalGroup(c, "SIGKILL");
-  children.delete(c);
-}
-
-async function stopAll(): Promise<void> {
-  await Promise.all([...children].map((c) => stopChild(c)));
-}
-
-// Last resort when the process is exiting and cannot wait any more.
-function killAllSync(): void {
-  for (const c of children) signalGroup(c, "SIGKILL");
-  children.clear();
-}
-
 // ---------------------------------------------------------------- rig
 
 interface Rig {
@@ -195,46 +139,20 @@ function probeRig(wantPin: boolean): Rig {
   const getconf = spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" });
   const clkTck = Number(getconf.stdout?.trim()) || 100;
   if (!wantPin) return { pinned: false, pinNote: "not pinned (--no-pin)", clkTck, cpus };
-  const has = spawnSync("taskset", ["-c", "0", "true"]);
-  if (has.error || has.status !== 0) {
+  const taskset = probeTaskset();
+  if (taskset === "missing") {
     return { pinned: false, pinNote: "NOT PINNED: taskset is missing or failed; numbers are noisier", clkTck, cpus };
   }
-  const core1 = spawnSync("taskset", ["-c", "1", "true"]);
-  if (core1.status !== 0) {
+  if (taskset === "no-cpu1") {
     return { pinned: false, pinNote: "NOT PINNED: CPU 1 is not available to this process; numbers are noisier", clkTck, cpus };
   }
   // Keep this orchestrator (and its 10 Hz sampling) off the gateway's core.
-  spawnSync("taskset", ["-a", "-cp", "0", String(process.pid)], { stdio: "ignore" });
+  pinSelfToCpu0();
   return { pinned: true, pinNote: "pinned: gateway on CPU 1; stand-in, load generator and this script on CPU 0", clkTck, cpus };
 }
 
 function pinned(rig: Rig, cpu: number, argv: string[]): string[] {
-  return rig.pinned ? ["taskset", "-c", String(cpu), ...argv] : argv;
-}
-
-function buildGo(): void {
-  mkdirSync(BIN_DIR, { recursive: true });
-  for (const prog of ["standin", "loadgen"]) {
-    const r = spawnSync("go", ["build", "-o", path.join(BIN_DIR, prog), `./${prog}`], {
-      cwd: BENCH_DIR,
-      env: { ...process.env, CGO_ENABLED: "0" },
-      stdio: ["ignore", "inherit", "inherit"],
-    });
-    if (r.error) throw new Error(`go build ${prog}: ${r.error.message} (is Go installed?)`);
-    if (r.status !== 0) throw new Error(`go build ${prog} failed with exit code ${r.status}`);
-  }
-}
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
+  return pinnedArgv(rig.pinned, cpu, argv);
 }
 
 // ---------------------------------------------------------------- /proc sampling
@@ -360,34 +278,11 @@ function cpuPct(a: Map<number, CpuTimes>, b: Map<number, CpuTimes>, cpu: number,
 // ---------------------------------------------------------------- stand-in and gateway
 
 async function startStandin(rig: Rig, opts: Options): Promise<{ child: Child; port: number }> {
-  const argv = pinned(rig, 0, [
-    path.join(BIN_DIR, "standin"),
-    "-addr", "127.0.0.1:0",
+  return await startStandinProcess("stand-in", rig.pinned, [
     "-delay", opts.delay,
     "-chunks", String(opts.chunks),
     "-chunk-gap", opts.chunkGap,
   ]);
-  const proc = spawn(argv[0], argv.slice(1), { detached: true, stdio: ["ignore", "pipe", "inherit"] });
-  const child = track("stand-in", proc);
-  const port = await new Promise<number>((resolve, reject) => {
-    let buf = "";
-    const timer = setTimeout(() => reject(new Error("stand-in did not print LISTENING within 10 s")), 10_000);
-    proc.stdout!.setEncoding("utf8");
-    proc.stdout!.on("data", (d: string) => {
-      buf += d;
-      const m = /^LISTENING (\d+)$/m.exec(buf);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    proc.on("exit", () => {
-      clearTimeout(timer);
-      reject(new Error(`stand-in exited before listening (${child.exitInfo})`));
-    });
-  });
-  proc.stdout!.resume();
-  return { child, port };
 }
 
 function shellQuote(a: string): string {
@@ -410,71 +305,30 @@ async function startGateway(
   logFile: string,
 ): Promise<{ child: Child; command: string }> {
   const env = { ...process.env, OPENAI_API_KEY: "sk-bench", OPENAI_BASE_URL: upstream };
-  const fd = openSync(logFile, "a");
-  let proc: ChildProcess;
-  let command: string;
+  let argv: string[];
   if (opts.gatewayCmd === undefined) {
     // Spawned without a shell, so the measured pid is the gateway itself.
-    const argv = pinned(rig, 1, [process.execPath, "server/main.ts", "--port", String(port), "--host", "127.0.0.1"]);
-    command = argv.map(shellQuote).join(" ");
-    proc = spawn(argv[0], argv.slice(1), { cwd: ROOT, env, detached: true, stdio: ["ignore", fd, fd] });
+    argv = pinned(rig, 1, [process.execPath, "server/main.ts", "--port", String(port), "--host", "127.0.0.1"]);
   } else {
     const cmd = opts.gatewayCmd
       .replaceAll("{port}", String(port))
       .replaceAll("{host}", "127.0.0.1")
       .replaceAll("{upstream}", upstream);
-    const argv = pinned(rig, 1, ["/bin/sh", "-c", cmd]);
-    command = argv.map(shellQuote).join(" ");
-    proc = spawn(argv[0], argv.slice(1), { cwd: ROOT, env, detached: true, stdio: ["ignore", fd, fd] });
+    argv = pinned(rig, 1, ["/bin/sh", "-c", cmd]);
   }
-  closeSync(fd);
-  const child = track("gateway", proc);
+  const command = argv.map(shellQuote).join(" ");
+  const child = spawnLogged("gateway", argv, { cwd: ROOT, env }, logFile);
 
   const url = `http://127.0.0.1:${port}/healthz`;
-  const deadline = Date.now() + 15_000;
-  let last = "";
-  while (Date.now() < deadline) {
-    if (child.exited) {
-      throw new Error(`gateway exited during start-up (${child.exitInfo}); command: ${command}\n--- ${logFile} ---\n${tail(logFile)}`);
-    }
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
-      await res.arrayBuffer();
-      if (res.status === 200) return { child, command };
-      last = `HTTP ${res.status}`;
-    } catch (err) {
-      last = (err as Error).cause ? String((err as Error).cause) : String(err);
-    }
-    await sleep(100);
+  const { status, last } = await waitForHealth(child, url, 15_000);
+  if (status === "up") return { child, command };
+  if (status === "exited") {
+    throw new Error(`gateway exited during start-up (${child.exitInfo}); command: ${command}\n--- ${logFile} ---\n${tail(logFile)}`);
   }
   throw new Error(`gateway did not answer 200 on ${url} within 15 s (last: ${last}); command: ${command}\n--- ${logFile} ---\n${tail(logFile)}`);
 }
 
 // ---------------------------------------------------------------- load runs
-
-interface LoadgenResult {
-  mode: string;
-  url: string;
-  rate: number;
-  sent: number;
-  ok: number;
-  errors: number;
-  errorSamples: string[];
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-  mean: number;
-  ttft_p50?: number;
-  ttft_p90?: number;
-  ttft_p99?: number;
-  ttft_max?: number;
-  sendLag_p99: number;
-  sendLag_max: number;
-  achievedRate: number;
-  cpu_ms: number;
-  wall_ms: number;
-}
 
 interface RunResult {
   target: "direct" | "gateway";
@@ -507,17 +361,15 @@ async function runLoad(
   gatewayPid: number | undefined,
   gatewayChild: Child | undefined,
 ): Promise<RunResult> {
-  const args = [
-    path.join(BIN_DIR, "loadgen"),
-    "-url", baseUrl,
-    "-mode", scenario,
-    "-rate", String(opts.rate),
-    "-duration", `${opts.duration}s`,
-    "-warmup", `${opts.warmup}s`,
-    "-timeout", opts.timeout,
-  ];
-  for (const h of opts.headers) args.push("-header", h);
-  const argv = pinned(rig, 0, args);
+  const argv = loadgenArgv(rig.pinned, {
+    url: baseUrl,
+    mode: scenario,
+    rate: opts.rate,
+    durationS: opts.duration,
+    warmupS: opts.warmup,
+    timeout: opts.timeout,
+    headers: opts.headers,
+  });
 
   const gwPids = measuredPids(gatewayPid);
   const standinPids = measuredPids(standinPid);
@@ -530,24 +382,13 @@ async function runLoad(
   let gw1: { ticks: number; t: number } | undefined;
   let rssPeak = 0;
 
-  const proc = spawn(argv[0], argv.slice(1), { detached: true, stdio: ["ignore", "pipe", "pipe"] });
-  const child = track(`load generator (${scenario}, ${target})`, proc);
-  let out = "";
-  let err = "";
-  proc.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
-  proc.stderr!.setEncoding("utf8").on("data", (d: string) => (err += d));
-  const done = new Promise<void>((resolve) => proc.on("close", () => resolve()));
-
   const warmupMs = opts.warmup * 1000;
-  let finished = false;
-  done.then(() => (finished = true));
-  while (!finished) {
+  const { child, out, err } = await runCollecting(`load generator (${scenario}, ${target})`, argv, () => {
     const s = sample(gwPids);
     rssPeak = Math.max(rssPeak, s.rssKb);
     const now = performance.now();
     if (!gw0 && now - t0 >= warmupMs) gw0 = { ticks: s.cpuTicks, t: now };
-    await Promise.race([sleep(100), done]);
-  }
+  });
   const end = sample(gwPids);
   gw1 = { ticks: end.cpuTicks, t: performance.now() };
   rssPeak = Math.max(rssPeak, end.rssKb);
@@ -555,7 +396,6 @@ async function runLoad(
   const self1 = process.cpuUsage(self0);
   const cpus1 = readCpuTimes();
   const wallMs = performance.now() - t0;
-  children.delete(child);
 
   if (child.exitInfo !== "exit code 0") {
     throw new Error(`load generator failed (${child.exitInfo}): ${err.trim() || out.trim()}`);
