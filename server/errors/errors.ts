@@ -29,6 +29,8 @@ export interface GatewayErrorOptions {
   upstreamStatus?: number;
   /** Seconds the caller should wait before retrying. */
   retryAfter?: string;
+  /** A limit the caller set (a tighter timeout) caused it: says nothing about the provider's health. */
+  callerLimit?: boolean;
   cause?: unknown;
 }
 
@@ -39,6 +41,7 @@ export class GatewayError extends Error {
   readonly providerCode: string | undefined;
   readonly upstreamStatus: number | undefined;
   readonly retryAfter: string | undefined;
+  readonly callerLimit: boolean;
 
   /** @param message safe to show the caller: never include secrets or raw upstream bodies. */
   constructor(code: ErrorCode, message: string, options: GatewayErrorOptions = {}) {
@@ -48,6 +51,7 @@ export class GatewayError extends Error {
     this.providerCode = options.providerCode;
     this.upstreamStatus = options.upstreamStatus;
     this.retryAfter = options.retryAfter;
+    this.callerLimit = options.callerLimit === true;
   }
 
   /** Normalises anything thrown into a GatewayError; unknown errors become `internal`. */

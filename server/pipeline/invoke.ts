@@ -1,7 +1,7 @@
 import type { Attributes } from "@opentelemetry/api";
 import { GatewayError } from "../errors/errors.ts";
 import type { CallOptions } from "../providers/types.ts";
-import type { HealthRegistry } from "../routing/health.ts";
+import type { CallToken, HealthRegistry } from "../routing/health.ts";
 import type { PlanInput } from "../routing/plan.ts";
 import { backoffMs, isFallbackable, isRetryable } from "../routing/policy.ts";
 import type { Target } from "../routing/resolve.ts";
@@ -30,6 +30,10 @@ export interface AttemptState {
   tried: string[];
   upstreamStart: number;
   timeouts: CallOptions["timeouts"];
+  /** performance.now() when the request arrived: the routing deadline counts from here. */
+  startedAt: number;
+  /** The successful attempt's breaker token (streams settle at the first chunk, end later). */
+  token: CallToken | undefined;
 }
 
 export interface InvokeDeps {
@@ -58,12 +62,15 @@ export async function invoke<T>(
 ): Promise<T> {
   const { health, retry } = deps;
   const targets = deps.plan(input);
-  const deadline = performance.now() + retry.deadlineMs;
+  // The caller's own total timeout bounds the whole exchange, retries and fallbacks included.
+  const deadline = state.startedAt + Math.min(retry.deadlineMs, state.timeouts?.totalMs ?? Infinity);
   let last: GatewayError | undefined;
 
   for (const target of targets) {
     if (!health.targetAllows(target)) continue;
     for (let n = 0; n <= retry.retries; n++) {
+      // A failure may have opened the target (or made the next call its half-open probe's rival).
+      if (n > 0 && !health.targetAllows(target)) break;
       const key = health.pickKey(target.provider);
       if (key === null) break; // every key is open or rate-limited: the next target
       state.target = target;
@@ -72,15 +79,17 @@ export async function invoke<T>(
       state.tried.push(`${target.provider.id}/${target.model}`);
       state.attempt = state.trace.startAttempt(target.provider.id, target.model, deps.tracingEnabled ? attributes : undefined);
       state.upstreamStart = performance.now();
-      health.begin(target, key);
+      const token = health.begin(target, key);
       try {
         const result = await send(target, callOptions(state, key));
-        if (!holdHealth) health.end(target, key, undefined);
+        health.settle(target, key, undefined, token);
+        if (!holdHealth) health.done(target, key);
+        state.token = token;
         return result;
       } catch (e) {
         const err = GatewayError.from(e);
         // A caller who left is nobody's failure; nothing more is tried.
-        health.end(target, key, state.signal.aborted ? CANCELED : err);
+        health.end(target, key, state.signal.aborted ? CANCELED : err, token);
         if (state.signal.aborted || !isFallbackable(err)) throw err;
         state.attempt.end({ errorCode: err.code, errorMessage: err.message });
         state.attempt = undefined;

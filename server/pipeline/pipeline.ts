@@ -127,7 +127,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     observer.started(op);
     const trace = tracing.startRequest(op === "embed" ? "embeddings" : "chat", entry.traceparent, entry.tracestate);
     return {
-      entry, op, asked, signal: entry.signal, requestId: entry.requestId, trace, timeouts: entry.timeouts,
+      entry, op, asked, signal: entry.signal, requestId: entry.requestId, trace, timeouts: entry.timeouts, startedAt: entry.startedAt, token: undefined,
       attempt: undefined, target: undefined, key: undefined, attempts: 0, tried: [], upstreamStart: 0, upstreamMs: undefined, bodies: undefined,
     };
   }
@@ -208,9 +208,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         finish(run, undefined, err);
         throw GatewayError.from(err);
       }
-      const { target, key } = run;
+      const { target, key, token } = run;
       return relay(opened, run, options.includeUsage, observer, (usage, err, firstChunkMs) => {
-        health.end(target!, key, err === undefined ? undefined : GatewayError.from(err));
+        // The breakers heard "success" at the first chunk; a failure after it still counts (never as a probe's).
+        if (err !== undefined) health.settle(target!, key, GatewayError.from(err), token!);
+        health.done(target!, key);
         finish(run, usage, err, firstChunkMs);
       });
     },

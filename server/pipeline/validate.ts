@@ -15,8 +15,23 @@ const ROLE_VALUES: Record<number, true> = {
  * REST bridge already enforces them while decoding; RPC callers build the
  * message themselves, so the pipeline checks again (cheap: one pass).
  */
+/** Longest model name accepted (real ones are far shorter; names become metric labels and log columns). */
+const MAX_MODEL_LENGTH = 256;
+/** Most per-request fallbacks: each can cost a full upstream exchange. */
+const MAX_FALLBACKS = 5;
+
+function validateRouting(model: string, fallbacks: readonly string[]): void {
+  if (model === "") throw invalid("model: required", "model");
+  if (model.length > MAX_MODEL_LENGTH) throw invalid(`model: longer than ${MAX_MODEL_LENGTH} characters`, "model");
+  if (fallbacks.length > MAX_FALLBACKS) throw invalid(`fallbacks: at most ${MAX_FALLBACKS}`, "fallbacks");
+  for (let i = 0; i < fallbacks.length; i++) {
+    const f = fallbacks[i]!;
+    if (f === "" || f.length > MAX_MODEL_LENGTH) throw invalid(`fallbacks[${i}]: not a model name`, `fallbacks[${i}]`);
+  }
+}
+
 export function validateChatRequest(req: ChatRequest): void {
-  if (req.model === "") throw invalid("model: required", "model");
+  validateRouting(req.model, req.fallbacks);
   if (req.messages.length === 0) throw invalid("messages: must contain at least one message", "messages");
   for (let i = 0; i < req.messages.length; i++) {
     const m = req.messages[i]!;
@@ -42,7 +57,7 @@ export function validateChatRequest(req: ChatRequest): void {
 }
 
 export function validateEmbedRequest(req: EmbedRequest): void {
-  if (req.model === "") throw invalid("model: required", "model");
+  validateRouting(req.model, req.fallbacks);
   if (req.input.length === 0 && req.tokenInputs.length === 0) throw invalid("input: required", "input");
   if (req.input.length > 0 && req.tokenInputs.length > 0) throw invalid("input: set either texts or token inputs, not both", "input");
 }

@@ -5,7 +5,16 @@ import type { Res } from "./http.ts";
  * when its buffer is full, so a slow reader slows the upstream read instead
  * of growing the gateway's memory.
  */
+/**
+ * A caller whose connection has taken nothing for this long is gone or stuck:
+ * the stream is cut so it does not hold an upstream request (and its
+ * accounting) forever. Longer than any provider's idle gap, so a quiet
+ * provider ends the stream with an error event first.
+ */
+const STALLED_CALLER_MS = 120_000;
+
 export function startSse(res: Res, headers: Record<string, string>): void {
+  res.setTimeout(STALLED_CALLER_MS, () => res.destroy());
   res.writeHead(200, {
     "content-type": "text/event-stream; charset=utf-8",
     "cache-control": "no-cache",

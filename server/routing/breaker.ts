@@ -46,36 +46,34 @@ export class CircuitBreaker {
     return !this.probing;
   }
 
-  /** Marks the start of a call that `allows` let through. */
-  begin(now = Date.now()): void {
-    if (this.current(now) === "half_open") this.probing = true;
+  /**
+   * Marks the start of a call that `allows` let through; returns whether it
+   * is the half-open probe. Only the probe's outcome moves a half-open
+   * breaker; results of calls let through in another state are stale there.
+   */
+  begin(now = Date.now()): boolean {
+    if (this.current(now) !== "half_open" || this.probing) return false;
+    this.probing = true;
+    return true;
   }
 
-  success(now = Date.now()): void {
+  /** A call's outcome. `neutral`: it said nothing about the provider (the caller left, a caller's own limit). */
+  record(outcome: "success" | "failure" | "neutral", probe: boolean, now = Date.now()): void {
     const s = this.current(now);
-    // Only the half-open probe closes the breaker; a late success of a call let through
-    // before it opened says nothing about the provider now.
-    if (s === "open") return;
     if (s === "half_open") {
-      if (this.probing) this.reset();
+      if (!probe) return;
+      if (outcome === "success") this.reset();
+      else if (outcome === "failure") this.trip(now);
+      else this.probing = false;
       return;
     }
+    if (s === "open" || outcome === "neutral") return;
     this.rotate(now);
-    this.ok[this.bucket]! += 1;
-  }
-
-  /** A call that ended without telling anything (its caller left): frees the half-open probe slot. */
-  release(): void {
-    this.probing = false;
-  }
-
-  failure(now = Date.now()): void {
-    this.rotate(now);
+    if (outcome === "success") {
+      this.ok[this.bucket]! += 1;
+      return;
+    }
     this.failed[this.bucket]! += 1;
-    if (this.state === "half_open" || this.state === "open") {
-      this.trip(now);
-      return;
-    }
     let ok = 0;
     let failed = 0;
     for (let i = 0; i < BUCKETS; i++) {
@@ -84,6 +82,13 @@ export class CircuitBreaker {
     }
     const total = ok + failed;
     if (total >= this.options.minRequests && failed / total >= this.options.failureRate) this.trip(now);
+  }
+
+  /** Closed with no failure in the window: nothing worth remembering. */
+  isIdle(now = Date.now()): boolean {
+    if (this.current(now) !== "closed") return false;
+    this.rotate(now);
+    return this.failed.every((n) => n === 0);
   }
 
   /** Milliseconds until an open breaker lets a probe through (0 when not open). */

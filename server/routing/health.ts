@@ -6,21 +6,26 @@ import type { Target } from "./resolve.ts";
 
 /**
  * Passive health from live traffic: a circuit breaker per target
- * (provider/model) and per provider key, in-flight counts per key, and a
- * cool-down for a key the provider rate-limited. Routing asks it which
- * targets and keys to use; open ones are skipped, never waited on.
+ * (provider/model) and per provider key, in-flight counts, and a cool-down
+ * for a key the provider rate-limited. Routing asks it which targets and keys
+ * to use; open ones are skipped, never waited on.
  */
 export interface HealthRegistry {
   /** Whether routing may send to this target now. */
   targetAllows(t: Target): boolean;
   /**
    * The key to use for the next call to this provider: an index, `undefined`
-   * for a provider without keys, or `null` when every key is open or cooling down.
+   * for a provider without keys, or `null` when every key's circuit is open.
    */
   pickKey(p: Provider): number | undefined | null;
-  begin(t: Target, key: number | undefined): void;
-  /** The call ended: `undefined` for success, or the error it failed with. */
-  end(t: Target, key: number | undefined, err: GatewayError | undefined): void;
+  /** A call starts; the token says whether it is a half-open probe (pass it back when it ends). */
+  begin(t: Target, key: number | undefined): CallToken;
+  /** The call's outcome for the breakers (once; a later settle of the same call is never a probe's). */
+  settle(t: Target, key: number | undefined, err: GatewayError | undefined, token: CallToken): void;
+  /** The call is over (in-flight counts). Streams settle at their first chunk and are done at their end. */
+  done(t: Target, key: number | undefined): void;
+  /** settle + done. */
+  end(t: Target, key: number | undefined, err: GatewayError | undefined, token: CallToken): void;
   /** An active probe's outcome for one key (or a keyless provider: no key state to update). */
   probed(p: Provider, key: number | undefined, err: unknown): void;
   /** Whether another key of the provider can take a call right now (no wait needed after a 429). */
@@ -30,6 +35,11 @@ export interface HealthRegistry {
   /** Milliseconds until the soonest of these targets accepts calls again. */
   retryInMs(targets: readonly Target[]): number;
   snapshot(): ProviderHealth[];
+}
+
+export interface CallToken {
+  targetProbe: boolean;
+  keyProbe: boolean;
 }
 
 export interface KeyHealth {
@@ -52,28 +62,45 @@ interface KeyState {
   coolUntil: number;
 }
 
-/** Most targets tracked with their own breaker. */
-const MAX_TARGETS = 512;
+interface TargetState {
+  provider: string;
+  model: string;
+  breaker: CircuitBreaker;
+  inFlight: number;
+}
 
+/** Most targets remembered at once. */
+const MAX_TARGETS = 512;
 /** Cool-down for a key the provider rate-limited without saying for how long. */
 const DEFAULT_COOLDOWN_MS = 1000;
+/** A provider's Retry-After never benches a key for longer than this. */
+const MAX_COOLDOWN_MS = 5 * 60_000;
+
+type Outcome = "success" | "failure" | "neutral";
+
+/**
+ * What a call's end says about the provider: success when it answered (even
+ * with the caller's own 4xx), failure for errors another attempt could fix,
+ * neutral when it said nothing (the caller left or set a tighter limit, a
+ * 429 that only benches one key, a request refused before it was sent).
+ */
+function outcomeOf(err: GatewayError | undefined): Outcome {
+  if (err === undefined) return "success";
+  if (err.code === "canceled" || err.code === "rate_limited" || err.callerLimit) return "neutral";
+  if (countsAgainstHealth(err)) return "failure";
+  return err.upstreamStatus !== undefined ? "success" : "neutral";
+}
 
 export function createHealthRegistry(breaker: BreakerOptions, balance: "round-robin" | "least-busy"): HealthRegistry {
-  const targets = new Map<string, { provider: string; model: string; breaker: CircuitBreaker; inFlight: number }>();
-  const keys = new Map<string, { states: KeyState[]; next: number }>();
-
-  // Targets named by callers (a single provider passes any model name through) must not grow the map
-  // without bound: past the cap, new targets share one untracked entry (no breaker state kept).
-  const overflow = { provider: "", model: "", breaker: new CircuitBreaker({ ...breaker, minRequests: Number.MAX_SAFE_INTEGER }), inFlight: 0 };
-  const targetOf = (t: Target) => {
-    const id = `${t.provider.id}/${t.model}`;
-    let s = targets.get(id);
-    if (s === undefined) {
-      if (targets.size >= MAX_TARGETS) return overflow;
-      targets.set(id, (s = { provider: t.provider.id, model: t.model, breaker: new CircuitBreaker(breaker), inFlight: 0 }));
-    }
-    return s;
+  // Bounded: when full, idle entries (nothing in flight, no recent failure) are swept, so model
+  // names chosen by callers (a pass-through provider serves any name) cannot crowd out real targets.
+  const targets = new Map<string, TargetState>();
+  const sweep = (): void => {
+    for (const [id, ts] of targets) if (ts.inFlight <= 0 && ts.breaker.isIdle()) targets.delete(id);
   };
+  const keys = new Map<string, { states: KeyState[]; next: number }>();
+  const idOf = (t: Target): string => `${t.provider.id}/${t.model}`;
+
   const keysOf = (p: Provider) => {
     let k = keys.get(p.id);
     if (k === undefined) {
@@ -83,8 +110,10 @@ export function createHealthRegistry(breaker: BreakerOptions, balance: "round-ro
     return k;
   };
 
-  return {
-    targetAllows: (t) => targetOf(t).breaker.allows(),
+  const registry: HealthRegistry = {
+    targetAllows: (t) => targets.get(idOf(t))?.breaker.allows() ?? true,
+
+    inFlight: (t) => targets.get(idOf(t))?.inFlight ?? 0,
 
     pickKey(p) {
       if (p.keyCount === 0) return undefined;
@@ -115,49 +144,59 @@ export function createHealthRegistry(breaker: BreakerOptions, balance: "round-ro
       return best;
     },
 
-    inFlight: (t) => targetOf(t).inFlight,
+    begin(t, key) {
+      const id = idOf(t);
+      let ts = targets.get(id);
+      if (ts === undefined) {
+        if (targets.size >= MAX_TARGETS) sweep();
+        if (targets.size < MAX_TARGETS) targets.set(id, (ts = { provider: t.provider.id, model: t.model, breaker: new CircuitBreaker(breaker), inFlight: 0 }));
+      }
+      const token: CallToken = { targetProbe: false, keyProbe: false };
+      if (ts !== undefined) {
+        ts.inFlight++;
+        token.targetProbe = ts.breaker.begin();
+      }
+      if (key !== undefined) {
+        const s = keysOf(t.provider).states[key]!;
+        s.inFlight++;
+        token.keyProbe = s.breaker.begin();
+      }
+      return token;
+    },
+
+    settle(t, key, err, token) {
+      const outcome = outcomeOf(err);
+      targets.get(idOf(t))?.breaker.record(outcome, token.targetProbe);
+      token.targetProbe = false;
+      if (key === undefined) return;
+      const s = keysOf(t.provider).states[key]!;
+      s.breaker.record(outcome, token.keyProbe);
+      token.keyProbe = false;
+      if (err?.code === "rate_limited") {
+        s.coolUntil = Date.now() + Math.min(parseRetryAfter(err.retryAfter) ?? DEFAULT_COOLDOWN_MS, MAX_COOLDOWN_MS);
+      }
+    },
+
+    done(t, key) {
+      const ts = targets.get(idOf(t));
+      if (ts !== undefined) ts.inFlight--;
+      if (key !== undefined) keysOf(t.provider).states[key]!.inFlight--;
+    },
+
+    end(t, key, err, token) {
+      registry.settle(t, key, err, token);
+      registry.done(t, key);
+    },
 
     probed(p, key, err) {
       if (key === undefined) return;
       const s = keysOf(p).states[key];
-      if (s === undefined) return;
-      const e = err === undefined ? undefined : GatewayError.from(err);
+      if (s === undefined || !s.breaker.allows()) return;
       // A probe counts like a call: through the half-open slot when the key's breaker is recovering.
-      if (!s.breaker.allows()) return;
-      s.breaker.begin();
-      if (e !== undefined && countsAgainstHealth(e)) s.breaker.failure();
-      else s.breaker.success();
-    },
-
-    begin(t, key) {
-      const ts = targetOf(t);
-      ts.inFlight++;
-      ts.breaker.begin();
-      if (key !== undefined) {
-        const s = keysOf(t.provider).states[key]!;
-        s.inFlight++;
-        s.breaker.begin();
-      }
-    },
-
-    end(t, key, err) {
-      const ts = targetOf(t);
-      ts.inFlight--;
-      const s = key === undefined ? undefined : keysOf(t.provider).states[key]!;
-      if (s !== undefined) s.inFlight--;
-      // A caller who left tells nothing about the provider; a 429 is about one key, which cools down.
-      if (err?.code === "canceled" || err?.code === "rate_limited") {
-        ts.breaker.release();
-        s?.breaker.release();
-        if (s !== undefined && err.code === "rate_limited") s.coolUntil = Date.now() + (parseRetryAfter(err.retryAfter) ?? DEFAULT_COOLDOWN_MS);
-        return;
-      }
-      const unhealthy = err !== undefined && countsAgainstHealth(err);
-      if (unhealthy) ts.breaker.failure();
-      else ts.breaker.success();
-      if (s === undefined) return;
-      if (unhealthy) s.breaker.failure();
-      else s.breaker.success();
+      const probe = s.breaker.begin();
+      const outcome = outcomeOf(err === undefined ? undefined : GatewayError.from(err));
+      s.breaker.record(outcome, probe);
+      if (outcome === "success") s.coolUntil = 0;
     },
 
     hasFreeKey(p) {
@@ -168,7 +207,10 @@ export function createHealthRegistry(breaker: BreakerOptions, balance: "round-ro
 
     retryInMs(list) {
       let soonest = Infinity;
-      for (const t of list) soonest = Math.min(soonest, targetOf(t).breaker.retryInMs());
+      for (const t of list) {
+        const ts = targets.get(idOf(t));
+        soonest = Math.min(soonest, ts === undefined ? 0 : ts.breaker.retryInMs());
+      }
       return Number.isFinite(soonest) ? soonest : 0;
     },
 
@@ -192,4 +234,5 @@ export function createHealthRegistry(breaker: BreakerOptions, balance: "round-ro
       return [...byProvider.values()];
     },
   };
+  return registry;
 }

@@ -47,8 +47,9 @@ export function backoffMs(attempt: number, baseMs: number, maxMs: number, retryA
 /** Retry-After as seconds or an HTTP date, in milliseconds. */
 export function parseRetryAfter(v: string | undefined): number | undefined {
   if (v === undefined || v === "") return undefined;
-  const seconds = Number(v);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  // RFC 9110: delay-seconds (digits) or an HTTP-date; anything else is ignored.
+  if (/^\d+(\.\d+)?$/.test(v.trim())) return Number(v) * 1000;
+  if (!/^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(v.trim())) return undefined;
   const at = Date.parse(v);
   return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }

@@ -63,8 +63,9 @@ export function upstreamAbort(caller: AbortSignal, totalMs: number): UpstreamAbo
 export function transportError(err: unknown, provider: string, caller: AbortSignal, timeouts: UpstreamTimeouts): GatewayError {
   if (err instanceof GatewayError) return err;
   if (caller.aborted) return new GatewayError("canceled", "the caller canceled the request", { cause: err });
-  const e = err as { name?: string; code?: string; cause?: { code?: string } };
-  const code = e.code ?? e.cause?.code ?? e.name ?? "unknown";
+  const e = err as { name?: string; code?: unknown; cause?: { code?: unknown } };
+  // DOMException has a numeric legacy `code` (23 for TimeoutError): only string codes name a cause.
+  const code = typeof e.code === "string" ? e.code : typeof e.cause?.code === "string" ? e.cause.code : e.name ?? "unknown";
   switch (code) {
     case "UND_ERR_HEADERS_TIMEOUT":
       return new GatewayError("upstream_timeout", `provider '${provider}' did not answer within ${timeouts.firstByteMs} ms`, { cause: err });

@@ -66,6 +66,18 @@ export function createUpstream(options: UpstreamOptions): Upstream {
     };
   }
 
+  /**
+   * A transport failure as a GatewayError. A timeout when the caller had
+   * tightened the limits is marked as the caller's: it must not count
+   * against the provider's health.
+   */
+  function fail(err: unknown, call: CallOptions, t: UpstreamTimeouts): GatewayError {
+    const g = transportError(err, id, call.signal, t);
+    const tightened = t.firstByteMs < timeouts.firstByteMs || t.totalMs < timeouts.totalMs;
+    if (g.code !== "upstream_timeout" || !tightened) return g;
+    return new GatewayError(g.code, g.message, { callerLimit: true, cause: err });
+  }
+
   async function send(req: UpstreamRequest, call: CallOptions, abort: UpstreamAbort, t: UpstreamTimeouts): Promise<Response> {
     let res: Response;
     // A precise timer for the first byte: undici's own headersTimeout runs on a coarse clock
@@ -81,7 +93,7 @@ export function createUpstream(options: UpstreamOptions): Upstream {
         signal: abort.signal,
       });
     } catch (err) {
-      throw transportError(abort.signal.aborted && !call.signal.aborted ? abort.signal.reason : err, id, call.signal, t);
+      throw fail(abort.signal.aborted && !call.signal.aborted ? abort.signal.reason : err, call, t);
     } finally {
       clearTimeout(firstByte);
     }
@@ -90,7 +102,7 @@ export function createUpstream(options: UpstreamOptions): Upstream {
       try {
         text = await res.body.text();
       } catch (err) {
-        throw transportError(err, id, call.signal, t);
+        throw fail(err, call, t);
       }
       throw mapError(res.statusCode, res.headers, text);
     }
@@ -107,7 +119,7 @@ export function createUpstream(options: UpstreamOptions): Upstream {
           return await res.body.json();
         } catch (err) {
           if (err instanceof SyntaxError) throw new GatewayError("upstream_error", `provider '${id}' returned invalid JSON`, { cause: err });
-          throw transportError(err, id, call.signal, t);
+          throw fail(err, call, t);
         }
       } finally {
         abort.done();
@@ -134,7 +146,7 @@ export function createUpstream(options: UpstreamOptions): Upstream {
           abort.done();
           if (!completed) res.body.destroy();
         },
-        failure: (err) => transportError(err, id, call.signal, t),
+        failure: (err) => fail(err, call, t),
       };
     },
 
