@@ -21,12 +21,13 @@ afterAll(async () => {
   await standin?.close();
 });
 
-interface Health { providers: { provider: string; keys: { index: number; state: string }[] }[] }
+interface Health { providers?: { provider: string; keys: { index: number; state: string }[] }[] }
 
 async function keyStates(): Promise<string[]> {
   const res = await fetch(`${gw.url}/switchyard.v1.RoutingService/GetHealth`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
   const body = (await res.json()) as Health;
-  return body.providers.find((p) => p.provider === "openai")?.keys.map((k) => k.state) ?? [];
+  // Before the first probe has run, the provider list is empty (and left out of the JSON).
+  return body.providers?.find((p) => p.provider === "openai")?.keys.map((k) => k.state) ?? [];
 }
 
 it("probes find a revoked key and routing stops using it, with no user request failing", async () => {

@@ -13,10 +13,7 @@
  * `setBehavior`, like the OpenAI stand-in. Content is deterministic (see
  * anthropic/messages.ts `planMessage`).
  */
-import { once } from "node:events";
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
-import { setTimeout as sleep } from "node:timers/promises";
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import {
   defaultErrorFor,
   errorAnswer,
@@ -28,6 +25,8 @@ import {
   type AnthropicErrorType,
   type ErrorAnswer,
 } from "./anthropic/messages.ts";
+import { BehaviorSlot, type BehaviorScope } from "./shared/behavior.ts";
+import { cutConnection, type Exchange as BaseExchange, pause, readBody, StandinLifecycle, write } from "./shared/lifecycle.ts";
 
 export interface AnthropicStandinOptions {
   /** Accepted x-api-key values. Default `["sk-ant-test"]`. */
@@ -49,7 +48,7 @@ export interface AnthropicStandinOptions {
  * - `slow-stream`: wait `gapMs` before every event after the first.
  * - `refusal`: answer with stop_reason "refusal" (the model declined).
  */
-export type Behavior = { path?: string; times?: number } & (
+export type Behavior = BehaviorScope & (
   | { kind: "status"; status: number; body?: object; headers?: Record<string, string> }
   | { kind: "hang" }
   | { kind: "delay"; ms: number }
@@ -83,11 +82,8 @@ export interface AnthropicStandin {
   close(): Promise<void>;
 }
 
-interface Exchange {
-  res: ServerResponse;
+interface Exchange extends BaseExchange {
   requestId: string;
-  gone: AbortController;
-  cutByServer: boolean;
 }
 
 export async function startAnthropicStandin(opts: AnthropicStandinOptions = {}): Promise<AnthropicStandin> {
@@ -98,20 +94,9 @@ export async function startAnthropicStandin(opts: AnthropicStandinOptions = {}):
   const maxPromptTokens = opts.maxPromptTokens ?? 200_000;
   const requests: RecordedRequest[] = [];
   const eventTimes: number[] = [];
-  const open = new Set<Exchange>();
-  const waiters = new Set<() => void>();
-  let aborted = 0;
-  let behavior: Behavior | null = null;
-  let left = Infinity;
-  let closing = false;
+  const life = new StandinLifecycle();
+  const behavior = new BehaviorSlot<Behavior>();
   const state = { cache: { read: 0, creation: 0 } };
-
-  function take(path: string): Behavior | null {
-    if (!behavior || (behavior.path !== undefined && behavior.path !== path)) return null;
-    const b = behavior;
-    if (--left <= 0) behavior = null;
-    return b;
-  }
 
   function sendJson(x: Exchange, status: number, body: unknown, headers: Record<string, string> = {}): void {
     const text = JSON.stringify(body);
@@ -127,27 +112,6 @@ export async function startAnthropicStandin(opts: AnthropicStandinOptions = {}):
 
   const sendError = (x: Exchange, e: ErrorAnswer): void => sendJson(x, e.status, e.body, e.headers);
 
-  async function pause(x: Exchange, ms: number): Promise<boolean> {
-    try {
-      await sleep(ms, undefined, { signal: x.gone.signal });
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  function write(x: Exchange, data: string): Promise<void> {
-    return new Promise((resolve) => {
-      if (x.gone.signal.aborted) return resolve();
-      const done = (): void => {
-        x.gone.signal.removeEventListener("abort", done);
-        resolve();
-      };
-      x.gone.signal.addEventListener("abort", done, { once: true });
-      x.res.write(data, done);
-    });
-  }
-
   async function sendStream(x: Exchange, events: ReturnType<typeof renderEvents>, fault: Behavior | null): Promise<void> {
     x.res.writeHead(200, { "request-id": x.requestId, "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" });
     x.res.flushHeaders();
@@ -157,8 +121,7 @@ export async function startAnthropicStandin(opts: AnthropicStandinOptions = {}):
       if (fault?.kind === "slow-stream" && i > 0 && i < events.length && !(await pause(x, fault.gapMs))) return;
       if (x.gone.signal.aborted) return;
       if (i === stopAt && fault?.kind === "stream-cut") {
-        x.cutByServer = true;
-        x.res.socket?.destroy();
+        cutConnection(x);
         return;
       }
       if (i === stopAt && fault?.kind === "stream-error") {
@@ -175,23 +138,9 @@ export async function startAnthropicStandin(opts: AnthropicStandinOptions = {}):
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const x: Exchange = { res, requestId: newId.request(), gone: new AbortController(), cutByServer: false };
-    open.add(x);
-    res.once("close", () => {
-      open.delete(x);
-      if (!res.writableFinished && !x.cutByServer && !closing) {
-        aborted++;
-        for (const w of waiters) w();
-      }
-      x.gone.abort();
-    });
-    const parts: Buffer[] = [];
-    try {
-      for await (const p of req) parts.push(p as Buffer);
-    } catch {
-      return;
-    }
-    const raw = Buffer.concat(parts).toString("utf8");
+    const x: Exchange = life.open(req, res, { requestId: newId.request() });
+    const raw = (await readBody(req))?.toString("utf8");
+    if (raw === undefined) return;
     const [path = "/", query = ""] = (req.url ?? "/").split(/\?(.*)/s, 2);
     let body: unknown;
     let badJson = false;
@@ -211,7 +160,7 @@ export async function startAnthropicStandin(opts: AnthropicStandinOptions = {}):
     if (!apiKeys.has(key)) return sendError(x, errorAnswer(401, "authentication_error", "invalid x-api-key"));
     if (typeof req.headers["anthropic-version"] !== "string") return sendError(x, errorAnswer(400, "invalid_request_error", "anthropic-version: header is required"));
 
-    const fault = take(path);
+    const fault = behavior.take(path);
     if (fault?.kind === "hang") return;
     if (fault?.kind === "status") {
       const base = defaultErrorFor(fault.status);
@@ -237,23 +186,14 @@ export async function startAnthropicStandin(opts: AnthropicStandinOptions = {}):
     return sendError(x, errorAnswer(404, "not_found_error", "Not Found"));
   }
 
-  const server = createServer({ keepAlive: true, noDelay: true }, (req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
-      res.end(`stand-in failure: ${err instanceof Error ? err.stack : String(err)}`);
-    });
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const port = (server.address() as AddressInfo).port;
-  let closed: Promise<void> | undefined;
+  const port = await life.listen(handle);
 
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
     eventTimes,
     get aborted() {
-      return aborted;
+      return life.aborted;
     },
     get cache() {
       return state.cache;
@@ -261,36 +201,8 @@ export async function startAnthropicStandin(opts: AnthropicStandinOptions = {}):
     set cache(c) {
       state.cache = c;
     },
-    setBehavior(b) {
-      behavior = b;
-      left = b?.times ?? Infinity;
-    },
-    waitForAborted(count, timeoutMs = 5000) {
-      if (aborted >= count) return Promise.resolve();
-      return new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`stand-in: aborted is ${aborted}, expected >= ${count}`));
-        }, timeoutMs);
-        const check = (): void => {
-          if (aborted < count) return;
-          clearTimeout(timer);
-          waiters.delete(check);
-          resolve();
-        };
-        waiters.add(check);
-      });
-    },
-    close() {
-      closed ??= (async () => {
-        closing = true;
-        for (const x of open) x.gone.abort();
-        const done = once(server, "close");
-        server.close();
-        server.closeAllConnections();
-        await done;
-      })();
-      return closed;
-    },
+    setBehavior: (b) => behavior.set(b),
+    waitForAborted: (count, timeoutMs) => life.waitForAborted(count, timeoutMs),
+    close: () => life.close(),
   };
 }

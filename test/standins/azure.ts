@@ -23,12 +23,11 @@
  * (400 content_filter); one containing `[filter-answer]` gets an answer cut by
  * the output filter after two content chunks.
  */
-import { once } from "node:events";
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
-import { setTimeout as sleep } from "node:timers/promises";
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { messageText, parseChatRequest, planChat, renderChunks, renderCompletion } from "./openai/chat.ts";
 import { parseEmbeddingsRequest, renderEmbeddings } from "./openai/embeddings.ts";
+import { BehaviorSlot, type BehaviorScope } from "./shared/behavior.ts";
+import { type Exchange, pause, readBody, StandinLifecycle, write } from "./shared/lifecycle.ts";
 
 type Json = Record<string, unknown>;
 
@@ -46,13 +45,6 @@ export interface AzureStandinOptions {
   apiVersions?: string[];
   /** Characters per streamed chunk. Default 4. */
   streamChunkChars?: number;
-}
-
-interface BehaviorScope {
-  /** Only requests to this path (without the query). */
-  path?: string;
-  /** This many matching requests, then normal again. */
-  times?: number;
 }
 
 /** Failure injection, as in the OpenAI stand-in; `status` bodies default to Azure's. */
@@ -148,19 +140,9 @@ export async function startAzureStandin(opts: AzureStandinOptions = {}): Promise
   const versions = new Set(opts.apiVersions ?? DEFAULT_VERSIONS);
   const chunkChars = opts.streamChunkChars ?? 4;
   const requests: AzureRecordedRequest[] = [];
-  const sockets = new Set<ServerResponse>();
   const lastStreamWrites: number[] = [];
-  let aborted = 0;
-  let closing = false;
-  let behavior: AzureBehavior | null = null;
-  let left = Infinity;
-
-  function take(path: string): AzureBehavior | null {
-    if (!behavior || (behavior.path !== undefined && behavior.path !== path)) return null;
-    const b = behavior;
-    if (--left <= 0) behavior = null;
-    return b;
-  }
+  const life = new StandinLifecycle();
+  const behavior = new BehaviorSlot<AzureBehavior>();
 
   function headers(): Record<string, string> {
     const id = crypto.randomUUID();
@@ -200,35 +182,29 @@ export async function startAzureStandin(opts: AzureStandinOptions = {}): Promise
     }
   }
 
-  async function pause(res: ServerResponse, signal: AbortSignal, ms: number): Promise<boolean> {
-    try {
-      await sleep(ms, undefined, { signal });
-      return !res.destroyed;
-    } catch {
-      return false;
-    }
-  }
-
-  async function stream(res: ServerResponse, signal: AbortSignal, events: Json[], fault: AzureBehavior | null): Promise<void> {
+  async function stream(x: Exchange, events: Json[], fault: AzureBehavior | null): Promise<void> {
+    const res = x.res;
     res.writeHead(200, { ...headers(), "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" });
     res.flushHeaders();
     lastStreamWrites.length = 0;
     const lines = [...events.map((e) => `data: ${JSON.stringify(e)}\n\n`), "data: [DONE]\n\n"];
     const stopAt = fault && (fault.kind === "stream-cut" || fault.kind === "stream-error") ? Math.min(fault.afterChunks, events.length) : -1;
     for (let i = 0; i < lines.length; i++) {
-      if (fault?.kind === "slow-stream" && i > 0 && !(await pause(res, signal, fault.gapMs))) return;
-      if (signal.aborted) return;
+      if (fault?.kind === "slow-stream" && i > 0 && !(await pause(x, fault.gapMs))) return;
+      if (x.gone.signal.aborted) return;
+      // Not marked cutByServer: Azure's stand-in has always counted its cuts in `aborted`.
       if (i === stopAt && fault?.kind === "stream-cut") return void res.socket?.destroy();
       if (i === stopAt && fault?.kind === "stream-error") {
         return void res.end(`data: ${JSON.stringify(azureErrors.serverError())}\n\n`);
       }
-      await new Promise<void>((resolve) => res.write(lines[i]!, () => resolve()));
+      await write(x, lines[i]!);
       lastStreamWrites.push(Date.now());
     }
     res.end();
   }
 
-  async function chat(res: ServerResponse, signal: AbortSignal, model: string, body: unknown, fault: AzureBehavior | null): Promise<void> {
+  async function chat(x: Exchange, model: string, body: unknown, fault: AzureBehavior | null): Promise<void> {
+    const res = x.res;
     // Azure takes the model from the deployment; a `model` in the body is ignored.
     const parsed = parseChatRequest({ ...(isObject(body) ? body : {}), model }, new Set([model]));
     if (!parsed.ok) return sendJson(res, parsed.error.status, parsed.error.body);
@@ -238,7 +214,7 @@ export async function startAzureStandin(opts: AzureStandinOptions = {}): Promise
     const plan = planChat(parsed.value);
     const promptFilter = [{ prompt_index: 0, content_filter_results: PROMPT_PASSED }];
     if (!parsed.value.stream) {
-      if (fault?.kind === "slow-stream" && !(await pause(res, signal, fault.gapMs))) return;
+      if (fault?.kind === "slow-stream" && !(await pause(x, fault.gapMs))) return;
       const completion = renderCompletion(plan);
       delete completion["service_tier"];
       completion["prompt_filter_results"] = promptFilter;
@@ -272,20 +248,13 @@ export async function startAzureStandin(opts: AzureStandinOptions = {}): Promise
       chunks = usage ? [...head, usage] : head;
     }
     const annotation = { choices: [], created: 0, id: "", model: "", object: "", prompt_filter_results: promptFilter };
-    return stream(res, signal, [annotation, ...chunks], fault);
+    return stream(x, [annotation, ...chunks], fault);
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const gone = new AbortController();
-    sockets.add(res);
-    res.once("close", () => {
-      sockets.delete(res);
-      if (!res.writableFinished && !closing) aborted++;
-      gone.abort();
-    });
-    const parts: Buffer[] = [];
-    for await (const p of req) parts.push(p as Buffer);
-    const raw = Buffer.concat(parts).toString("utf8");
+    const x = life.open(req, res);
+    const raw = (await readBody(req))?.toString("utf8");
+    if (raw === undefined) return;
     let body: unknown;
     try {
       body = raw ? JSON.parse(raw) : undefined;
@@ -302,9 +271,9 @@ export async function startAzureStandin(opts: AzureStandinOptions = {}): Promise
     if (apiVersion === null) return sendJson(res, 404, azureErrors.resourceNotFound());
     if (!versions.has(apiVersion)) return sendJson(res, 400, azureErrors.apiVersionNotSupported());
 
-    const fault = take(path);
+    const fault = behavior.take(path);
     if (fault?.kind === "hang") return;
-    if (fault?.kind === "delay" && !(await pause(res, gone.signal, fault.ms))) return;
+    if (fault?.kind === "delay" && !(await pause(x, fault.ms))) return;
     if (fault?.kind === "status") {
       const d = defaultError(fault.status, apiVersion);
       return sendJson(res, fault.status, fault.body ?? d.body, { ...d.headers, ...fault.headers });
@@ -326,43 +295,22 @@ export async function startAzureStandin(opts: AzureStandinOptions = {}): Promise
     if (req.method !== "POST" || !m) return sendJson(res, 404, azureErrors.resourceNotFound());
     const model = deployments[decodeURIComponent(m[1]!)];
     if (model === undefined) return sendJson(res, 404, azureErrors.deploymentNotFound());
-    if (m[2] === "chat/completions") return chat(res, gone.signal, model, body, fault);
+    if (m[2] === "chat/completions") return chat(x, model, body, fault);
     const parsed = parseEmbeddingsRequest({ ...(isObject(body) ? body : {}), model }, new Set([model]), 8);
     if (!parsed.ok) return sendJson(res, parsed.error.status, parsed.error.body);
     return sendJson(res, 200, renderEmbeddings(parsed.value), {}, fault?.kind === "stream-cut");
   }
 
-  const server = createServer({ keepAlive: true, noDelay: true }, (req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
-      res.end(`stand-in failure: ${err instanceof Error ? err.stack : String(err)}`);
-    });
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const port = (server.address() as AddressInfo).port;
-  let closed: Promise<void> | undefined;
+  const port = await life.listen(handle);
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
     lastStreamWrites,
     get aborted() {
-      return aborted;
+      return life.aborted;
     },
-    setBehavior(b) {
-      behavior = b;
-      left = b?.times ?? Infinity;
-    },
-    close() {
-      closed ??= (async () => {
-        closing = true;
-        const done = once(server, "close");
-        server.close();
-        server.closeAllConnections();
-        await done;
-      })();
-      return closed;
-    },
+    setBehavior: (b) => behavior.set(b),
+    close: () => life.close(),
   };
 }
 

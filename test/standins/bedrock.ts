@@ -15,12 +15,11 @@
 import { EventStreamCodec } from "@smithy/eventstream-codec";
 import { fromUtf8, toUtf8 } from "@smithy/util-utf8";
 import { randomUUID } from "node:crypto";
-import { once } from "node:events";
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
-import { setTimeout as sleep } from "node:timers/promises";
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { defaultErrorFor, estimateTokens, parseConverse, planConverse, renderEvents, renderResponse, titanEmbedding, validation, type BedrockError } from "./bedrock/converse.ts";
 import { verifySigV4, type StandinCredentials } from "./bedrock/sigv4.ts";
+import { BehaviorSlot } from "./shared/behavior.ts";
+import { cutConnection, type Exchange, pause, readBody, StandinLifecycle, write } from "./shared/lifecycle.ts";
 
 export type { StandinCredentials } from "./bedrock/sigv4.ts";
 
@@ -99,12 +98,6 @@ export const DEFAULT_CREDENTIALS: StandinCredentials = { accessKeyId: "AKIDSTAND
 const DEFAULT_MODELS = ["anthropic.claude-3-5-sonnet-20240620-v1:0", "us.anthropic.claude-3-5-haiku-20241022-v1:0", "amazon.nova-lite-v1:0", "amazon.titan-embed-text-v2:0"];
 const ERROR_NAMESPACE = "http://internal.amazon.com/coral/com.amazon.bedrock/";
 
-interface Exchange {
-  res: ServerResponse;
-  gone: AbortController;
-  cutByServer: boolean;
-}
-
 export async function startBedrockStandin(opts: BedrockStandinOptions = {}): Promise<BedrockStandin> {
   const credentials = opts.credentials ?? [DEFAULT_CREDENTIALS];
   const region = opts.region ?? "us-east-1";
@@ -113,20 +106,10 @@ export async function startBedrockStandin(opts: BedrockStandinOptions = {}): Pro
   const maxInputTokens = opts.maxInputTokens ?? 2000;
   const codec = new EventStreamCodec(toUtf8, fromUtf8);
   const requests: BedrockRecordedRequest[] = [];
-  const open = new Set<Exchange>();
-  const waiters = new Set<() => void>();
+  const life = new StandinLifecycle("bedrock stand-in");
+  /** Bedrock behaviours have no `path`: they apply to every request. */
+  const behavior = new BehaviorSlot<BedrockBehavior>();
   let eventTimes: number[] = [];
-  let aborted = 0;
-  let behavior: BedrockBehavior | null = null;
-  let left = Infinity;
-  let closing = false;
-  let closed: Promise<void> | undefined;
-
-  function takeBehavior(): BedrockBehavior | null {
-    const b = behavior;
-    if (b !== null && --left <= 0) behavior = null;
-    return b;
-  }
 
   function sendJson(x: Exchange, status: number, body: unknown, extra: Record<string, string> = {}): void {
     const text = JSON.stringify(body);
@@ -152,8 +135,7 @@ export async function startBedrockStandin(opts: BedrockStandinOptions = {}): Pro
     for (let i = 0; i <= events.length; i++) {
       if (x.gone.signal.aborted) return;
       if (i === stopAt && fault?.kind === "stream-cut") {
-        x.cutByServer = true;
-        x.res.socket?.destroy();
+        cutConnection(x);
         return;
       }
       if (i === stopAt && fault?.kind === "stream-end") break;
@@ -176,15 +158,6 @@ export async function startBedrockStandin(opts: BedrockStandinOptions = {}): Pro
       eventTimes.push(Date.now());
     }
     x.res.end();
-  }
-
-  async function pause(x: Exchange, ms: number): Promise<boolean> {
-    try {
-      await sleep(ms, undefined, { signal: x.gone.signal });
-      return true;
-    } catch {
-      return false;
-    }
   }
 
   async function route(x: Exchange, method: string, path: string, modelId: string | undefined, op: string | undefined, body: unknown, fault: BedrockBehavior | null): Promise<void> {
@@ -228,16 +201,7 @@ export async function startBedrockStandin(opts: BedrockStandinOptions = {}): Pro
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const x: Exchange = { res, gone: new AbortController(), cutByServer: false };
-    open.add(x);
-    res.once("close", () => {
-      open.delete(x);
-      if (!res.writableFinished && !x.cutByServer && !closing) {
-        aborted++;
-        for (const w of waiters) w();
-      }
-      x.gone.abort();
-    });
+    const x = life.open(req, res);
     const raw = await readBody(req);
     if (raw === undefined) return;
     const url = req.url ?? "/";
@@ -249,7 +213,7 @@ export async function startBedrockStandin(opts: BedrockStandinOptions = {}): Pro
     requests.push({ method: req.method ?? "GET", path, modelId, headers: req.headers, body, signedBy: verdict.ok ? verdict.accessKeyId : undefined, receivedAt: Date.now() });
     if (!verdict.ok) return sendError(x, { status: 403, type: verdict.type, message: verdict.message });
 
-    const fault = takeBehavior();
+    const fault = behavior.take(path);
     if (fault?.kind === "hang") return;
     if (fault?.kind === "status") {
       const base = defaultErrorFor(fault.status);
@@ -258,15 +222,7 @@ export async function startBedrockStandin(opts: BedrockStandinOptions = {}): Pro
     await route(x, req.method ?? "GET", path, modelId, m?.[2], body, fault);
   }
 
-  const server = createServer({ keepAlive: true, noDelay: true }, (req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
-      res.end(`stand-in failure: ${err instanceof Error ? err.stack : String(err)}`);
-    });
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const port = (server.address() as AddressInfo).port;
+  const port = await life.listen(handle);
 
   return {
     url: `http://127.0.0.1:${port}`,
@@ -275,42 +231,14 @@ export async function startBedrockStandin(opts: BedrockStandinOptions = {}): Pro
     credentials,
     requests,
     get aborted() {
-      return aborted;
+      return life.aborted;
     },
     get eventTimes() {
       return eventTimes;
     },
-    setBehavior(b) {
-      behavior = b;
-      left = b?.times ?? Infinity;
-    },
-    waitForAborted(count, timeoutMs = 5000) {
-      if (aborted >= count) return Promise.resolve();
-      return new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`bedrock stand-in: aborted is ${aborted}, expected >= ${count}`));
-        }, timeoutMs);
-        const check = (): void => {
-          if (aborted < count) return;
-          clearTimeout(timer);
-          waiters.delete(check);
-          resolve();
-        };
-        waiters.add(check);
-      });
-    },
-    close() {
-      closed ??= (async () => {
-        closing = true;
-        for (const x of open) x.gone.abort();
-        const done = once(server, "close");
-        server.close();
-        server.closeAllConnections();
-        await done;
-      })();
-      return closed;
-    },
+    setBehavior: (b) => behavior.set(b),
+    waitForAborted: (count, timeoutMs) => life.waitForAborted(count, timeoutMs),
+    close: () => life.close(),
   };
 }
 
@@ -324,19 +252,6 @@ function defaultStreamMessage(type: string): string {
   }
 }
 
-function write(x: Exchange, data: Uint8Array): Promise<void> {
-  return new Promise((resolve) => {
-    const signal = x.gone.signal;
-    if (signal.aborted) return resolve();
-    const done = (): void => {
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    signal.addEventListener("abort", done, { once: true });
-    x.res.write(data, done);
-  });
-}
-
 const INVALID_JSON: unique symbol = Symbol("invalid JSON");
 
 function parseJson(text: string): unknown {
@@ -345,14 +260,4 @@ function parseJson(text: string): unknown {
   } catch {
     return INVALID_JSON;
   }
-}
-
-async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
-  const parts: Buffer[] = [];
-  try {
-    for await (const part of req) parts.push(part as Buffer);
-  } catch {
-    return undefined;
-  }
-  return Buffer.concat(parts);
 }

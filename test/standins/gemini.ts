@@ -16,11 +16,10 @@
  * promptFeedback.blockReason, "BLOCK_ANSWER" -> finishReason SAFETY.
  */
 import { randomBytes } from "node:crypto";
-import { once } from "node:events";
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
-import { setTimeout as sleep } from "node:timers/promises";
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { errorForStatus, estimate, googleErrors, parseGenerate, planGenerate, type GoogleErrorAnswer, type Plan } from "./gemini/chat.ts";
+import { BehaviorSlot } from "./shared/behavior.ts";
+import { cutConnection, type Exchange, pause, readBody, StandinLifecycle, write } from "./shared/lifecycle.ts";
 
 export { googleErrors } from "./gemini/chat.ts";
 
@@ -96,20 +95,9 @@ export async function startGeminiStandin(opts: GeminiStandinOptions = {}): Promi
   const chunkChars = Math.max(1, opts.streamChunkChars ?? 4);
   const requests: GeminiRecordedRequest[] = [];
   const sentAt: number[] = [];
-  const open = new Set<ServerResponse>();
-  /** Responses the stand-in cut on purpose: not client aborts. */
-  const cut = new WeakSet<ServerResponse>();
-  let behavior: GeminiBehavior | null = null;
-  let left = Infinity;
-  let aborted = 0;
-  let closing = false;
-
-  function take(path: string): GeminiBehavior | null {
-    if (!behavior || (behavior.path !== undefined && !path.includes(behavior.path))) return null;
-    const b = behavior;
-    if (--left <= 0) behavior = null;
-    return b;
-  }
+  const life = new StandinLifecycle("gemini stand-in");
+  /** A behaviour's `path` matches every request path that contains it. */
+  const behavior = new BehaviorSlot<GeminiBehavior>((scopePath, path) => path.includes(scopePath));
 
   function json(res: ServerResponse, status: number, body: unknown): void {
     const text = JSON.stringify(body, null, 2) + "\n";
@@ -128,11 +116,6 @@ export async function startGeminiStandin(opts: GeminiStandinOptions = {}): Promi
       outputTokenLimit: embed ? 1 : 8192,
       supportedGenerationMethods: embed ? ["embedContent", "batchEmbedContents"] : ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"],
     };
-  }
-
-  async function pause(res: ServerResponse, ms: number): Promise<boolean> {
-    await sleep(ms);
-    return !res.destroyed && !closing;
   }
 
   function render(plan: Plan, model: string, responseId: string): object {
@@ -167,16 +150,17 @@ export async function startGeminiStandin(opts: GeminiStandinOptions = {}): Promi
     }));
   }
 
-  async function stream(res: ServerResponse, events: object[], fault: GeminiBehavior | null): Promise<void> {
+  async function stream(x: Exchange, events: object[], fault: GeminiBehavior | null): Promise<void> {
+    const res = x.res;
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", server: "scaffolding on HTTPServer2" });
     res.flushHeaders();
     sentAt.length = 0;
     const stopAt = fault?.kind === "stream-cut" || fault?.kind === "stream-error" ? Math.min(fault.afterEvents, events.length) : -1;
     for (let i = 0; i <= events.length; i++) {
       if (i === stopAt && fault?.kind === "stream-cut") {
-        cut.add(res);
-        if (fault.clean) res.end();
-        else res.socket?.destroy();
+        if (!fault.clean) return cutConnection(x);
+        x.cutByServer = true; // a clean end without finishReason: not a client abort either
+        res.end();
         return;
       }
       if (i === stopAt && fault?.kind === "stream-error") {
@@ -185,23 +169,18 @@ export async function startGeminiStandin(opts: GeminiStandinOptions = {}): Promi
         return;
       }
       if (i === events.length) break;
-      if (fault?.kind === "slow-stream" && i > 0 && !(await pause(res, fault.gapMs))) return;
-      if (res.destroyed) return;
-      await new Promise<void>((r) => res.write(`data: ${JSON.stringify(events[i])}\r\n\r\n`, () => r()));
+      if (fault?.kind === "slow-stream" && i > 0 && !(await pause(x, fault.gapMs))) return;
+      if (res.destroyed || x.gone.signal.aborted) return;
+      await write(x, `data: ${JSON.stringify(events[i])}\r\n\r\n`);
       sentAt.push(Date.now());
     }
     res.end();
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    open.add(res);
-    res.once("close", () => {
-      open.delete(res);
-      if (!res.writableFinished && !closing && !cut.has(res)) aborted++;
-    });
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const raw = Buffer.concat(chunks).toString("utf8");
+    const x = life.open(req, res);
+    const raw = (await readBody(req))?.toString("utf8");
+    if (raw === undefined) return;
     const [path = "/", q = ""] = (req.url ?? "/").split(/\?(.*)/s, 2);
     const query = new URLSearchParams(q);
     let body: unknown;
@@ -217,9 +196,9 @@ export async function startGeminiStandin(opts: GeminiStandinOptions = {}): Promi
     if (key === undefined) return send(googleErrors.missingKey());
     if (!keys.has(key)) return send(googleErrors.invalidKey());
 
-    const fault = take(path);
+    const fault = behavior.take(path);
     if (fault?.kind === "hang") return;
-    if (fault?.kind === "delay" && !(await pause(res, fault.ms))) return;
+    if (fault?.kind === "delay" && !(await pause(x, fault.ms))) return;
     if (fault?.kind === "status") {
       const e = errorForStatus(fault.status);
       return json(res, fault.status, fault.body ?? e.body);
@@ -263,45 +242,21 @@ export async function startGeminiStandin(opts: GeminiStandinOptions = {}): Promi
     const events = renderEvents(plan, model, responseId);
     // Without alt=sse Google streams one JSON array; clients of this stand-in use SSE.
     if (query.get("alt") !== "sse") return json(res, 200, events);
-    return stream(res, events, fault);
+    return stream(x, events, fault);
   }
 
-  const server = createServer({ keepAlive: true, noDelay: true }, (req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
-      res.end(`stand-in failure: ${err instanceof Error ? err.stack : String(err)}`);
-    });
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const port = (server.address() as AddressInfo).port;
+  const port = await life.listen(handle);
 
   return {
     url: `http://127.0.0.1:${port}/v1beta`,
     requests,
     sentAt,
     get aborted() {
-      return aborted;
+      return life.aborted;
     },
-    setBehavior(b) {
-      behavior = b;
-      left = b?.times ?? Infinity;
-    },
-    async waitForAborted(count, timeoutMs = 5000) {
-      const deadline = Date.now() + timeoutMs;
-      while (aborted < count) {
-        if (Date.now() > deadline) throw new Error(`gemini stand-in: aborted is ${aborted}, expected >= ${count}`);
-        await sleep(10);
-      }
-    },
-    async close() {
-      closing = true;
-      const done = once(server, "close");
-      server.close();
-      server.closeAllConnections();
-      for (const res of open) res.destroy();
-      await done;
-    },
+    setBehavior: (b) => behavior.set(b),
+    waitForAborted: (count, timeoutMs) => life.waitForAborted(count, timeoutMs),
+    close: () => life.close(),
   };
 }
 

@@ -12,15 +12,14 @@
  * Answers are deterministic in content (see `planChat` and `fakeEmbedding`);
  * ids, `created` and `obfuscation` vary like OpenAI's.
  */
-import { once } from "node:events";
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
-import { setTimeout as sleep } from "node:timers/promises";
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { parseChatRequest, planChat, renderChunks, renderCompletion } from "./openai/chat.ts";
 import { parseEmbeddingsRequest, renderEmbeddings } from "./openai/embeddings.ts";
 import { renderModelList, retrieveModel } from "./openai/models.ts";
 import { RateLimiter } from "./openai/ratelimit.ts";
 import { defaultErrorFor, type ErrorAnswer, estimateTokens, newId, openAIErrors, type OpenAIErrorBody } from "./openai/wire.ts";
+import { BehaviorSlot, type BehaviorScope } from "./shared/behavior.ts";
+import { cutConnection, type Exchange as BaseExchange, pause, readBody, StandinLifecycle, write } from "./shared/lifecycle.ts";
 
 export { estimateTokens, SYSTEM_FINGERPRINT, type OpenAIErrorBody } from "./openai/wire.ts";
 export { deriveToolArguments, messageText, splitText } from "./openai/chat.ts";
@@ -42,14 +41,6 @@ export interface OpenAIStandinOptions {
   rateLimits?: { requests?: number; tokens?: number };
   /** Listen port. Default 0 (a free port). Always binds 127.0.0.1. */
   port?: number;
-}
-
-/** Fields every {@link Behavior} may carry. */
-interface BehaviorScope {
-  /** Apply only to requests to this exact path (e.g. "/v1/chat/completions"); default every path. */
-  path?: string;
-  /** Apply to this many matching requests, then reset to normal by itself; default until `setBehavior(null)`. */
-  times?: number;
 }
 
 /**
@@ -112,16 +103,10 @@ export interface OpenAIStandin {
 
 const DEFAULT_MODELS = ["gpt-4o-mini", "gpt-4o", "text-embedding-3-small"];
 
-/** Per-request state shared by the handler and the response's close listener. */
-interface Exchange {
-  req: IncomingMessage;
-  res: ServerResponse;
+/** Per-request state: the shared exchange plus OpenAI's request id and start time. */
+interface Exchange extends BaseExchange {
   requestId: string;
   startedAt: number;
-  /** Aborted when the client leaves or the stand-in closes: stops waits and writes. */
-  gone: AbortController;
-  /** The stand-in destroyed the socket on purpose (stream-cut): not a client abort. */
-  cutByServer: boolean;
 }
 
 /**
@@ -139,20 +124,8 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
   const limiter = new RateLimiter({ requests: opts.rateLimits?.requests ?? 10_000, tokens: opts.rateLimits?.tokens ?? 30_000_000 });
 
   const requests: RecordedRequest[] = [];
-  const open = new Set<Exchange>();
-  const abortWaiters = new Set<() => void>();
-  let aborted = 0;
-  let behavior: Behavior | null = null;
-  let behaviorLeft = Infinity;
-  let closing = false;
-  let closed: Promise<void> | undefined;
-
-  function takeBehavior(path: string): Behavior | null {
-    if (!behavior || (behavior.path !== undefined && behavior.path !== path)) return null;
-    const b = behavior;
-    if (--behaviorLeft <= 0) behavior = null;
-    return b;
-  }
+  const life = new StandinLifecycle();
+  const behavior = new BehaviorSlot<Behavior>();
 
   function commonHeaders(x: Exchange): Record<string, string> {
     return {
@@ -179,10 +152,7 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
       x.res.end(text);
       return;
     }
-    x.res.write(text.slice(0, Math.floor(text.length / 2)), () => {
-      x.cutByServer = true;
-      x.res.socket?.destroy();
-    });
+    x.res.write(text.slice(0, Math.floor(text.length / 2)), () => cutConnection(x));
   }
 
   function sendError(x: Exchange, e: ErrorAnswer): void {
@@ -202,8 +172,7 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
       if (i === stopAt && fault?.kind === "stream-cut") {
         // Everything before the cut was flushed (each write is awaited), so the
         // client gets exactly `afterChunks` events, then a dead connection.
-        x.cutByServer = true;
-        x.res.socket?.destroy();
+        cutConnection(x);
         return;
       }
       if (i === stopAt && fault?.kind === "stream-error") {
@@ -214,16 +183,6 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
       await write(x, events[i]!);
     }
     x.res.end();
-  }
-
-  /** Waits `ms`; false when the client left or the stand-in closed meanwhile. */
-  async function pause(x: Exchange, ms: number): Promise<boolean> {
-    try {
-      await sleep(ms, undefined, { signal: x.gone.signal });
-      return true;
-    } catch {
-      return false;
-    }
   }
 
   async function route(x: Exchange, method: string, path: string, body: unknown, fault: Behavior | null): Promise<void> {
@@ -258,20 +217,10 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const x: Exchange = { req, res, requestId: newId.request(), startedAt: Date.now(), gone: new AbortController(), cutByServer: false };
-    open.add(x);
-    res.once("close", () => {
-      open.delete(x);
-      if (!res.writableFinished && !x.cutByServer && !closing) {
-        aborted++;
-        for (const wake of abortWaiters) wake();
-      }
-      x.gone.abort();
-    });
-    req.on("error", () => x.gone.abort());
-
-    const rawBody = await readBody(req);
-    if (rawBody === undefined) return; // the client left while sending
+    const x: Exchange = life.open(req, res, { requestId: newId.request(), startedAt: Date.now() });
+    const raw = await readBody(req);
+    if (raw === undefined) return; // the client left while sending
+    const rawBody = raw.toString("utf8");
     const [path = "/", query = ""] = (req.url ?? "/").split(/\?(.*)/s, 2);
     const body = parseBody(rawBody);
     requests.push({
@@ -290,7 +239,7 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
     const admitted = limiter.admit(requestTokens(body));
     if (!admitted.ok) return sendError(x, openAIErrors.rateLimited(admitted.retryAfterSeconds, limiter.limits.requests));
 
-    const fault = takeBehavior(path);
+    const fault = behavior.take(path);
     if (fault?.kind === "hang") return; // never answer; the close listener counts the client leaving
     if (fault?.kind === "status") {
       const base = defaultErrorFor(fault.status);
@@ -299,71 +248,19 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
     await route(x, req.method ?? "GET", path, body, fault);
   }
 
-  const server = createServer({ keepAlive: true, noDelay: true }, (req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      // A bug in the stand-in must surface in the test, not hang it.
-      if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
-      res.end(`stand-in failure: ${err instanceof Error ? err.stack : String(err)}`);
-    });
-  });
-  server.keepAliveTimeout = 30_000;
-  server.listen(opts.port ?? 0, "127.0.0.1");
-  await once(server, "listening");
-  const port = (server.address() as AddressInfo).port;
+  const port = await life.listen(handle, { port: opts.port, keepAliveTimeout: 30_000 });
 
   return {
     url: `http://127.0.0.1:${port}/v1`,
     port,
     requests,
     get aborted() {
-      return aborted;
+      return life.aborted;
     },
-    setBehavior(b) {
-      behavior = b;
-      behaviorLeft = b?.times ?? Infinity;
-    },
-    waitForAborted(count, timeoutMs = 5000) {
-      if (aborted >= count) return Promise.resolve();
-      return new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          abortWaiters.delete(check);
-          reject(new Error(`stand-in: aborted is ${aborted} after ${timeoutMs} ms, expected >= ${count}`));
-        }, timeoutMs);
-        const check = (): void => {
-          if (aborted < count) return;
-          clearTimeout(timer);
-          abortWaiters.delete(check);
-          resolve();
-        };
-        abortWaiters.add(check);
-      });
-    },
-    close() {
-      closed ??= (async () => {
-        closing = true;
-        for (const x of open) x.gone.abort();
-        const done = once(server, "close");
-        server.close();
-        server.closeAllConnections();
-        await done;
-      })();
-      return closed;
-    },
+    setBehavior: (b) => behavior.set(b),
+    waitForAborted: (count, timeoutMs) => life.waitForAborted(count, timeoutMs),
+    close: () => life.close(),
   };
-}
-
-/** Writes and waits until the data was handed to the socket, or the exchange ended (client left, stand-in closed). */
-function write(x: Exchange, data: string): Promise<void> {
-  return new Promise((resolve) => {
-    const signal = x.gone.signal;
-    if (signal.aborted) return resolve();
-    const done = (): void => {
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    signal.addEventListener("abort", done, { once: true });
-    x.res.write(data, done);
-  });
 }
 
 /** Marker for a body that is not JSON (answered with OpenAI's 400 on POST routes). */
@@ -386,15 +283,4 @@ function isStreaming(body: unknown): boolean {
 function requestTokens(body: unknown): number {
   if (typeof body !== "object" || body === null) return 0;
   return estimateTokens(JSON.stringify(body));
-}
-
-/** The whole request body as UTF-8; undefined when the client aborted it. */
-async function readBody(req: IncomingMessage): Promise<string | undefined> {
-  const parts: Buffer[] = [];
-  try {
-    for await (const part of req) parts.push(part as Buffer);
-  } catch {
-    return undefined;
-  }
-  return Buffer.concat(parts).toString("utf8");
 }
