@@ -65,6 +65,7 @@ export async function invoke<T>(
   // The caller's own total timeout bounds the whole exchange, retries and fallbacks included.
   const deadline = state.startedAt + Math.min(retry.deadlineMs, state.timeouts?.totalMs ?? Infinity);
   let last: GatewayError | undefined;
+  const keysOut = new Set<string>();
 
   for (const target of targets) {
     if (!health.targetAllows(target)) continue;
@@ -72,7 +73,10 @@ export async function invoke<T>(
       // A failure may have opened the target (or made the next call its half-open probe's rival).
       if (n > 0 && !health.targetAllows(target)) break;
       const key = health.pickKey(target.provider);
-      if (key === null) break; // every key is open or rate-limited: the next target
+      if (key === null) {
+        keysOut.add(target.provider.id); // every key's circuit is open: the next target
+        break;
+      }
       state.target = target;
       state.key = key;
       state.attempts++;
@@ -114,7 +118,8 @@ export async function invoke<T>(
     });
   }
   const wait = Math.ceil(health.retryInMs(targets) / 1000);
-  throw new GatewayError("upstream_unavailable", `no target for '${input.model}' is available now (circuit open on ${targets.map((t) => `${t.provider.id}/${t.model}`).join(", ")})`, {
+  const why = keysOut.size > 0 ? `every key of ${[...keysOut].join(", ")} has an open circuit` : "their circuits are open or probing";
+  throw new GatewayError("upstream_unavailable", `no target for '${input.model}' is available now (${targets.map((t) => `${t.provider.id}/${t.model}`).join(", ")}: ${why})`, {
     ...(wait > 0 ? { retryAfter: String(wait) } : {}),
   });
 }

@@ -292,8 +292,9 @@ async function* relay(
   } finally {
     // Abandoned by the caller (generator returned early): a cancel, not a success.
     const err = completed ? undefined : failure ?? new GatewayError("canceled", "the caller canceled the stream");
-    // Stops the provider's stream (and its upstream request) when the caller left early.
-    if (!completed && failure === undefined) await it.return?.();
+    // Stops the provider's stream (and its upstream request) unless it ran to its end: the caller
+    // left, or this relay failed. Harmless when the provider's iterator already finished.
+    if (!completed) await it.return?.().catch(() => undefined);
     done(usage, err, firstChunkMs);
   }
 }
