@@ -74,6 +74,17 @@ export function promptBlocked(body: GeminiGenerateContentResponse): GatewayError
   return new GatewayError("invalid_request", `Gemini blocked the prompt (blockReason ${reason})${why}`, { providerCode: "content_filter" });
 }
 
+/**
+ * Gemini's thought signature on a function call must come back with that
+ * call in the next turn, or thinking models refuse the conversation. Callers
+ * hold on to tool-call ids anyway, so the signature travels inside the id.
+ */
+export const SIGNATURE_MARK = "~ts~";
+
+function withSignature(id: string, signature: unknown): string {
+  return typeof signature === "string" && signature !== "" ? `${id}${SIGNATURE_MARK}${signature}` : id;
+}
+
 /** What one candidate's parts say, split by kind. Function calls get ids `call_<n>`, n counting from `firstCall`. */
 export function readParts(parts: unknown, what: string, firstCall = 0): { text: string; thoughts: string; calls: ToolCall[] } {
   const out = { text: "", thoughts: "", calls: [] as ToolCall[] };
@@ -87,10 +98,11 @@ export function readParts(parts: unknown, what: string, firstCall = 0): { text: 
     } else if (raw.functionCall !== undefined) {
       const fc = raw.functionCall;
       if (typeof fc !== "object" || fc === null || typeof fc.name !== "string") throw bad(`${what} has a functionCall without a name`);
+      // Gemini has no call ids (except on some newer models); ids are made stable from the position.
+      const id = typeof fc.id === "string" && fc.id !== "" ? fc.id : `call_${firstCall + out.calls.length}`;
       out.calls.push({
         $typeName: "switchyard.v1.ToolCall",
-        // Gemini has no call ids (except on some newer models); ids are made stable from the position.
-        id: typeof fc.id === "string" && fc.id !== "" ? fc.id : `call_${firstCall + out.calls.length}`,
+        id: withSignature(id, raw.thoughtSignature),
         function: { $typeName: "switchyard.v1.FunctionCall", name: fc.name, arguments: JSON.stringify(fc.args ?? {}) },
       });
     }

@@ -9,6 +9,7 @@ import {
 import type { EmbedRequest } from "../../../gen/switchyard/v1/embeddings_pb.ts";
 import { GatewayError, invalid } from "../../errors/errors.ts";
 import { extraFor } from "../../wire/extra.ts";
+import { SIGNATURE_MARK } from "./from-gemini.ts";
 import { toolParameters } from "./schema.ts";
 import type { GeminiContent, GeminiGenerateContentRequest, GeminiPart } from "./wire.ts";
 
@@ -195,7 +196,10 @@ function assistantParts(m: Message, p: string): GeminiPart[] {
     if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
       throw invalid(`${q}.arguments: Gemini needs a JSON object`, `${q}.arguments`);
     }
-    parts.push({ functionCall: { name: t.function?.name ?? "", args: parsed as Record<string, unknown> } });
+    const mark = t.id.indexOf(SIGNATURE_MARK);
+    const part: GeminiPart = { functionCall: { name: t.function?.name ?? "", args: parsed as Record<string, unknown> } };
+    if (mark !== -1) part.thoughtSignature = t.id.slice(mark + SIGNATURE_MARK.length);
+    parts.push(part);
   });
   return parts;
 }
