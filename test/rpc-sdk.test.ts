@@ -136,7 +136,9 @@ describe("RPC services and errors", () => {
 });
 
 describe("grpcurl through reflection against the gateway", () => {
-  const grpcurl = ["grpcurl", join(homedir(), "go/bin/grpcurl")].find((p) => p === "grpcurl" ? false : existsSync(p)) ?? "grpcurl";
+  // `go install` puts grpcurl in ~/go/bin, which is not always on PATH.
+  const installed = join(homedir(), "go/bin/grpcurl");
+  const grpcurl = existsSync(installed) ? installed : "grpcurl";
   const run = promisify(execFile);
   const target = () => `127.0.0.1:${gw.port}`;
 

@@ -131,7 +131,7 @@ function callOptions(state: AttemptState, key: number | undefined): CallOptions 
   return {
     signal: state.signal,
     requestId: state.requestId,
-    headers: headers !== undefined && Object.keys(headers).length > 0 ? headers : undefined,
+    headers,
     keyIndex: key,
     timeouts: state.timeouts,
   };

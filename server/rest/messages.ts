@@ -6,7 +6,7 @@ import { createStreamEncoder, sseFrame } from "../wire/anthropic/stream-encode.t
 import { gatewayHeaders } from "./chat.ts";
 import { restEntry, type RestDeps } from "./context.ts";
 import { readJsonBody, sendJson, type Req, type Res } from "./http.ts";
-import { startSse } from "./sse.ts";
+import { startSse, writeFrame } from "./sse.ts";
 
 /**
  * POST /v1/messages, Anthropic's Messages API, for any provider: the request
@@ -51,7 +51,7 @@ async function serve(req: Req, res: Res, deps: RestDeps, startedAt: number): Pro
         started = true;
       }
       for (const f of frames) {
-        const wait = write(res, f);
+        const wait = writeFrame(res, f);
         if (wait) await wait;
       }
       if (entry.signal.aborted) break;
@@ -78,18 +78,4 @@ function sendAnthropicError(res: Res, err: GatewayError): void {
   if (typeof id === "string") headers["request-id"] = id;
   if (err.retryAfter !== undefined) headers["retry-after"] = err.retryAfter;
   sendJson(res, status, body, headers);
-}
-
-/** Writes one frame; resolves when it is safe to write the next (the socket drained or closed). */
-function write(res: Res, frame: string): Promise<void> | undefined {
-  if (res.write(frame)) return undefined;
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off("drain", done);
-      res.off("close", done);
-      resolve();
-    };
-    res.on("drain", done);
-    res.on("close", done);
-  });
 }

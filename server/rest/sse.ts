@@ -27,7 +27,15 @@ export function startSse(res: Res, headers: Record<string, string>): void {
 
 /** Writes one `data:` event; resolves when it is safe to write the next. */
 export function writeEvent(res: Res, json: string): Promise<void> | undefined {
-  if (res.write(`data: ${json}\n\n`)) return undefined;
+  return writeFrame(res, `data: ${json}\n\n`);
+}
+
+/**
+ * Writes raw SSE bytes (whole frames, possibly with `event:` lines);
+ * resolves when it is safe to write the next: the socket drained or closed.
+ */
+export function writeFrame(res: Res, frame: string): Promise<void> | undefined {
+  if (res.write(frame)) return undefined;
   return new Promise((resolve) => {
     const done = (): void => {
       res.off("drain", done);

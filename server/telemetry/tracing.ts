@@ -29,8 +29,8 @@ export interface RequestTrace {
 }
 
 export interface AttemptTrace {
-  /** traceparent/tracestate for the upstream request (empty when there is nothing to continue). */
-  readonly headers: Readonly<Record<string, string>>;
+  /** traceparent/tracestate for the upstream request; undefined when there is nothing to continue. */
+  readonly headers: Readonly<Record<string, string>> | undefined;
   end(outcome: SpanOutcome): void;
 }
 
@@ -69,8 +69,7 @@ const setter: TextMapSetter<Record<string, string>> = {
   },
 };
 
-const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
-const NOOP_ATTEMPT: AttemptTrace = { headers: NO_HEADERS, end() {} };
+const NOOP_ATTEMPT: AttemptTrace = { headers: undefined, end() {} };
 const NOOP_REQUEST: RequestTrace = { startAttempt: () => NOOP_ATTEMPT, end() {} };
 
 export function createTracing(options: TracingOptions): Tracing {

@@ -1,9 +1,7 @@
 import { GatewayError } from "../../errors/errors.ts";
 import { isRecord } from "../../wire/openai/json.ts";
 import { redactSecrets } from "../shared/redact.ts";
-
-/** Response headers as undici gives them. */
-type IncomingHttpHeaders = Record<string, string | string[] | undefined>;
+import { header, type UpstreamHeaders } from "../shared/upstream.ts";
 
 /**
  * An OpenAI-format provider's error answer -> GatewayError. The caller's own
@@ -12,7 +10,7 @@ type IncomingHttpHeaders = Record<string, string | string[] | undefined>;
  * 403) are the gateway's problem, not the caller's (502), and their messages
  * can echo part of the provider key, so key-shaped text is masked.
  */
-export function providerError(provider: string, status: number, headers: IncomingHttpHeaders, bodyText: string): GatewayError {
+export function providerError(provider: string, status: number, headers: UpstreamHeaders, bodyText: string): GatewayError {
   const detail = parseErrorBody(bodyText);
   const retryAfter = header(headers, "retry-after");
   const upstream = { upstreamStatus: status, ...(retryAfter === undefined ? {} : { retryAfter }) };
@@ -58,9 +56,4 @@ function parseErrorBody(text: string): { message?: string; param?: string; code?
   } catch {
     return {};
   }
-}
-
-function header(headers: IncomingHttpHeaders, name: string): string | undefined {
-  const v = headers[name];
-  return Array.isArray(v) ? v[0] : v;
 }
