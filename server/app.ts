@@ -4,13 +4,21 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { file_google_rpc_error_details } from "../gen/google/rpc/error_details_pb.ts";
 import { file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.ts";
+import { file_switchyard_v1_budgets } from "../gen/switchyard/v1/budgets_pb.ts";
 import { file_switchyard_v1_chat } from "../gen/switchyard/v1/chat_pb.ts";
 import { file_switchyard_v1_embeddings } from "../gen/switchyard/v1/embeddings_pb.ts";
+import { file_switchyard_v1_keys } from "../gen/switchyard/v1/keys_pb.ts";
 import { file_switchyard_v1_logs } from "../gen/switchyard/v1/logs_pb.ts";
 import { file_switchyard_v1_models } from "../gen/switchyard/v1/models_pb.ts";
+import { file_switchyard_v1_org } from "../gen/switchyard/v1/org_pb.ts";
 import { file_switchyard_v1_routing } from "../gen/switchyard/v1/routing_pb.ts";
 import type { Config } from "./config/schema.ts";
-import { createAuthenticator } from "./governance/authenticate.ts";
+import { createAdmin } from "./governance/admin.ts";
+import { createGovernor } from "./governance/governor.ts";
+import { createPricing } from "./governance/pricing.ts";
+import { createMemoryStore } from "./governance/store-memory.ts";
+import { createRedisStore } from "./governance/store-redis.ts";
+import type { GovernanceStore } from "./governance/types.ts";
 import { createPipeline, type PipelineObserver, type RequestRecord } from "./pipeline/pipeline.ts";
 import { createProvider } from "./providers/registry.ts";
 import type { Provider } from "./providers/types.ts";
@@ -23,6 +31,7 @@ import { createResolver } from "./routing/resolve.ts";
 import { createRequestGate } from "./rpc/context.ts";
 import { createHealth } from "./rpc/health.ts";
 import { registerReflection } from "./rpc/reflection.ts";
+import { registerAdminServices } from "./rpc/admin.ts";
 import { registerLogService } from "./rpc/logs.ts";
 import { registerRoutingService } from "./rpc/routing.ts";
 import { registerServices } from "./rpc/services.ts";
@@ -65,6 +74,9 @@ const REFLECTED_FILES: readonly DescFile[] = [
   file_switchyard_v1_models,
   file_switchyard_v1_logs,
   file_switchyard_v1_routing,
+  file_switchyard_v1_keys,
+  file_switchyard_v1_budgets,
+  file_switchyard_v1_org,
   file_grpc_health_v1_health,
   file_google_rpc_error_details,
 ];
@@ -82,6 +94,8 @@ export interface GatewayOptions {
 export interface RunningGateway {
   readonly url: string;
   readonly port: number;
+  /** No gateway, admin or virtual key exists: inference is served without one. */
+  isOpen(): boolean;
   /** Graceful stop: not ready, stop accepting, drain for up to the configured grace. */
   close(graceMs?: number): Promise<void>;
 }
@@ -118,6 +132,24 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   if (requestLog !== undefined) {
     metrics.addCounter("switchyard_request_log_dropped_total", "Request-log records dropped because the writer fell behind.", () => requestLog.dropped());
   }
+  const g = config.governance;
+  const store: GovernanceStore = g.store === "redis"
+    ? await createRedisStore({ url: g.redis.url, prefix: g.redis.prefix, commandTimeoutMs: g.redis.commandTimeoutMs })
+    : createMemoryStore({ path: join(config.dataDir, "governance.db") });
+  const governor = await createGovernor({
+    store,
+    pricing: createPricing(g.pricing),
+    staticKeys: config.auth.keys,
+    adminKey: config.admin.key,
+    providerTypes: new Map(config.providers.map((p) => [p.id, p.type])),
+    reservationTtlMs: g.reservationTtlMs,
+    defaultMaxOutputTokens: g.defaultMaxOutputTokens,
+    unpricedModels: g.unpricedModels,
+    logger,
+  });
+  // Admin writes on this instance take effect here at once; other instances see them within a poll.
+  const admin = createAdmin(store, undefined, () => governor.invalidate());
+  metrics.addCounter("switchyard_governance_settle_failures_total", "Spend records given up on after retries (the store was unreachable).", () => governor.settleFailures());
   const pipeline = createPipeline({
     plan: createPlanner(config.routes, resolve, (t) => routingHealth.inFlight(t)),
     health: routingHealth,
@@ -127,8 +159,9 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     tracing,
     captureBodies: requestLog !== undefined && rl.bodies,
     logger,
+    governor,
   });
-  const authenticate = createAuthenticator(config.auth.keys);
+  const authenticate = governor.authenticate;
   const health = createHealth();
   for (const s of SERVICES) health.setStatus(s, "SERVING");
   let ready = true;
@@ -139,7 +172,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     authenticate,
     logger,
     maxBodyBytes: config.server.maxBodyBytes,
-    isReady: () => ready,
+    // A governance store that cannot be reached (Redis) takes the instance out of rotation.
+    notReady: () => (!ready ? "draining" : !store.healthy() ? "governance store unreachable" : undefined),
     scrapeMetrics: () => metrics.scrape(),
   });
   const handler = connectNodeAdapter({
@@ -147,6 +181,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       registerServices(router, pipeline);
       if (requestLog !== undefined) registerLogService(router, requestLog);
       registerRoutingService(router, routingHealth);
+      registerAdminServices(router, admin);
       health.register(router);
       registerReflection(router, REFLECTED_FILES);
     },
@@ -167,6 +202,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   return {
     url: `http://${host}:${server.port}`,
     port: server.port,
+    isOpen: () => governor.isOpen(),
     close(graceMs = config.server.shutdownGraceMs) {
       // Idempotent: a second call (a second signal, a test's cleanup) waits for the first.
       closing ??= (async () => {
@@ -179,6 +215,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         await Promise.all([...providers.values()].map((p) => p.close()));
         await tracing.shutdown();
         await requestLog?.close();
+        await governor.close();
       })();
       return closing;
     },

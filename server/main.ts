@@ -23,8 +23,11 @@ Without --config, providers come from the environment (several keys: comma-separ
   OLLAMA_BASE_URL, VLLM_BASE_URL
 Data directory (request log): SWITCHYARD_DATA_DIR (default .data)
 Traces: OTEL_EXPORTER_OTLP_ENDPOINT (OTLP/HTTP); none when unset
-Gateway keys: SWITCHYARD_API_KEYS (comma-separated). Without keys the gateway
-serves unauthenticated on loopback only, unless SWITCHYARD_ALLOW_UNAUTHENTICATED=1.
+Admin key: SWITCHYARD_ADMIN_KEY (admin services: virtual keys, budgets, teams).
+Shared governance state for several instances: SWITCHYARD_REDIS_URL.
+Gateway keys: SWITCHYARD_API_KEYS (comma-separated, ungoverned). With no key of
+any kind the gateway serves unauthenticated on loopback only, unless
+SWITCHYARD_ALLOW_UNAUTHENTICATED=1.
 `;
 
 async function main(): Promise<void> {
@@ -49,7 +52,6 @@ async function main(): Promise<void> {
   const config = await loadConfig({ file: values.config, host: values.host, port, logLevel: values["log-level"] });
   checkExposure(config);
   const logger = createLogger(config.logLevel);
-  if (config.auth.keys.length === 0) logger.warn("no gateway API keys configured: inference is open to anyone who can reach this address", { host: config.server.host });
   if (config.providers.length === 0) {
     logger.warn("no providers configured: set OPENAI_API_KEY or OPENAI_BASE_URL, or pass --config", {
       alsoRead: ["ANTHROPIC_API_KEY", "GEMINI_API_KEY", "AZURE_OPENAI_API_KEY + AZURE_OPENAI_ENDPOINT", "AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY + AWS_REGION", "MISTRAL_API_KEY, GROQ_API_KEY, ... (see README)"],
@@ -57,6 +59,9 @@ async function main(): Promise<void> {
   }
 
   const gateway = await startGateway(config, { logger });
+  if (gateway.isOpen()) {
+    logger.warn("no keys exist (no virtual key, no SWITCHYARD_ADMIN_KEY, no SWITCHYARD_API_KEYS): inference is served without a key to anyone who can reach this address; it is refused without one as soon as any key exists", { host: config.server.host });
+  }
   logger.info("switchyard listening", {
     url: gateway.url,
     providers: config.providers.map((p) => p.id),

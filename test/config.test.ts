@@ -52,6 +52,11 @@ describe("validateConfig", () => {
     expect(c).toEqual({
       server: { host: "127.0.0.1", port: 8080, maxBodyBytes: 8 * 1024 * 1024, shutdownGraceMs: 30_000 },
       auth: { keys: [], allowUnauthenticated: false },
+      admin: {},
+      governance: {
+        store: "embedded", redis: { url: "redis://127.0.0.1:6379", prefix: "sy", commandTimeoutMs: 500 },
+        reservationTtlMs: 30_000, defaultMaxOutputTokens: 8_192, unpricedModels: "refuse", pricing: {},
+      },
       providers: [],
       aliases: {},
       dataDir: ".data",
@@ -64,6 +69,15 @@ describe("validateConfig", () => {
         breaker: { failureRate: 0.5, minRequests: 5, windowMs: 30_000, cooldownMs: 15_000 }, healthCheckIntervalMs: 0,
       },
     });
+  });
+
+  it("takes the admin key and a shared Redis store from the environment", async () => {
+    const c = await loadConfig({ env: { SWITCHYARD_ADMIN_KEY: "admin-key-0123456789", SWITCHYARD_REDIS_URL: "redis://cache:6380/2" } });
+    expect(c.admin.key).toBe("admin-key-0123456789");
+    expect(c.governance.store).toBe("redis");
+    expect(c.governance.redis.url).toBe("redis://cache:6380/2");
+    expect(() => validateConfig({ admin: { key: "short" } })).toThrow(/admin\.key: the admin key must be at least 16 characters/);
+    expect(() => validateConfig({ governance: { redis: { url: "http://x" } } })).toThrow(/governance\.redis\.url/);
   });
 
   it("takes the data directory, log level and OpenTelemetry settings from the environment", async () => {
@@ -939,7 +953,7 @@ describe("the CLI as a process", () => {
     const lines = logs().split("\n").filter((l) => l.trim());
     const msgs = lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
     expect(msgs).toContain("no providers configured: set OPENAI_API_KEY or OPENAI_BASE_URL, or pass --config");
-    expect(msgs).toContain("no gateway API keys configured: inference is open to anyone who can reach this address");
+    expect(msgs.some((m) => m.startsWith("no keys exist (no virtual key, no SWITCHYARD_ADMIN_KEY, no SWITCHYARD_API_KEYS): inference is served without a key"))).toBe(true);
     expect(listening["level"]).toBe("info");
     expect(listening["providers"]).toEqual([]);
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);

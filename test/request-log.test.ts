@@ -106,7 +106,7 @@ describe("log store", () => {
 
 function record(i: number): RequestRecord {
   return {
-    requestId: `r-${i}`, principal: "anonymous", operation: "chat", modelAsked: "m", provider: "p", model: "m",
+    requestId: `r-${i}`, principal: "anonymous", team: "", customer: "", costUsd: 0, operation: "chat", modelAsked: "m", provider: "p", model: "m",
     ok: true, errorCode: undefined, usage: undefined, latencyMs: 1, firstChunkMs: undefined, upstreamMs: 1, attempts: 1, tried: ["p/m"],
   };
 }

@@ -886,8 +886,10 @@ const ALL_CODES: Record<ErrorCode, Expected> = {
   method_not_allowed: { status: 405, type: "invalid_request_error", code: "method_not_allowed", connect: Code.Unimplemented },
   payload_too_large: { status: 413, type: "invalid_request_error", code: "request_too_large", connect: Code.ResourceExhausted },
   rate_limited: { status: 429, type: "rate_limit_error", code: "rate_limit_exceeded", connect: Code.ResourceExhausted },
+  budget_exceeded: { status: 429, type: "insufficient_quota", code: "budget_exceeded", connect: Code.ResourceExhausted },
   canceled: { status: 499, type: "invalid_request_error", code: "request_canceled", connect: Code.Canceled },
   internal: { status: 500, type: "server_error", code: "internal_error", connect: Code.Internal },
+  unavailable: { status: 503, type: "server_error", code: "service_unavailable", connect: Code.Unavailable },
   upstream_error: { status: 502, type: "upstream_error", code: "upstream_error", connect: Code.Unavailable },
   upstream_unavailable: { status: 503, type: "upstream_error", code: "upstream_unavailable", connect: Code.Unavailable },
   upstream_timeout: { status: 504, type: "timeout_error", code: "upstream_timeout", connect: Code.DeadlineExceeded },
@@ -896,8 +898,8 @@ const ALL_CODES: Record<ErrorCode, Expected> = {
 describe("error mappings", () => {
   const codes = Object.keys(ALL_CODES) as ErrorCode[];
 
-  it("lists all fourteen codes", () => {
-    expect(codes).toHaveLength(14);
+  it("lists all sixteen codes", () => {
+    expect(codes).toHaveLength(16);
   });
 
   for (const code of codes) {

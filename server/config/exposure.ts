@@ -8,10 +8,10 @@ import type { Config } from "./schema.ts";
  * holds for anyone who finds it. Loopback is fine for a first try.
  */
 export function checkExposure(config: Config): void {
-  if (config.auth.keys.length > 0 || config.auth.allowUnauthenticated) return;
+  if (config.auth.keys.length > 0 || config.admin.key !== undefined || config.auth.allowUnauthenticated) return;
   if (isLoopback(config.server.host)) return;
   throw new ConfigError(
-    `refusing to listen on ${config.server.host} without gateway API keys: set SWITCHYARD_API_KEYS (or auth.keys), ` +
+    `refusing to listen on ${config.server.host} without keys: set SWITCHYARD_ADMIN_KEY (and create virtual keys) or SWITCHYARD_API_KEYS (auth.keys), ` +
       `or set SWITCHYARD_ALLOW_UNAUTHENTICATED=1 (auth.allowUnauthenticated) to serve openly`,
   );
 }

@@ -42,6 +42,14 @@ export async function loadConfig(options: LoadOptions = {}): Promise<Config> {
     if (env["SWITCHYARD_API_KEYS"]) auth["keys"] = splitList(env["SWITCHYARD_API_KEYS"]);
     if (env["SWITCHYARD_ALLOW_UNAUTHENTICATED"] === "1") auth["allowUnauthenticated"] = true;
   }
+  const admin = section(input, "admin");
+  if (admin !== undefined && env["SWITCHYARD_ADMIN_KEY"]) admin["key"] = env["SWITCHYARD_ADMIN_KEY"];
+  const governance = section(input, "governance");
+  if (governance !== undefined && env["SWITCHYARD_REDIS_URL"]) {
+    governance["store"] = "redis";
+    const redis = section(governance, "redis");
+    if (redis !== undefined) redis["url"] = env["SWITCHYARD_REDIS_URL"];
+  }
   if (env["SWITCHYARD_DATA_DIR"]) input["dataDir"] = env["SWITCHYARD_DATA_DIR"];
   if (env["LOG_LEVEL"]) input["logLevel"] = env["LOG_LEVEL"];
   if (options.logLevel !== undefined) input["logLevel"] = options.logLevel;

@@ -201,6 +201,46 @@ export const configSchema = z.strictObject({
       allowUnauthenticated: z.boolean().default(false),
     })
     .prefault({}),
+  /** The admin key (SWITCHYARD_ADMIN_KEY): calls the admin services (keys, budgets, teams) and inference, ungoverned. */
+  admin: z
+    .strictObject({
+      key: z.string().min(16, "the admin key must be at least 16 characters").optional(),
+    })
+    .prefault({}),
+  governance: z
+    .strictObject({
+      /** embedded: one instance, state under dataDir. redis: shared by every instance (SWITCHYARD_REDIS_URL). */
+      store: z.enum(["embedded", "redis"]).default("embedded"),
+      redis: z
+        .strictObject({
+          url: z.string().regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL").default("redis://127.0.0.1:6379"),
+          /** Key prefix (a cluster hash tag is added around it). */
+          prefix: z.string().regex(/^[A-Za-z0-9_.:-]{1,32}$/).default("sy"),
+          /** Every Redis call fails after this long; governed requests are then refused with 503, never hung. */
+          commandTimeoutMs: z.int().positive().default(500),
+        })
+        .prefault({}),
+      /** A request's reservation is released by itself this long after its gateway stops renewing it (a crashed instance). */
+      reservationTtlMs: z.int().min(1_000).default(30_000),
+      /** Output tokens reserved when neither the request nor the pricing table gives a limit. */
+      defaultMaxOutputTokens: z.int().positive().default(8_192),
+      /** A model with no price: refused when a budget applies (budgets cannot be enforced), or treated as free. */
+      unpricedModels: z.enum(["refuse", "free"]).default("refuse"),
+      /** Prices in USD per million tokens, by "provider/model" or model name; they win over the shipped table. */
+      pricing: z
+        .record(
+          z.string().min(1),
+          z.strictObject({
+            input: z.number().min(0),
+            output: z.number().min(0),
+            cachedInput: z.number().min(0).optional(),
+            cacheWrite: z.number().min(0).optional(),
+            maxOutputTokens: z.int().positive().optional(),
+          }),
+        )
+        .default({}),
+    })
+    .prefault({}),
   providers: z.array(providerSchema).default([]),
   /** Model aliases: name -> "provider/model". */
   aliases: z.record(z.string().min(1), z.string().min(1)).default({}),

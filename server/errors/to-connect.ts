@@ -18,6 +18,7 @@ export function connectCode(code: ErrorCode): Code {
       return Code.Unimplemented;
     case "payload_too_large":
     case "rate_limited":
+    case "budget_exceeded":
       return Code.ResourceExhausted;
     case "canceled":
       return Code.Canceled;
@@ -25,6 +26,7 @@ export function connectCode(code: ErrorCode): Code {
       return Code.Internal;
     case "upstream_error":
     case "upstream_unavailable":
+    case "unavailable":
       return Code.Unavailable;
     case "upstream_timeout":
       return Code.DeadlineExceeded;

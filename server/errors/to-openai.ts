@@ -36,6 +36,11 @@ export function httpMapping(code: ErrorCode): HttpMapping {
       return { status: 413, type: "invalid_request_error", code: "request_too_large" };
     case "rate_limited":
       return { status: 429, type: "rate_limit_error", code: "rate_limit_exceeded" };
+    case "budget_exceeded":
+      // OpenAI's own quota refusal is a 429 of type insufficient_quota; the code says which kind.
+      return { status: 429, type: "insufficient_quota", code: "budget_exceeded" };
+    case "unavailable":
+      return { status: 503, type: "server_error", code: "service_unavailable" };
     case "canceled":
       return { status: 499, type: "invalid_request_error", code: "request_canceled" };
     case "internal":

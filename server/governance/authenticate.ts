@@ -1,44 +1,25 @@
-import { createHash } from "node:crypto";
-import { GatewayError } from "../errors/errors.ts";
+import type { Customer, Team, VirtualKey } from "./types.ts";
 
-/** Who is calling. Virtual keys, teams and budgets hang off this later. */
+/**
+ * Who is calling. `anonymous`: an open gateway (no keys anywhere);
+ * `gateway`: a static key from the configuration (not governed); `admin`:
+ * the admin key (SWITCHYARD_ADMIN_KEY), which may also call the admin
+ * services; `virtual`: a virtual key, with its team and customer.
+ */
 export interface Principal {
-  /** A stable, non-secret id: "anonymous" or "key:<first 8 hex of the key's hash>". */
+  /** A stable, non-secret id: "anonymous", "admin", "key:<first 8 hex of the key's hash>" (static keys) or the virtual key's id ("key_…"). */
   id: string;
+  kind: "anonymous" | "gateway" | "admin" | "virtual";
+  key?: VirtualKey | undefined;
+  team?: Team | undefined;
+  customer?: Customer | undefined;
 }
 
 /** Reads one request header, whatever the transport (lower-case name). */
 export type HeaderGetter = (name: string) => string | null | undefined;
 
-export type Authenticator = (header: HeaderGetter) => Principal;
-
-const ANONYMOUS: Principal = Object.freeze({ id: "anonymous" });
-
-/**
- * Checks the gateway key on every inference call. Keys are accepted from
- * `Authorization: Bearer`, `x-api-key` (Anthropic SDKs) and `api-key` (Azure
- * SDKs). Only hashes of the configured keys are kept, and a presented key is
- * looked up by its hash, so comparison time does not depend on how much of a
- * key an attacker has guessed. With no keys configured the gateway is open
- * (start-up refuses that off loopback unless explicitly allowed).
- */
-export function createAuthenticator(keys: readonly string[]): Authenticator {
-  if (keys.length === 0) return () => ANONYMOUS;
-  const byHash = new Map<string, Principal>();
-  for (const k of keys) {
-    const h = sha256(k);
-    byHash.set(h, Object.freeze({ id: `key:${h.slice(0, 8)}` }));
-  }
-  return (header) => {
-    const presented = credential(header);
-    if (presented === undefined) {
-      throw new GatewayError("unauthenticated", "missing API key: send it as 'Authorization: Bearer <key>'");
-    }
-    const p = presented.length <= 512 ? byHash.get(sha256(presented)) : undefined;
-    if (p === undefined) throw new GatewayError("unauthenticated", "invalid API key");
-    return p;
-  };
-}
+/** Who is calling, from the request's headers; may look the key up in the governance store. */
+export type Authenticator = (header: HeaderGetter) => Principal | Promise<Principal>;
 
 /** The presented key, from the first header that carries one. */
 export function credential(header: HeaderGetter): string | undefined {
@@ -50,6 +31,3 @@ export function credential(header: HeaderGetter): string | undefined {
   return header("x-api-key") || header("api-key") || undefined;
 }
 
-function sha256(s: string): string {
-  return createHash("sha256").update(s).digest("hex");
-}

@@ -2,7 +2,6 @@ import type { Attributes } from "@opentelemetry/api";
 import { GatewayError } from "../errors/errors.ts";
 import type { CallOptions } from "../providers/types.ts";
 import type { CallToken, HealthRegistry } from "../routing/health.ts";
-import type { PlanInput } from "../routing/plan.ts";
 import { backoffMs, isFallbackable, isRetryable } from "../routing/policy.ts";
 import type { Target } from "../routing/resolve.ts";
 import type { AttemptTrace, RequestTrace } from "../telemetry/tracing.ts";
@@ -37,7 +36,6 @@ export interface AttemptState {
 }
 
 export interface InvokeDeps {
-  plan: (input: PlanInput) => Target[];
   health: HealthRegistry;
   retry: RetryPolicy;
   tracingEnabled: boolean;
@@ -55,13 +53,15 @@ export interface InvokeDeps {
 export async function invoke<T>(
   deps: InvokeDeps,
   state: AttemptState,
-  input: PlanInput,
+  /** The request's targets in order (routing's plan, less what governance does not allow). */
+  targets: readonly Target[],
+  /** The model the caller asked for, for messages. */
+  model: string,
   attributes: Attributes | undefined,
   send: (target: Target, call: CallOptions) => Promise<T>,
   holdHealth = false,
 ): Promise<T> {
   const { health, retry } = deps;
-  const targets = deps.plan(input);
   // The caller's own total timeout bounds the whole exchange, retries and fallbacks included.
   const deadline = state.startedAt + Math.min(retry.deadlineMs, state.timeouts?.totalMs ?? Infinity);
   let last: GatewayError | undefined;
@@ -119,7 +119,7 @@ export async function invoke<T>(
   }
   const wait = Math.ceil(health.retryInMs(targets) / 1000);
   const why = keysOut.size > 0 ? `every key of ${[...keysOut].join(", ")} has an open circuit` : "their circuits are open or probing";
-  throw new GatewayError("upstream_unavailable", `no target for '${input.model}' is available now (${targets.map((t) => `${t.provider.id}/${t.model}`).join(", ")}: ${why})`, {
+  throw new GatewayError("upstream_unavailable", `no target for '${model}' is available now (${targets.map((t) => `${t.provider.id}/${t.model}`).join(", ")}: ${why})`, {
     ...(wait > 0 ? { retryAfter: String(wait) } : {}),
   });
 }

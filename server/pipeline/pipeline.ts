@@ -6,6 +6,8 @@ import { EmbedRequestSchema, type EmbedRequest, type EmbedResponse } from "../..
 import type { Model } from "../../gen/switchyard/v1/models_pb.ts";
 import { GatewayError } from "../errors/errors.ts";
 import type { Principal } from "../governance/authenticate.ts";
+import { estimateEmbedTokens, estimatePromptTokens } from "../governance/estimate.ts";
+import type { Admission, Governor } from "../governance/governor.ts";
 import type { ModelCatalog } from "../routing/catalog.ts";
 import type { HealthRegistry } from "../routing/health.ts";
 import type { PlanInput } from "../routing/plan.ts";
@@ -25,11 +27,12 @@ interface OpenedStream {
  * The one path every request takes, whichever transport brought it:
  *
  *   entry (REST or RPC: decode, authenticate at the edge)
- *   -> validate -> route -> provider -> usage -> record -> response
+ *   -> validate -> plan targets -> governance (allowed? reserve worst case)
+ *   -> invoke (breakers, retries, fallbacks) -> provider
+ *   -> settle actual cost -> record -> response
  *
  * Entry points hand in a canonical request and an authenticated principal;
- * nothing reaches a provider another way. Budgets, rate limits, retries and
- * fallbacks slot in here as further steps.
+ * nothing reaches a provider another way, so no route skips governance.
  */
 export interface Pipeline {
   complete(req: ChatRequest, entry: Entry): Promise<ChatCompletion>;
@@ -54,6 +57,8 @@ export interface Entry {
   sessionId?: string | undefined;
   /** Per-request timeouts (x-switchyard-*-timeout-ms headers); they only tighten the provider's. */
   timeouts?: { firstByteMs?: number | undefined; idleMs?: number | undefined; totalMs?: number | undefined } | undefined;
+  /** Sets a response header (rate-limit state), before the response starts. */
+  setHeader?: ((name: string, value: string) => void) | undefined;
 }
 
 export type Operation = "chat" | "chat_stream" | "embed";
@@ -75,6 +80,11 @@ export interface RequestRecord {
   firstChunkMs: number | undefined;
   /** Waiting on the provider: until its answer, or for streams until its first chunk. */
   upstreamMs: number | undefined;
+  /** The caller's team and customer (virtual keys), for the request log. */
+  team: string;
+  customer: string;
+  /** What the request cost, USD (0 when unpriced or ungoverned). */
+  costUsd: number;
   /** Upstream attempts made, and the targets they went to ("provider/model"), in order. */
   attempts: number;
   tried: string[];
@@ -107,6 +117,8 @@ export interface PipelineDeps {
   captureBodies?: boolean;
   /** Internal errors are logged with their cause here; callers only ever see a generic message. */
   logger: Logger;
+  /** Virtual keys: what they may use, budgets and rate limits. Absent: nothing is governed. */
+  governor?: Governor | undefined;
 }
 
 /** Per-request bookkeeping shared by the steps. */
@@ -116,12 +128,16 @@ interface Run extends AttemptState {
   asked: string;
   upstreamMs: number | undefined;
   bodies: { request: unknown; response: unknown } | undefined;
+  /** The governance reservation, while the request holds one. */
+  admission: Admission | undefined;
+  costUsd: number;
 }
 
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const { catalog, observer, tracing, logger, health } = deps;
   const capture = deps.captureBodies === true;
-  const invokeDeps: InvokeDeps = { plan: deps.plan, health, retry: deps.retry, tracingEnabled: tracing.enabled };
+  const { governor } = deps;
+  const invokeDeps: InvokeDeps = { health, retry: deps.retry, tracingEnabled: tracing.enabled };
 
   function begin(entry: Entry, op: Operation, asked: string): Run {
     observer.started(op);
@@ -129,11 +145,14 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     return {
       entry, op, asked, signal: entry.signal, requestId: entry.requestId, trace, timeouts: entry.timeouts, startedAt: entry.startedAt, token: undefined,
       attempt: undefined, target: undefined, key: undefined, attempts: 0, tried: [], upstreamStart: 0, upstreamMs: undefined, bodies: undefined,
+      admission: undefined, costUsd: 0,
     };
   }
 
   function finish(run: Run, usage: Usage | undefined, err: unknown, firstChunkMs?: number, result?: SpanOutcome): void {
     const { entry } = run;
+    // Whatever path ended the request, a reservation never outlives it (settled ones ignore this).
+    run.admission?.release();
     const error = err === undefined ? undefined : GatewayError.from(err);
     if (error?.code === "internal") {
       logger.error("internal error", { requestId: entry.requestId, operation: run.op, error: err, cause: (err as Error).cause });
@@ -144,6 +163,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     observer.finished({
       requestId: entry.requestId,
       principal: entry.principal.id,
+      team: entry.principal.team?.id ?? "",
+      customer: entry.principal.customer?.id ?? "",
+      costUsd: run.costUsd,
       operation: run.op,
       modelAsked: run.asked,
       provider: run.target?.provider.id ?? "",
@@ -160,8 +182,28 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     });
   }
 
-  function planInput(run: Run, model: string, fallbacks: readonly string[], user: string): PlanInput {
-    return { model, fallbacks, user, sessionId: run.entry.sessionId };
+  /**
+   * The request's targets: routing's plan, then, for virtual keys, what the
+   * key may use, with the worst case reserved at every level (a refusal is
+   * final: it never falls back).
+   */
+  function route(run: Run, model: string, fallbacks: readonly string[], user: string, promptTokens: () => number, maxOutputTokens: number | undefined): Target[] | Promise<Target[]> {
+    const targets = deps.plan({ model, fallbacks, user, sessionId: run.entry.sessionId });
+    const { principal } = run.entry;
+    if (governor === undefined || principal.kind !== "virtual") return targets;
+    const models = fallbacks.length === 0 ? [model] : [model, ...fallbacks];
+    return governor.admit(principal, { models, targets, promptTokens: promptTokens(), maxOutputTokens }, run.entry.setHeader).then((a) => {
+      run.admission = a;
+      return a.targets;
+    });
+  }
+
+  /** Charges what the served request cost; awaited before answering, so a served request is always accounted. */
+  async function settle(run: Run, usage: Usage | undefined, outputChars: number): Promise<void> {
+    const a = run.admission;
+    if (a === undefined) return;
+    run.costUsd = await a.settle(run.target!, usage, outputChars);
+    run.admission = undefined;
   }
 
   return {
@@ -170,9 +212,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       try {
         if (capture) run.bodies = { request: toJson(ChatRequestSchema, req), response: null };
         validateChatRequest(req);
-        const completion = await invoke(invokeDeps, run, planInput(run, req.model, req.fallbacks, req.user), tracing.enabled ? chatAttributes(req) : undefined,
+        const targets = await route(run, req.model, req.fallbacks, req.user, () => estimatePromptTokens(req), req.maxCompletionTokens ?? req.maxTokens);
+        const completion = await invoke(invokeDeps, run, targets, req.model, tracing.enabled ? chatAttributes(req) : undefined,
           (t, call) => t.provider.chat({ ...req, model: t.model }, call));
         run.upstreamMs = performance.now() - run.upstreamStart;
+        await settle(run, completion.usage, completionChars(completion));
         completion.gateway = gatewayInfo(run);
         if (run.bodies) run.bodies.response = toJson(ChatCompletionSchema, completion);
         finish(run, completion.usage, undefined, undefined, {
@@ -193,8 +237,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       try {
         if (capture) run.bodies = { request: toJson(ChatRequestSchema, req), response: null };
         validateChatRequest(req);
+        const targets = await route(run, req.model, req.fallbacks, req.user, () => estimatePromptTokens(req), req.maxCompletionTokens ?? req.maxTokens);
         // A stream counts as started only once its first chunk is in: a failure before that falls back like any other.
-        opened = await invoke(invokeDeps, run, planInput(run, req.model, req.fallbacks, req.user), tracing.enabled ? chatAttributes(req) : undefined,
+        opened = await invoke(invokeDeps, run, targets, req.model, tracing.enabled ? chatAttributes(req) : undefined,
           async (t, call) => {
             const it = (await t.provider.chatStream({ ...req, model: t.model }, call))[Symbol.asyncIterator]();
             try {
@@ -209,10 +254,12 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         throw GatewayError.from(err);
       }
       const { target, key, token } = run;
-      return relay(opened, run, options.includeUsage, observer, (usage, err, firstChunkMs) => {
+      return relay(opened, run, options.includeUsage, observer, async (usage, err, firstChunkMs, outputChars) => {
         // The breakers heard "success" at the first chunk; a failure after it still counts (never as a probe's).
         if (err !== undefined) health.settle(target!, key, GatewayError.from(err), token!);
         health.done(target!, key);
+        // A stream cut short is still charged for what the provider produced (it bills it).
+        if (err === undefined || usage !== undefined || outputChars > 0) await settle(run, usage, outputChars);
         finish(run, usage, err, firstChunkMs);
       });
     },
@@ -223,9 +270,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         // Embedding vectors are not logged: large, and not what anyone searches for.
         if (capture) run.bodies = { request: toJson(EmbedRequestSchema, req), response: null };
         validateEmbedRequest(req);
-        const res = await invoke(invokeDeps, run, planInput(run, req.model, req.fallbacks, req.user), undefined,
+        const targets = await route(run, req.model, req.fallbacks, req.user, () => estimateEmbedTokens(req), 0);
+        const res = await invoke(invokeDeps, run, targets, req.model, undefined,
           (t, call) => t.provider.embed({ ...req, model: t.model }, call));
         run.upstreamMs = performance.now() - run.upstreamStart;
+        await settle(run, res.usage, 0);
         res.gateway = gatewayInfo(run);
         finish(run, res.usage, undefined, undefined, { responseModel: res.model });
         return res;
@@ -252,7 +301,7 @@ async function* relay(
   run: Run,
   includeUsage: boolean,
   observer: PipelineObserver,
-  done: (usage: Usage | undefined, err: unknown, firstChunkMs: number | undefined) => void,
+  done: (usage: Usage | undefined, err: unknown, firstChunkMs: number | undefined, outputChars: number) => Promise<void>,
 ): AsyncGenerator<ChatChunk> {
   const { entry } = run;
   const target = run.target!;
@@ -261,6 +310,8 @@ async function* relay(
   let last = 0;
   let failure: unknown;
   let completed = false;
+  /** Characters of output, to estimate tokens if the stream ends without usage. */
+  let outputChars = 0;
   const { it } = opened;
   let next = opened.first;
   try {
@@ -276,6 +327,7 @@ async function* relay(
       }
       last = now;
       if (run.bodies) collect(run.bodies, chunk);
+      if (usage === undefined) outputChars += chunkChars(chunk);
       if (chunk.usage !== undefined) {
         usage = chunk.usage;
         if (!includeUsage) {
@@ -295,8 +347,33 @@ async function* relay(
     // Stops the provider's stream (and its upstream request) unless it ran to its end: the caller
     // left, or this relay failed. Harmless when the provider's iterator already finished.
     if (!completed) await it.return?.().catch(() => undefined);
-    done(usage, err, firstChunkMs);
+    await done(usage, err, firstChunkMs, outputChars);
   }
+}
+
+/** Output characters of a chunk (text, reasoning, tool calls); only counted until usage arrives. */
+function chunkChars(chunk: ChatChunk): number {
+  let n = 0;
+  for (const c of chunk.choices) {
+    const d = c.delta;
+    if (d === undefined) continue;
+    n += (d.content?.length ?? 0) + (d.reasoningContent?.length ?? 0);
+    for (const t of d.toolCalls) n += t.name.length + (t.arguments?.length ?? 0);
+  }
+  return n;
+}
+
+/** Output characters of a completion, for providers that answer without usage. */
+function completionChars(c: ChatCompletion): number {
+  if (c.usage !== undefined) return 0;
+  let n = 0;
+  for (const ch of c.choices) {
+    const m = ch.message;
+    if (m === undefined) continue;
+    n += (m.content?.length ?? 0) + (m.reasoningContent?.length ?? 0);
+    for (const t of m.toolCalls) n += (t.function?.name.length ?? 0) + (t.function?.arguments.length ?? 0);
+  }
+  return n;
 }
 
 

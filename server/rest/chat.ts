@@ -15,7 +15,7 @@ import { startSse, writeEvent } from "./sse.ts";
  * no `[DONE]`, and clients see it as an error, never as a clean finish.
  */
 export async function handleChatCompletions(req: Req, res: Res, deps: RestDeps, startedAt: number): Promise<void> {
-  const entry = restEntry(req, res, deps, startedAt);
+  const entry = await restEntry(req, res, deps, startedAt);
   const body = await readJsonBody(req, deps.maxBodyBytes);
   const { request, stream } = decodeChatRequest(body);
 

@@ -11,8 +11,8 @@ export interface RestDeps {
   authenticate: Authenticator;
   logger: Logger;
   maxBodyBytes: number;
-  /** False while starting or draining; /readyz reports it. */
-  isReady: () => boolean;
+  /** Why the instance should get no traffic (draining, store unreachable); undefined when ready. /readyz reports it. */
+  notReady: () => string | undefined;
   /** The Prometheus exposition for GET /metrics. */
   scrapeMetrics: () => Promise<{ contentType: string; body: string }>;
 }
@@ -23,14 +23,14 @@ export interface RestDeps {
  * signal to the caller's connection so a caller who hangs up stops the
  * upstream request too.
  */
-export function restEntry(req: Req, res: Res, deps: RestDeps, startedAt: number): Entry {
+export async function restEntry(req: Req, res: Res, deps: RestDeps, startedAt: number): Promise<Entry> {
   const header = (name: string): string | undefined => {
     const v = req.headers[name];
     return Array.isArray(v) ? v[0] : v;
   };
   const requestId = requestIdFrom(header("x-request-id"));
   res.setHeader("x-request-id", requestId);
-  const principal = deps.authenticate(header);
+  const principal = await deps.authenticate(header);
   const ac = new AbortController();
   res.once("close", () => {
     if (!res.writableFinished) ac.abort(new Error("client closed the connection"));
@@ -44,5 +44,8 @@ export function restEntry(req: Req, res: Res, deps: RestDeps, startedAt: number)
     tracestate: header("tracestate"),
     sessionId: header("x-session-id"),
     timeouts: timeoutsFrom(header),
+    setHeader: (name, value) => {
+      if (!res.headersSent) res.setHeader(name, value);
+    },
   };
 }

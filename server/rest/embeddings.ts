@@ -5,7 +5,7 @@ import { readJsonBody, sendJson, type Req, type Res } from "./http.ts";
 
 /** POST /v1/embeddings, OpenAI's Embeddings API (float and base64 encodings). */
 export async function handleEmbeddings(req: Req, res: Res, deps: RestDeps, startedAt: number): Promise<void> {
-  const entry = restEntry(req, res, deps, startedAt);
+  const entry = await restEntry(req, res, deps, startedAt);
   const body = await readJsonBody(req, deps.maxBodyBytes);
   const { request, encoding } = decodeEmbedRequest(body);
   const result = await deps.pipeline.embed(request, entry);

@@ -28,7 +28,7 @@ export async function handleMessages(req: Req, res: Res, deps: RestDeps, started
 }
 
 async function serve(req: Req, res: Res, deps: RestDeps, startedAt: number): Promise<void> {
-  const entry = restEntry(req, res, deps, startedAt);
+  const entry = await restEntry(req, res, deps, startedAt);
   res.setHeader("request-id", entry.requestId);
   const body = await readJsonBody(req, deps.maxBodyBytes);
   const { request, stream } = decodeMessagesRequest(body);

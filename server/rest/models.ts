@@ -5,7 +5,7 @@ import { sendJson, type Req, type Res } from "./http.ts";
 
 /** GET /v1/models and GET /v1/models/{id}: what the gateway can route to. */
 export async function handleModels(req: Req, res: Res, deps: RestDeps, startedAt: number, id: string | undefined): Promise<void> {
-  const entry = restEntry(req, res, deps, startedAt);
+  const entry = await restEntry(req, res, deps, startedAt);
   const models = await deps.pipeline.listModels(entry);
   if (id === undefined) return sendJson(res, 200, encodeModelList(models));
   const m = models.find((x) => x.id === id);

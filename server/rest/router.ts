@@ -54,9 +54,11 @@ async function route(req: Req, res: Res, deps: RestDeps, path: string, startedAt
       res.end(body);
       return;
     }
-    case "/readyz":
-      // Readiness: accepting traffic (false while starting up or draining).
-      return deps.isReady() ? sendJson(res, 200, { status: "ready" }) : sendJson(res, 503, { status: "draining" });
+    case "/readyz": {
+      // Readiness: accepting traffic (not while draining, nor while the governance store is unreachable).
+      const why = deps.notReady();
+      return why === undefined ? sendJson(res, 200, { status: "ready" }) : sendJson(res, 503, { status: "not_ready", reason: why });
+    }
   }
   if (path.startsWith("/v1/models/") && method === "GET") {
     let id: string;

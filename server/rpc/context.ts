@@ -15,12 +15,22 @@ const kStartedAt = createContextKey<number>(0, { description: "switchyard start 
  * read, so an unauthenticated caller cannot make the server parse a large
  * message. gRPC health and reflection stay outside auth (probes and grpcurl).
  */
-export function createRequestGate(authenticate: Authenticator): (ctx: HandlerContext) => void {
+export function createRequestGate(authenticate: Authenticator): (ctx: HandlerContext) => void | Promise<void> {
   return (ctx) => {
     ctx.values.set(kStartedAt, performance.now());
     if (ctx.service.typeName.startsWith("grpc.")) return;
     try {
-      ctx.values.set(kPrincipal, authenticate((name) => ctx.requestHeader.get(name)));
+      const p = authenticate((name) => ctx.requestHeader.get(name));
+      if (!(p instanceof Promise)) {
+        ctx.values.set(kPrincipal, p);
+        return;
+      }
+      return p.then(
+        (principal) => void ctx.values.set(kPrincipal, principal),
+        (err: unknown) => {
+          throw toConnectError(GatewayError.from(err));
+        },
+      );
     } catch (err) {
       throw toConnectError(GatewayError.from(err));
     }
@@ -42,6 +52,7 @@ export function rpcEntry(ctx: HandlerContext): Entry {
     tracestate: ctx.requestHeader.get("tracestate") ?? undefined,
     sessionId: ctx.requestHeader.get("x-session-id") ?? undefined,
     timeouts: timeoutsFrom((name) => ctx.requestHeader.get(name)),
+    setHeader: (name, value) => ctx.responseHeader.set(name, value),
   };
 }
 

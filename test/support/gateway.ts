@@ -33,6 +33,7 @@ export async function startTestGateway(config: Partial<ConfigInput> = {}): Promi
   return {
     url: gw.url,
     port: gw.port,
+    isOpen: () => gw.isOpen(),
     close: (graceMs?: number) => gw.close(graceMs ?? 0),
     records,
     async waitForRecords(count, timeoutMs = 5000) {

@@ -26,11 +26,14 @@ export function anthropicMapping(code: ErrorCode): { status: number; type: Anthr
     case "payload_too_large":
       return { status: 413, type: "request_too_large" };
     case "rate_limited":
+    case "budget_exceeded":
       return { status: 429, type: "rate_limit_error" };
     case "canceled":
       return { status: 499, type: "invalid_request_error" };
     case "internal":
       return { status: 500, type: "api_error" };
+    case "unavailable":
+      return { status: 503, type: "api_error" };
     case "upstream_error":
       return { status: 502, type: "api_error" };
     case "upstream_unavailable":

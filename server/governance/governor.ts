@@ -1,0 +1,382 @@
+import { createHash, randomUUID } from "node:crypto";
+import type { Usage } from "../../gen/switchyard/v1/common_pb.ts";
+import { GatewayError } from "../errors/errors.ts";
+import type { Target } from "../routing/resolve.ts";
+import type { Logger } from "../telemetry/log.ts";
+import { credential, type HeaderGetter, type Principal } from "./authenticate.ts";
+import { isVirtualKey, sameHash } from "./keys.ts";
+import { windowEnd, windowStart } from "./periods.ts";
+import { costUsd, type Price, type Pricing } from "./pricing.ts";
+import { rateHeaders } from "./rate-headers.ts";
+import type { Budget, GovernanceStore, LevelReservation, Limits, RateState, ReserveResult, Scope } from "./types.ts";
+
+export interface GovernorOptions {
+  store: GovernanceStore;
+  pricing: Pricing;
+  /** Static gateway keys from the configuration: accepted, never governed. */
+  staticKeys: readonly string[];
+  adminKey: string | undefined;
+  /** Provider id -> provider type, for price lookups. */
+  providerTypes: ReadonlyMap<string, string>;
+  reservationTtlMs: number;
+  defaultMaxOutputTokens: number;
+  unpricedModels: "refuse" | "free";
+  logger: Logger;
+  /** How often other instances' changes are looked for (entity version poll). */
+  pollMs?: number;
+}
+
+/** What the pipeline asks governance about one request. */
+export interface Ask {
+  /** Every model name the caller wrote: `model` and its own fallbacks. */
+  models: readonly string[];
+  /** Where routing would send it, in order. */
+  targets: Target[];
+  promptTokens: number;
+  /** The caller's max_tokens; undefined: the model's limit. Embeddings: 0. */
+  maxOutputTokens: number | undefined;
+}
+
+/** A request's hold on budgets and limits, until it settles or releases. */
+export interface Admission {
+  /** The targets this key may use and that can be priced, in routing order. */
+  readonly targets: Target[];
+  readonly rate: RateState;
+  /**
+   * Charges the actual cost of the served target (from the provider's usage,
+   * or estimated when a stream ended without one) and frees the reservation.
+   * Resolves once the store has it (callers await it before answering, so a
+   * served request is always accounted); failures are retried in the background.
+   */
+  settle(target: Target, usage: Usage | undefined, outputChars: number): Promise<number>;
+  /** Frees the reservation without charging (nothing was served). */
+  release(): void;
+}
+
+export interface Governor {
+  authenticate(header: HeaderGetter): Principal | Promise<Principal>;
+  /**
+   * Reserves the request's worst case at every level, or throws the refusal
+   * (403/429/503). Rate-limit headers go to `setHeader` either way.
+   */
+  admit(principal: Principal, ask: Ask, setHeader?: (name: string, value: string) => void): Promise<Admission>;
+  /** No keys of any kind exist: local traffic is served without one. */
+  isOpen(): boolean;
+  /** Drops cached keys and entities (an admin write on this instance). */
+  invalidate(): void;
+  /** Settles that failed and were given up on (spend not recorded), for /metrics. */
+  settleFailures(): number;
+  close(): Promise<void>;
+}
+
+const ANONYMOUS: Principal = Object.freeze({ id: "anonymous", kind: "anonymous" });
+const ADMIN: Principal = Object.freeze({ id: "admin", kind: "admin" });
+const FREE: Price = Object.freeze({ input: 0, output: 0 });
+const NANOS = 1e9;
+/** Cached principals (and unknown hashes); cleared when full, so invalid keys cannot grow it. */
+const CACHE_MAX = 10_000;
+
+type Cached = Principal | null | Promise<Principal | null>;
+
+/**
+ * Governance on the request path: who the caller is (virtual keys, looked up
+ * by hash and cached until any instance changes an entity), and, before a
+ * request leaves, an atomic reservation of its worst-case cost and its rate
+ * at the key, team and customer levels. The reservation is settled to the
+ * actual cost when the request ends, or released when nothing was served.
+ */
+export async function createGovernor(o: GovernorOptions): Promise<Governor> {
+  const { store, pricing, logger } = o;
+  const adminHash = o.adminKey === undefined ? undefined : sha256(o.adminKey);
+  const staticByHash = new Map<string, Principal>();
+  for (const k of o.staticKeys) {
+    const h = sha256(k);
+    staticByHash.set(h, Object.freeze({ id: `key:${h.slice(0, 8)}`, kind: "gateway" }));
+  }
+  const cache = new Map<string, Cached>();
+  let version = await store.version();
+  let keysExist = (await store.keyCount()) > 0;
+  /** Reservations of requests still running here, renewed so they outlive the TTL. */
+  const live = new Set<string>();
+  let failedSettles = 0;
+  let lastPollError = 0;
+
+  const isOpen = (): boolean => staticByHash.size === 0 && adminHash === undefined && !keysExist;
+
+  async function poll(): Promise<void> {
+    try {
+      const v = await store.version();
+      if (v !== version) {
+        version = v;
+        cache.clear();
+        keysExist = (await store.keyCount()) > 0;
+      }
+    } catch (err) {
+      // Requests fail on their own reservations while the store is down; one warning a minute is enough here.
+      if (Date.now() - lastPollError > 60_000) {
+        lastPollError = Date.now();
+        logger.warn("governance store unreachable", { store: store.kind, error: err });
+      }
+    }
+  }
+
+  async function upkeep(): Promise<void> {
+    try {
+      const now = Date.now();
+      if (live.size > 0) await store.renew([...live], o.reservationTtlMs, now);
+      await store.sweep(now);
+    } catch {
+      // The next round tries again; reservations live a whole TTL, renewals come every third of it.
+    }
+  }
+
+  const pollTimer = setInterval(() => void poll(), o.pollMs ?? 250);
+  const upkeepTimer = setInterval(() => void upkeep(), Math.max(200, Math.floor(o.reservationTtlMs / 3)));
+  pollTimer.unref();
+  upkeepTimer.unref();
+
+  async function lookup(hash: string): Promise<Principal | null> {
+    const key = await store.getKeyByHash(hash);
+    if (key === undefined || !sameHash(key.hash, hash)) return null;
+    const team = key.teamId === undefined ? undefined : await store.getTeam(key.teamId);
+    const customer = team?.customerId === undefined ? undefined : await store.getCustomer(team.customerId);
+    return Object.freeze({ id: key.id, kind: "virtual", key, team, customer });
+  }
+
+  /** Revoked, disabled and expired keys are known but refused (403), unlike unknown ones (401). */
+  function usable(p: Principal | null): Principal {
+    if (p === null) throw new GatewayError("unauthenticated", "invalid API key");
+    const key = p.key!;
+    if (key.revokedAt !== undefined) throw new GatewayError("permission_denied", "this API key has been revoked");
+    if (!key.enabled) throw new GatewayError("permission_denied", "this API key is disabled");
+    if (key.expiresAt !== undefined && key.expiresAt <= Date.now()) {
+      throw new GatewayError("permission_denied", `this API key expired at ${new Date(key.expiresAt).toISOString()}`);
+    }
+    return p;
+  }
+
+  function authenticate(header: HeaderGetter): Principal | Promise<Principal> {
+    if (isOpen()) return ANONYMOUS;
+    const presented = credential(header);
+    if (presented === undefined) {
+      throw new GatewayError("unauthenticated", "missing API key: send it as 'Authorization: Bearer <key>'");
+    }
+    if (presented.length > 512) throw new GatewayError("unauthenticated", "invalid API key");
+    const hash = sha256(presented);
+    if (adminHash !== undefined && sameHash(hash, adminHash)) return ADMIN;
+    const fixed = staticByHash.get(hash);
+    if (fixed !== undefined) return fixed;
+    // Only well-formed virtual keys reach the store: nothing else is worth a lookup.
+    if (!isVirtualKey(presented)) throw new GatewayError("unauthenticated", "invalid API key");
+    const hit = cache.get(hash);
+    if (hit !== undefined) return hit instanceof Promise ? hit.then(usable) : usable(hit);
+    if (cache.size >= CACHE_MAX) cache.clear();
+    const pending = lookup(hash).then(
+      (p) => {
+        if (cache.get(hash) === pending) cache.set(hash, p);
+        return p;
+      },
+      (err: unknown) => {
+        cache.delete(hash);
+        throw unavailable(err);
+      },
+    );
+    cache.set(hash, pending);
+    return pending.then(usable);
+  }
+
+  async function admit(principal: Principal, ask: Ask, setHeader?: (name: string, value: string) => void): Promise<Admission> {
+    const key = principal.key!;
+    const { team, customer } = principal;
+    for (const m of ask.models) {
+      if (!modelAllowed(key.allowedModels, m, ask.targets)) throw new GatewayError("permission_denied", `this API key may not use the model '${m}'`);
+    }
+    let targets = key.allowedProviders.length === 0 ? ask.targets : ask.targets.filter((t) => key.allowedProviders.includes(t.provider.id));
+    if (targets.length === 0) throw new GatewayError("permission_denied", `this API key may not use the providers that serve '${ask.models[0]}'`);
+
+    const budgeted = key.budget !== undefined || team?.budget !== undefined || customer?.budget !== undefined;
+    const prices = new Map<Target, Price>();
+    let worstUsd = 0;
+    let worstTokens = 0;
+    for (const t of targets) {
+      let price = pricing.lookup(o.providerTypes.get(t.provider.id) ?? "", t.provider.id, t.model);
+      if (price === undefined) {
+        // Without a price a budget cannot be enforced; spend of unbudgeted keys is counted as 0.
+        if (budgeted && o.unpricedModels === "refuse") continue;
+        price = FREE;
+      }
+      prices.set(t, price);
+      const out = ask.maxOutputTokens ?? price.maxOutputTokens ?? o.defaultMaxOutputTokens;
+      // Worst case: every prompt token written to the provider's cache, when that costs more than plain input.
+      const worst = price.cacheWrite !== undefined && price.cacheWrite > price.input ? { cacheWriteTokens: ask.promptTokens } : {};
+      worstUsd = Math.max(worstUsd, costUsd(price, { inputTokens: ask.promptTokens, outputTokens: out, ...worst }));
+      worstTokens = Math.max(worstTokens, ask.promptTokens + out);
+    }
+    if (prices.size < targets.length) {
+      if (prices.size === 0) {
+        throw new GatewayError("permission_denied",
+          `no price is known for '${targets[0]!.provider.id}/${targets[0]!.model}', so its budget cannot be enforced (add it to governance.pricing)`);
+      }
+      targets = targets.filter((t) => prices.has(t));
+    }
+
+    const now = Date.now();
+    const costNanos = Math.ceil(worstUsd * NANOS);
+    const levels: LevelReservation[] = [level(`key:${key.id}`, key.budget, key.limits, now, costNanos, worstTokens)];
+    const periods: (Budget["period"])[] = [key.budget?.period ?? "none"];
+    if (team !== undefined) {
+      levels.push(level(`team:${team.id}`, team.budget, team.limits, now, costNanos, worstTokens));
+      periods.push(team.budget?.period ?? "none");
+    }
+    if (customer !== undefined) {
+      levels.push(level(`customer:${customer.id}`, customer.budget, undefined, now, costNanos, worstTokens));
+      periods.push(customer.budget?.period ?? "none");
+    }
+    const id = randomUUID();
+    let result: ReserveResult;
+    try {
+      result = await store.reserve({ id, levels, ttlMs: o.reservationTtlMs, now });
+    } catch (err) {
+      throw unavailable(err);
+    }
+    if (setHeader !== undefined) rateHeaders(result.rate, setHeader);
+    if (!result.ok) throw refusal(result, principal, now, worstTokens);
+    live.add(id);
+
+    let open = true;
+    return {
+      targets,
+      rate: result.rate,
+      async settle(target, usage, outputChars) {
+        if (!open) return 0;
+        open = false;
+        live.delete(id);
+        const price = prices.get(target) ?? FREE;
+        const input = usage?.promptTokens ?? ask.promptTokens;
+        const output = usage?.completionTokens ?? Math.ceil(outputChars / 3);
+        const usd = costUsd(price, {
+          inputTokens: input,
+          outputTokens: output,
+          cachedInputTokens: usage?.cachedTokens ?? 0,
+          cacheWriteTokens: usage?.cacheWriteTokens ?? 0,
+        });
+        const t = Date.now();
+        const windows: Record<Scope, number> = {};
+        for (let i = 0; i < levels.length; i++) windows[levels[i]!.scope] = windowStart(periods[i]!, t);
+        const input_ = { id, costNanos: Math.round(usd * NANOS), tokens: input + output, windows, now: t };
+        try {
+          await store.settle(input_);
+        } catch (err) {
+          void retrySettle(input_, err);
+        }
+        return usd;
+      },
+      release() {
+        if (!open) return;
+        open = false;
+        live.delete(id);
+        store.release(id, Date.now()).catch(() => undefined); // an unreleased reservation expires by itself
+      },
+    };
+  }
+
+  /** Settles are idempotent per reservation id, so retrying is safe; a reservation that expires meanwhile still gets charged. */
+  async function retrySettle(input: Parameters<GovernanceStore["settle"]>[0], first: unknown): Promise<void> {
+    let err = first;
+    for (const wait of [200, 1_000, 5_000, 15_000]) {
+      await new Promise((r) => setTimeout(r, wait).unref());
+      try {
+        await store.settle(input);
+        return;
+      } catch (e) {
+        err = e;
+      }
+    }
+    failedSettles++;
+    logger.error("spend could not be recorded", { reservation: input.id, costUsd: input.costNanos / NANOS, scopes: Object.keys(input.windows), error: err });
+  }
+
+  return {
+    authenticate,
+    admit,
+    isOpen,
+    invalidate() {
+      cache.clear();
+      void store.keyCount().then((n) => (keysExist = n > 0), () => undefined);
+    },
+    settleFailures: () => failedSettles,
+    async close() {
+      clearInterval(pollTimer);
+      clearInterval(upkeepTimer);
+      await store.close();
+    },
+  };
+}
+
+function level(scope: Scope, budget: Budget | undefined, limits: Limits | undefined, now: number, costNanos: number, tokens: number): LevelReservation {
+  return {
+    scope,
+    budgetNanos: budget === undefined ? undefined : Math.floor(budget.limitUsd * NANOS),
+    windowStart: windowStart(budget?.period ?? "none", now),
+    costNanos,
+    tokens,
+    rpm: limits?.rpm,
+    tpm: limits?.tpm,
+    maxConcurrent: limits?.maxConcurrent,
+  };
+}
+
+/**
+ * A model is allowed when the list is empty, or an entry names it: the name
+ * as written, its bare model part ("openai/gpt-4o" -> "gpt-4o"), a target it
+ * routes to ("provider/model"), or a prefix ending in "*".
+ */
+function modelAllowed(allowed: readonly string[], model: string, targets: readonly Target[]): boolean {
+  if (allowed.length === 0) return true;
+  const bare = model.slice(model.indexOf("/") + 1);
+  for (const a of allowed) {
+    if (a.endsWith("*")) {
+      const prefix = a.slice(0, -1);
+      if (model.startsWith(prefix) || bare.startsWith(prefix)) return true;
+    } else if (a === model || a === bare || targets.some((t) => a === `${t.provider.id}/${t.model}`)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+const LEVEL_NAMES: Record<string, string> = { key: "this API key", team: "this key's team", customer: "this key's customer" };
+
+/** The caller's refusal: final (never fallen back), with Retry-After when waiting helps. */
+function refusal(r: Extract<ReserveResult, { ok: false }>, p: Principal, now: number, tokens: number): GatewayError {
+  const kind = r.scope.slice(0, r.scope.indexOf(":"));
+  const who = LEVEL_NAMES[kind] ?? kind;
+  if (r.reason === "budget") {
+    const budget = kind === "key" ? p.key?.budget : kind === "team" ? p.team?.budget : p.customer?.budget;
+    const period = budget?.period ?? "none";
+    const end = windowEnd(period, now);
+    const resets = Number.isFinite(end) ? `; it resets at ${new Date(end).toISOString()}` : "";
+    return new GatewayError("budget_exceeded", `the budget of ${who} is exhausted ($${budget?.limitUsd ?? 0} per ${period === "none" ? "lifetime" : period})${resets}`, {
+      ...(Number.isFinite(end) ? { retryAfter: String(Math.ceil((end - now) / 1000)) } : {}),
+      callerLimit: true,
+    });
+  }
+  // A concurrency slot frees when any request ends: soon, but nobody knows when.
+  const retryAfter = r.reason === "concurrency" ? "1" : r.retryAfterMs === undefined ? undefined : String(Math.max(1, Math.ceil(r.retryAfterMs / 1000)));
+  const message =
+    r.reason === "concurrency" ? `too many requests in flight for ${who}`
+    : r.reason === "rpm" ? `the requests-per-minute limit of ${who} is reached`
+    : retryAfter === undefined ? `this request may use up to ${tokens} tokens, more than the tokens-per-minute limit of ${who}; lower max_tokens`
+    : `the tokens-per-minute limit of ${who} is reached`;
+  return new GatewayError("rate_limited", message, { ...(retryAfter === undefined ? {} : { retryAfter }), callerLimit: true });
+}
+
+function unavailable(err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err;
+  return new GatewayError("unavailable", "the gateway cannot check keys and budgets right now; try again shortly", { retryAfter: "1", cause: err });
+}
+
+function sha256(s: string): string {
+  return createHash("sha256").update(s).digest("hex");
+}
+

@@ -1,0 +1,119 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { startOpenAIStandin, type OpenAIStandin } from "./standins/openai.ts";
+import { admin, chat, type CreatedKey } from "./support/admin.ts";
+import { startGatewayProcess, type GatewayProcess } from "./support/process.ts";
+import { startRedis } from "./support/redis.ts";
+
+// Hard limits across instances: three gateway processes share one Redis and
+// take 300 concurrent requests against one key. Budgets and rate limits are
+// never overrun, whichever instance a request lands on; a killed instance
+// leaves no reservation behind for longer than its TTL.
+
+const ADMIN = "sy-admin-cluster-key-0123456789";
+/** "hi" with max_tokens 2 costs exactly $0.002 (output only), and the worst case reserved is the same. */
+const COST = 0.002;
+
+let standin: OpenAIStandin;
+let redis: Awaited<ReturnType<typeof startRedis>>;
+let gateways: GatewayProcess[] = [];
+let prefix = 0;
+
+beforeAll(async () => {
+  standin = await startOpenAIStandin();
+  redis = await startRedis();
+});
+
+afterEach(async () => {
+  await Promise.all(gateways.map((g) => g.stop()));
+  gateways = [];
+  standin.setBehavior(null);
+});
+
+afterAll(async () => {
+  await standin?.close();
+  await redis?.stop();
+});
+
+async function cluster(n: number): Promise<GatewayProcess[]> {
+  const config = {
+    admin: { key: ADMIN },
+    providers: [{ id: "openai", type: "openai", baseUrl: standin.url, keys: ["sk-test"] }],
+    governance: {
+      store: "redis",
+      redis: { url: redis.url, prefix: `c${prefix++}` },
+      reservationTtlMs: 2_000,
+      pricing: { "gpt-4o-mini": { input: 0, output: 1000 } },
+    },
+    requestLog: { enabled: false },
+  };
+  gateways = await Promise.all(Array.from({ length: n }, () => startGatewayProcess(config)));
+  return gateways;
+}
+
+/** Fires `n` requests at once, spread over the instances in turn; returns the statuses (0: connection failed). */
+async function burst(gws: GatewayProcess[], n: number, key: string): Promise<number[]> {
+  return Promise.all(
+    Array.from({ length: n }, (_, i) => chat(gws[i % gws.length]!.url, key).then((r) => r.status, () => 0)),
+  );
+}
+
+describe("governance across three instances sharing Redis", () => {
+  it("never overruns a budget under 300 concurrent requests", async () => {
+    const gws = await cluster(3);
+    const { key, secret } = await admin<CreatedKey>(gws[0]!.url, ADMIN, "KeyService/CreateKey", {
+      name: "burst",
+      budget: { limitUsd: COST * 100, period: "PERIOD_NONE" },
+    });
+    standin.setBehavior({ kind: "delay", ms: 20 });
+    const statuses = await burst(gws, 300, secret);
+    const served = statuses.filter((s) => s === 200).length;
+    expect(statuses.every((s) => s === 200 || s === 429)).toBe(true);
+    expect(served).toBeLessThanOrEqual(100);
+    expect(served).toBeGreaterThanOrEqual(97);
+    const b = await admin<any>(gws[1]!.url, ADMIN, "BudgetService/GetBudget", { keyId: key.id });
+    expect(b.spentUsd).toBeLessThanOrEqual(COST * 100 + 1e-9);
+    expect(b.spentUsd).toBeCloseTo(served * COST, 9);
+    expect(b.reservedUsd ?? 0).toBe(0);
+  });
+
+  it("never overruns a requests-per-minute limit under 300 concurrent requests", async () => {
+    const gws = await cluster(3);
+    const { secret } = await admin<CreatedKey>(gws[0]!.url, ADMIN, "KeyService/CreateKey", { name: "rpm", limits: { rpm: 100 } });
+    const t0 = Date.now();
+    const statuses = await burst(gws, 300, secret);
+    const elapsedMin = (Date.now() - t0) / 60_000;
+    const served = statuses.filter((s) => s === 200).length;
+    expect(statuses.every((s) => s === 200 || s === 429)).toBe(true);
+    // 100 at once, and one more per 0.6 s the burst took.
+    expect(served).toBeGreaterThanOrEqual(100);
+    expect(served).toBeLessThanOrEqual(100 + Math.ceil(elapsedMin * 100) + 1);
+  });
+
+  it("releases a killed instance's reservations when they expire, and spend equals what was served", async () => {
+    const gws = await cluster(3);
+    const { key, secret } = await admin<CreatedKey>(gws[0]!.url, ADMIN, "KeyService/CreateKey", {
+      name: "crash",
+      budget: { limitUsd: 100, period: "PERIOD_NONE" },
+    });
+    // Every request waits at the provider, so all 60 are in flight when one instance dies.
+    standin.setBehavior({ kind: "delay", ms: 2_000 });
+    const pending = burst(gws, 60, secret);
+    const inFlight = async (): Promise<number> => (await admin<any>(gws[0]!.url, ADMIN, "BudgetService/GetBudget", { keyId: key.id })).inFlight ?? 0;
+    const deadline = Date.now() + 1_500;
+    while ((await inFlight()) < 60 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(await inFlight()).toBe(60);
+    await gws[1]!.kill();
+    const statuses = await pending;
+    const served = statuses.filter((s) => s === 200).length;
+    expect(served).toBe(40);
+    expect(statuses.filter((s) => s === 0)).toHaveLength(20);
+    // The dead instance's 20 reservations are still held, then expire (TTL 2 s) and are swept.
+    const stuck = await admin<any>(gws[0]!.url, ADMIN, "BudgetService/GetBudget", { keyId: key.id });
+    expect(stuck.inFlight).toBe(20);
+    await new Promise((r) => setTimeout(r, 3_000));
+    const after = await admin<any>(gws[2]!.url, ADMIN, "BudgetService/GetBudget", { keyId: key.id });
+    expect(after.inFlight ?? 0).toBe(0);
+    expect(after.reservedUsd ?? 0).toBe(0);
+    expect(after.spentUsd).toBeCloseTo(served * COST, 9);
+  });
+});
