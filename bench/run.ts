@@ -46,6 +46,7 @@ interface Options {
   gatewayCmd: string | undefined;
   headers: string[];
   pin: boolean;
+  governance: "none" | "embedded" | "redis";
 }
 
 const USAGE = `usage: node bench/run.ts [options]
@@ -63,6 +64,11 @@ const USAGE = `usage: node bench/run.ts [options]
                       "${DEFAULT_GATEWAY_CMD}")
   --header "N: v"     extra request header for both targets (repeatable;
                       default "Authorization: Bearer sk-bench")
+  --governance G      none | embedded | redis (default none): with embedded or
+                      redis, requests use a virtual key under a team and a
+                      customer, each with a budget and rate limits, so every
+                      request is authenticated, reserved and settled at three
+                      levels (redis: a redis-server on a free port, CPU 0)
   --no-pin            do not pin with taskset
   -h, --help          this text
 `;
@@ -87,6 +93,7 @@ function parseOptions(argv: string[]): Options {
       "gateway-cmd": { type: "string" },
       header: { type: "string", multiple: true },
       "no-pin": { type: "boolean", default: false },
+      governance: { type: "string", default: "none" },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -107,6 +114,7 @@ function parseOptions(argv: string[]): Options {
       throw new Error(`unknown scenario ${JSON.stringify(s)} (known: ${ALL_SCENARIOS.join(", ")})`);
     }
   }
+  if (!["none", "embedded", "redis"].includes(values.governance)) throw new Error(`--governance must be none, embedded or redis`);
   const rate = num("rate", values.rate, 0.001);
   const duration = num("duration", values.duration, 0.001);
   if (rate * duration < 1) throw new Error("--rate × --duration must be at least one request");
@@ -122,6 +130,7 @@ function parseOptions(argv: string[]): Options {
     gatewayCmd: values["gateway-cmd"],
     headers: ["Authorization: Bearer sk-bench", ...(values.header ?? [])],
     pin: !values["no-pin"],
+    governance: values.governance as Options["governance"],
   };
 }
 
@@ -303,8 +312,14 @@ async function startGateway(
   port: number,
   upstream: string,
   logFile: string,
+  redisUrl: string | undefined,
 ): Promise<{ child: Child; command: string }> {
-  const env = { ...process.env, OPENAI_API_KEY: "sk-bench", OPENAI_BASE_URL: upstream };
+  const env: NodeJS.ProcessEnv = { ...process.env, OPENAI_API_KEY: "sk-bench", OPENAI_BASE_URL: upstream };
+  if (opts.governance !== "none") {
+    env["SWITCHYARD_ADMIN_KEY"] = BENCH_ADMIN_KEY;
+    env["SWITCHYARD_DATA_DIR"] = path.join(RESULTS_DIR, `data-${process.pid}-${port}`);
+    if (redisUrl !== undefined) env["SWITCHYARD_REDIS_URL"] = redisUrl;
+  }
   let argv: string[];
   if (opts.gatewayCmd === undefined) {
     // Spawned without a shell, so the measured pid is the gateway itself.
@@ -558,6 +573,30 @@ function report(results: ScenarioResult[], opts: Options): string {
 
 // ---------------------------------------------------------------- main
 
+const BENCH_ADMIN_KEY = "bench-admin-key-0123456789abcdef";
+
+/**
+ * A virtual key whose every level has a budget and limits (all far above the
+ * run's needs), so each request is checked and charged three times over.
+ */
+async function createBenchKey(base: string): Promise<string> {
+  const call = async (method: string, body: object): Promise<any> => {
+    const res = await fetch(`${base}/switchyard.v1.${method}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${BENCH_ADMIN_KEY}` },
+      body: JSON.stringify(body),
+    });
+    if (res.status !== 200) throw new Error(`${method}: HTTP ${res.status} ${await res.text()}`);
+    return res.json();
+  };
+  const budget = { limitUsd: 1_000_000, period: "PERIOD_MONTH" };
+  const limits = { rpm: 10_000_000, tpm: "100000000000", maxConcurrent: 100_000 };
+  const { customer } = await call("OrgService/CreateCustomer", { name: "bench", budget });
+  const { team } = await call("OrgService/CreateTeam", { name: "bench", customerId: customer.id, budget, limits });
+  const { secret } = await call("KeyService/CreateKey", { name: "bench", teamId: team.id, budget, limits });
+  return secret as string;
+}
+
 function redactHeader(h: string): string {
   const [name] = h.split(":", 1);
   return /^(authorization|api-key|x-api-key|proxy-authorization)$/i.test(name.trim()) ? `${name}: <redacted>` : h;
@@ -585,8 +624,20 @@ async function main(): Promise<void> {
 
   const standin = await startStandin(rig, opts);
   const upstream = `http://127.0.0.1:${standin.port}/v1`;
+  let redisUrl: string | undefined;
+  if (opts.governance === "redis") {
+    const redisPort = await freePort();
+    spawnLogged("redis", pinned(rig, 0, ["redis-server", "--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]), { cwd: ROOT, env: process.env }, logFile);
+    redisUrl = `redis://127.0.0.1:${redisPort}`;
+    await sleep(300);
+  }
   const gwPort = await freePort();
-  const gateway = await startGateway(rig, opts, gwPort, upstream, logFile);
+  const gateway = await startGateway(rig, opts, gwPort, upstream, logFile, redisUrl);
+  if (opts.governance !== "none") {
+    const secret = await createBenchKey(`http://127.0.0.1:${gwPort}`);
+    opts.headers = [`Authorization: Bearer ${secret}`, ...opts.headers.filter((h) => !/^authorization:/i.test(h))];
+    console.log(`governance: ${opts.governance} store; virtual key under a team and a customer, budgets and rate limits at every level`);
+  }
   const gwPid = gateway.child.proc.pid!;
   const idle = sampleTree(gwPid);
   console.log(`stand-in on :${standin.port}; gateway on :${gwPort} (pids ${idle.pids.join(",")}, idle RSS ${mb(idle.rssKb)} MB); log ${path.relative(ROOT, logFile)}`);

@@ -149,6 +149,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   });
   // Admin writes on this instance take effect here at once; other instances see them within a poll.
   const admin = createAdmin(store, undefined, () => governor.invalidate());
+  metrics.addGauge("switchyard_governance_store_up", "1 when the governance store (embedded, or Redis) answers; 0 while governed requests are refused.", () => (store.healthy() ? 1 : 0));
   metrics.addCounter("switchyard_governance_settle_failures_total", "Spend records given up on after retries (the store was unreachable).", () => governor.settleFailures());
   const pipeline = createPipeline({
     plan: createPlanner(config.routes, resolve, (t) => routingHealth.inFlight(t)),

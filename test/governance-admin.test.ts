@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { beforeEach, describe, expect, it } from "vitest";
 import { BudgetService, Period } from "../gen/switchyard/v1/budgets_pb.ts";
+import { CacheMode } from "../gen/switchyard/v1/cache_pb.ts";
 import { KeyService } from "../gen/switchyard/v1/keys_pb.ts";
 import { OrgService } from "../gen/switchyard/v1/org_pb.ts";
 import { createAdmin, scopeOf, type Admin } from "../server/governance/admin.ts";
@@ -388,6 +389,78 @@ describe("budgets and limits", () => {
   });
 });
 
+describe("cache policies", () => {
+  it("stores a policy on keys, teams and customers; only the fields set", async () => {
+    const customer = await admin.createCustomer({ id: "acme", name: "Acme", cache: { mode: "exact", ttlSeconds: 600 } });
+    expect(customer.cache).toEqual({ mode: "exact", ttlSeconds: 600 });
+    const team = await admin.createTeam({ name: "t", customerId: "acme", cache: { threshold: 0.9, mode: undefined } });
+    expect(team.cache).toEqual({ threshold: 0.9 });
+    const { key } = await admin.createKey({ name: "k", teamId: team.id, cache: { mode: "both", ttlSeconds: 1, threshold: 1 } });
+    expect(key.cache).toEqual({ mode: "both", ttlSeconds: 1, threshold: 1 });
+
+    // Read back from the store (entities are kept as JSON).
+    expect((await admin.getKey(key.id)).cache).toEqual({ mode: "both", ttlSeconds: 1, threshold: 1 });
+    expect((await admin.getTeam(team.id)).cache).toEqual({ threshold: 0.9 });
+    expect((await admin.getCustomer("acme")).cache).toEqual({ mode: "exact", ttlSeconds: 600 });
+    expect((await admin.listKeys()).items[0]?.cache).toEqual({ mode: "both", ttlSeconds: 1, threshold: 1 });
+    expect((await admin.listTeams()).items[0]?.cache).toEqual({ threshold: 0.9 });
+    expect((await admin.listCustomers()).items[0]?.cache).toEqual({ mode: "exact", ttlSeconds: 600 });
+
+    // No field set: nothing of its own, everything inherits.
+    expect((await admin.createKey({ name: "k2", cache: {} })).key.cache).toBeUndefined();
+    expect((await admin.createTeam({ name: "t2" })).cache).toBeUndefined();
+  });
+
+  it("replaces the policy as a whole on update; null clears; undefined keeps", async () => {
+    const { key } = await admin.createKey({ name: "k", cache: { mode: "semantic", threshold: 0.8 } });
+    expect((await admin.updateKey(key.id, { name: "k2" })).cache).toEqual({ mode: "semantic", threshold: 0.8 });
+    expect((await admin.updateKey(key.id, { cache: { ttlSeconds: 60 } })).cache).toEqual({ ttlSeconds: 60 });
+    expect((await admin.updateKey(key.id, { cache: null })).cache).toBeUndefined();
+    expect((await store.getKey(key.id))?.cache).toBeUndefined();
+
+    const team = await admin.createTeam({ name: "t", cache: { mode: "off" } });
+    expect((await admin.updateTeam(team.id, { limits: { rpm: 5 } })).cache).toEqual({ mode: "off" });
+    expect((await admin.updateTeam(team.id, { cache: { mode: "exact", ttlSeconds: 31_536_000 } })).cache).toEqual({ mode: "exact", ttlSeconds: 31_536_000 });
+    expect((await admin.updateTeam(team.id, { cache: null })).cache).toBeUndefined();
+
+    await admin.createCustomer({ id: "acme", name: "Acme" });
+    expect((await admin.updateCustomer("acme", { cache: { mode: "both" } })).cache).toEqual({ mode: "both" });
+    expect((await admin.updateCustomer("acme", { budget: { limitUsd: 1, period: "day" } })).cache).toEqual({ mode: "both" });
+    expect((await admin.updateCustomer("acme", { cache: null })).cache).toBeUndefined();
+    expect((await admin.getCustomer("acme")).cache).toBeUndefined();
+  });
+
+  it("refuses a ttl outside 1..31536000 s, a threshold outside (0, 1] and unknown modes", async () => {
+    const bad = [
+      { ttlSeconds: 0 },
+      { ttlSeconds: -1 },
+      { ttlSeconds: 31_536_001 },
+      { ttlSeconds: 1.5 },
+      { ttlSeconds: Number.NaN },
+      { threshold: 0 },
+      { threshold: -0.1 },
+      { threshold: 1.0001 },
+      { threshold: Number.NaN },
+      { threshold: Number.POSITIVE_INFINITY },
+      { mode: "sometimes" as never },
+    ];
+    await admin.createCustomer({ id: "acme", name: "Acme" });
+    const team = await admin.createTeam({ name: "t" });
+    const { key } = await admin.createKey({ name: "k" });
+    const writes = changes;
+    for (const cache of bad) {
+      await rejects(admin.createKey({ name: "k", cache }), "invalid_request", /^cache\./);
+      await rejects(admin.createTeam({ name: "t", cache }), "invalid_request", /^cache\./);
+      await rejects(admin.createCustomer({ name: "c", cache }), "invalid_request", /^cache\./);
+      await rejects(admin.updateKey(key.id, { cache }), "invalid_request", /^cache\./);
+      await rejects(admin.updateTeam(team.id, { cache }), "invalid_request", /^cache\./);
+      await rejects(admin.updateCustomer("acme", { cache }), "invalid_request", /^cache\./);
+    }
+    expect(changes).toBe(writes);
+    expect(await store.keyCount()).toBe(1);
+  });
+});
+
 describe("admin RPC services", () => {
   // In process, no sockets: a server interceptor plays the request gate and
   // sets the principal from a test header.
@@ -484,5 +557,54 @@ describe("admin RPC services", () => {
     await org.deleteCustomer({ id: "acme" }, as("admin")); // no teams
     await org.deleteTeam({ id: "eng" }, as("admin")); // its only key is revoked
     expect((await org.listTeams({}, as("admin"))).teams).toHaveLength(0);
+  });
+
+  it("maps cache policies: modes both ways, UNSPECIFIED and missing fields inherit, clear_cache", async () => {
+    const { as, keys, org } = client();
+    const invalidArg = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => ConnectError.from(e));
+
+    const customer = await org.createCustomer({ id: "acme", name: "Acme", cache: { mode: CacheMode.EXACT, ttlSeconds: 300 } }, as("admin"));
+    expect(customer.customer?.cache).toMatchObject({ mode: CacheMode.EXACT, ttlSeconds: 300 });
+    expect(customer.customer?.cache?.threshold).toBeUndefined();
+    expect((await admin.getCustomer("acme")).cache).toEqual({ mode: "exact", ttlSeconds: 300 });
+
+    const team = await org.createTeam({ id: "eng", name: "Eng", customerId: "acme", cache: { mode: CacheMode.SEMANTIC, threshold: 0.92 } }, as("admin"));
+    expect(team.team?.cache).toMatchObject({ mode: CacheMode.SEMANTIC, threshold: 0.92 });
+    expect((await org.getTeam({ id: "eng" }, as("admin"))).team?.cache?.threshold).toBe(0.92);
+
+    const created = await keys.createKey({ name: "k", teamId: "eng", cache: { threshold: 0.5 } }, as("admin"));
+    // CACHE_MODE_UNSPECIFIED: the mode inherits.
+    expect(created.key?.cache).toMatchObject({ mode: CacheMode.UNSPECIFIED, threshold: 0.5 });
+    const id = created.key!.id;
+    expect((await admin.getKey(id)).cache).toEqual({ threshold: 0.5 });
+    expect((await keys.createKey({ name: "plain" }, as("admin"))).key?.cache).toBeUndefined();
+
+    const updated = await keys.updateKey({ id, cache: { mode: CacheMode.OFF } }, as("admin"));
+    expect(updated.key?.cache).toMatchObject({ mode: CacheMode.OFF });
+    expect(updated.key?.cache?.threshold).toBeUndefined();
+    expect((await keys.updateKey({ id, name: "kept" }, as("admin"))).key?.cache?.mode).toBe(CacheMode.OFF);
+    expect((await keys.listKeys({}, as("admin"))).keys.find((k) => k.id === id)?.cache?.mode).toBe(CacheMode.OFF);
+    expect((await keys.updateKey({ id, clearCache: true }, as("admin"))).key?.cache).toBeUndefined();
+    expect((await admin.getKey(id)).cache).toBeUndefined();
+
+    expect((await org.updateTeam({ id: "eng", cache: { mode: CacheMode.BOTH, ttlSeconds: 60 } }, as("admin"))).team?.cache).toMatchObject({ mode: CacheMode.BOTH, ttlSeconds: 60 });
+    expect((await org.updateTeam({ id: "eng", clearCache: true }, as("admin"))).team?.cache).toBeUndefined();
+    expect((await org.updateCustomer({ id: "acme", clearCache: true }, as("admin"))).customer?.cache).toBeUndefined();
+    expect((await org.listCustomers({}, as("admin"))).customers[0]?.cache).toBeUndefined();
+
+    for (const refused of [
+      keys.updateKey({ id, cache: { mode: CacheMode.OFF }, clearCache: true }, as("admin")),
+      org.updateTeam({ id: "eng", cache: { mode: CacheMode.OFF }, clearCache: true }, as("admin")),
+      org.updateCustomer({ id: "acme", cache: { mode: CacheMode.OFF }, clearCache: true }, as("admin")),
+      keys.createKey({ name: "k", cache: { ttlSeconds: 0 } }, as("admin")),
+      keys.createKey({ name: "k", cache: { ttlSeconds: 31_536_001 } }, as("admin")),
+      org.createTeam({ name: "t", cache: { threshold: 0 } }, as("admin")),
+      org.createCustomer({ name: "c", cache: { threshold: 1.5 } }, as("admin")),
+      keys.createKey({ name: "k", cache: { mode: 99 as CacheMode } }, as("admin")),
+    ]) {
+      expect(await invalidArg(refused)).toMatchObject({ code: Code.InvalidArgument });
+    }
+    const modeErr = await invalidArg(keys.createKey({ name: "k", cache: { mode: 99 as CacheMode } }, as("admin")));
+    expect(modeErr?.rawMessage).toMatch(/cache\.mode/);
   });
 });

@@ -442,7 +442,7 @@ describe("memory store persistence", () => {
     const first = createMemoryStore({ path });
     open.push(first);
     await first.settle({ id: "a", costNanos: 55, tokens: 0, windows: { "key:a": 0 }, now: T0 });
-    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setTimeout(r, 150));
     // A second reader sees the flushed row while the first store is still open.
     const second = createMemoryStore({ path });
     open.push(second);

@@ -188,6 +188,8 @@ describe.each<StoreKind>(["embedded", "redis"])("governance (%s store)", (kind) 
     expect(huge.status).toBe(429);
     expect(huge.body.error.message).toMatch(/lower max_tokens/);
     expect(huge.headers.get("retry-after")).toBeNull();
+    // Waiting cannot help: the official SDKs are told not to retry.
+    expect(huge.headers.get("x-should-retry")).toBe("false");
   });
 
   it("caps requests in flight", async () => {

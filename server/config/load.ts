@@ -42,6 +42,8 @@ export async function loadConfig(options: LoadOptions = {}): Promise<Config> {
     if (env["SWITCHYARD_API_KEYS"]) auth["keys"] = splitList(env["SWITCHYARD_API_KEYS"]);
     if (env["SWITCHYARD_ALLOW_UNAUTHENTICATED"] === "1") auth["allowUnauthenticated"] = true;
   }
+  const cache = section(input, "cache");
+  if (cache !== undefined && env["SWITCHYARD_CACHE"]) cache["mode"] = env["SWITCHYARD_CACHE"];
   const admin = section(input, "admin");
   if (admin !== undefined && env["SWITCHYARD_ADMIN_KEY"]) admin["key"] = env["SWITCHYARD_ADMIN_KEY"];
   const governance = section(input, "governance");

@@ -241,6 +241,42 @@ export const configSchema = z.strictObject({
         .default({}),
     })
     .prefault({}),
+  cache: z
+    .strictObject({
+      /** off by default; SWITCHYARD_CACHE=exact|semantic|both turns it on for everyone. Keys, teams and customers may override. */
+      mode: z.enum(["off", "exact", "semantic", "both"]).default("off"),
+      /** How long an answer is served from the cache; a caller may shorten it (x-switchyard-cache-ttl), never lengthen it. */
+      ttlSeconds: z.int().positive().max(31_536_000).default(3_600),
+      /** The tenant boundary: entries are never served outside it. */
+      scope: z.enum(["customer", "team", "key"]).default("customer"),
+      /** memory (bounded LRU in this process) or redis (shared; governance.redis). Default: redis when governance uses it. */
+      store: z.enum(["memory", "redis"]).optional(),
+      /** Memory store bound. */
+      maxBytes: z.int().positive().default(256 * 1024 * 1024),
+      /** Keep the memory store in <dataDir>/cache.db across restarts. */
+      persist: z.boolean().default(false),
+      /** Charge cache hits to budgets at the answer's original cost (default: hits are free). */
+      chargeHits: z.boolean().default(false),
+      /** Store answers with several choices (n > 1). */
+      storeMultipleChoices: z.boolean().default(false),
+      semantic: z
+        .strictObject({
+          /** The gateway's own embedding model that embeds prompts ("provider/model"); required for semantic mode. */
+          embeddingModel: z.string().min(1).optional(),
+          /** Cosine similarity a near match needs; a caller may raise it (x-switchyard-cache-threshold), never lower it. */
+          threshold: z.number().gt(0).max(1).default(0.95),
+          /** What is embedded: the last user message, or the whole conversation. */
+          prompt: z.enum(["last_user", "conversation"]).default("last_user"),
+          /** Also answer requests with tools from near matches. */
+          withTools: z.boolean().default(false),
+          /** Only requests at or below this temperature (unset temperature counts as 1). */
+          maxTemperature: z.number().min(0).max(2).default(0),
+          /** Entries in the in-process index (about 6 KB each at 1,536 dimensions). */
+          maxEntries: z.int().positive().default(100_000),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
   providers: z.array(providerSchema).default([]),
   /** Model aliases: name -> "provider/model". */
   aliases: z.record(z.string().min(1), z.string().min(1)).default({}),

@@ -1,10 +1,10 @@
 /**
  * The governance admin API as plain functions: virtual keys, customers,
- * teams, budgets and rate limits. Transport-free, so the RPC services
- * (server/rpc/admin.ts) and tests call the same code. Every rule about what
- * may be stored lives here; the store only keeps what it is given.
+ * teams, budgets, rate limits and cache policies. Transport-free, so the RPC
+ * services (server/rpc/admin.ts) and tests call the same code. Every rule
+ * about what may be stored lives here; the store only keeps what it is given.
  *
- * One file on purpose (about 460 lines): the whole admin contract, its
+ * One file on purpose (about 500 lines): the whole admin contract, its
  * validation and its refusals read in one place.
  *
  * Updates are read-modify-write: two admins changing the same entity at the
@@ -13,7 +13,7 @@
 import { GatewayError, invalid } from "../errors/errors.ts";
 import { hashSecret, hintOf, newId, newSecret } from "./keys.ts";
 import { windowEnd, windowStart } from "./periods.ts";
-import type { Budget, Customer, EntityKind, GovernanceStore, Limits, ListPage, Period, Scope, Team, VirtualKey } from "./types.ts";
+import type { Budget, CacheMode, CachePolicy, Customer, EntityKind, GovernanceStore, Limits, ListPage, Period, Scope, Team, VirtualKey } from "./types.ts";
 
 /** A key as the admin API shows it: everything but the hash. */
 export type KeyInfo = Omit<VirtualKey, "hash">;
@@ -31,6 +31,7 @@ export interface KeyInput {
   allowedProviders?: readonly string[] | undefined;
   budget?: Budget | undefined;
   limits?: Limits | undefined;
+  cache?: CachePolicy | undefined;
   /** Epoch ms, in the future. */
   expiresAt?: number | undefined;
   metadata?: Record<string, string> | undefined;
@@ -44,6 +45,8 @@ export interface KeyChanges {
   allowedProviders?: readonly string[] | undefined;
   budget?: Budget | null | undefined;
   limits?: Limits | null | undefined;
+  /** Replaces the policy as a whole; null clears (inherit). */
+  cache?: CachePolicy | null | undefined;
   expiresAt?: number | null | undefined;
   metadata?: Record<string, string> | undefined;
   enabled?: boolean | undefined;
@@ -54,12 +57,14 @@ export interface CustomerInput {
   id?: string | undefined;
   name: string;
   budget?: Budget | undefined;
+  cache?: CachePolicy | undefined;
   metadata?: Record<string, string> | undefined;
 }
 
 export interface CustomerChanges {
   name?: string | undefined;
   budget?: Budget | null | undefined;
+  cache?: CachePolicy | null | undefined;
   metadata?: Record<string, string> | undefined;
 }
 
@@ -70,6 +75,7 @@ export interface TeamInput {
   customerId?: string | undefined;
   budget?: Budget | undefined;
   limits?: Limits | undefined;
+  cache?: CachePolicy | undefined;
   metadata?: Record<string, string> | undefined;
 }
 
@@ -78,6 +84,7 @@ export interface TeamChanges {
   customerId?: string | null | undefined;
   budget?: Budget | null | undefined;
   limits?: Limits | null | undefined;
+  cache?: CachePolicy | null | undefined;
   metadata?: Record<string, string> | undefined;
 }
 
@@ -117,6 +124,9 @@ export type Admin = ReturnType<typeof createAdmin>;
 
 const ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const PERIODS: ReadonlySet<string> = new Set<Period>(["none", "minute", "hour", "day", "week", "month"]);
+const CACHE_MODES: ReadonlySet<string> = new Set<CacheMode>(["off", "exact", "semantic", "both"]);
+/** A cache entry lives at most a year. */
+const MAX_CACHE_TTL_SECONDS = 31_536_000;
 /** Counters are integer nano-USD in a double: exact up to ~$9.007M. */
 const MAX_LIMIT_USD = 9_000_000;
 const NANOS = 1e9;
@@ -190,6 +200,7 @@ export function createAdmin(store: GovernanceStore, now: () => number = Date.now
         allowedProviders: checkList(input.allowedProviders ?? [], "allowed_providers"),
         budget: input.budget === undefined ? undefined : checkBudget(input.budget),
         limits: input.limits === undefined ? undefined : checkLimits(input.limits),
+        cache: input.cache === undefined ? undefined : checkCache(input.cache),
         expiresAt: input.expiresAt,
         metadata: checkMetadata(input.metadata ?? {}),
         enabled: true,
@@ -222,6 +233,7 @@ export function createAdmin(store: GovernanceStore, now: () => number = Date.now
       if (changes.allowedModels !== undefined) next.allowedModels = checkList(changes.allowedModels, "allowed_models");
       if (changes.allowedProviders !== undefined) next.allowedProviders = checkList(changes.allowedProviders, "allowed_providers");
       applyBudget(next, changes);
+      applyCache(next, changes);
       if (changes.expiresAt !== undefined) next.expiresAt = changes.expiresAt === null ? undefined : checkExpiry(changes.expiresAt, t);
       if (changes.metadata !== undefined) next.metadata = checkMetadata(changes.metadata);
       if (changes.enabled !== undefined) next.enabled = changes.enabled;
@@ -255,10 +267,11 @@ export function createAdmin(store: GovernanceStore, now: () => number = Date.now
       const id = input.id === undefined ? newId("cus") : checkId(input.id);
       const name = checkName(input.name);
       const budget = input.budget === undefined ? undefined : checkBudget(input.budget);
+      const cache = input.cache === undefined ? undefined : checkCache(input.cache);
       const metadata = checkMetadata(input.metadata ?? {});
       if ((await store.getCustomer(id)) !== undefined) throw invalid(`customer ${id} already exists`, "id");
       const t = now();
-      const customer: Customer = { id, name, budget, metadata, createdAt: t, updatedAt: t };
+      const customer: Customer = { id, name, budget, cache, metadata, createdAt: t, updatedAt: t };
       await write(store.putCustomer(customer));
       return customer;
     },
@@ -273,6 +286,7 @@ export function createAdmin(store: GovernanceStore, now: () => number = Date.now
       const next: Customer = { ...(await mustCustomer(id)), updatedAt: now() };
       if (changes.name !== undefined) next.name = checkName(changes.name);
       if (changes.budget !== undefined) next.budget = changes.budget === null ? undefined : checkBudget(changes.budget);
+      applyCache(next, changes);
       if (changes.metadata !== undefined) next.metadata = checkMetadata(changes.metadata);
       await write(store.putCustomer(next));
       return next;
@@ -295,11 +309,12 @@ export function createAdmin(store: GovernanceStore, now: () => number = Date.now
       const name = checkName(input.name);
       const budget = input.budget === undefined ? undefined : checkBudget(input.budget);
       const limits = input.limits === undefined ? undefined : checkLimits(input.limits);
+      const cache = input.cache === undefined ? undefined : checkCache(input.cache);
       const metadata = checkMetadata(input.metadata ?? {});
       if (input.customerId !== undefined) await mustCustomer(input.customerId, "customer_id");
       if ((await store.getTeam(id)) !== undefined) throw invalid(`team ${id} already exists`, "id");
       const t = now();
-      const team: Team = { id, name, customerId: input.customerId, budget, limits, metadata, createdAt: t, updatedAt: t };
+      const team: Team = { id, name, customerId: input.customerId, budget, limits, cache, metadata, createdAt: t, updatedAt: t };
       await write(store.putTeam(team));
       return team;
     },
@@ -318,6 +333,7 @@ export function createAdmin(store: GovernanceStore, now: () => number = Date.now
         next.customerId = changes.customerId === null ? undefined : (await mustCustomer(changes.customerId, "customer_id")).id;
       }
       applyBudget(next, changes);
+      applyCache(next, changes);
       if (changes.metadata !== undefined) next.metadata = checkMetadata(changes.metadata);
       await write(store.putTeam(next));
       return next;
@@ -381,6 +397,11 @@ function applyBudget(next: { budget?: Budget | undefined; limits?: Limits | unde
   if (changes.limits !== undefined) next.limits = changes.limits === null ? undefined : checkLimits(changes.limits);
 }
 
+/** Applies a cache policy change (undefined: keep, null: clear, else replace as a whole) to an entity copy. */
+function applyCache(next: { cache?: CachePolicy | undefined }, changes: { cache?: CachePolicy | null | undefined }): void {
+  if (changes.cache !== undefined) next.cache = changes.cache === null ? undefined : checkCache(changes.cache);
+}
+
 function keyInfo(key: VirtualKey): KeyInfo {
   const { hash: _hash, ...info } = key;
   return info;
@@ -433,6 +454,28 @@ function checkLimits(l: Limits, param = "limits"): Limits | undefined {
     if (v === undefined) continue;
     if (!Number.isSafeInteger(v) || v <= 0) throw invalid(`${param}.${name}: a positive integer`, `${param}.${name}`);
     out[field] = v;
+  }
+  return Object.keys(out).length === 0 ? undefined : out;
+}
+
+/** A copy with only the fields set; undefined when none is (the entity inherits everything). */
+function checkCache(c: CachePolicy, param = "cache"): CachePolicy | undefined {
+  const out: CachePolicy = {};
+  if (c.mode !== undefined) {
+    if (!CACHE_MODES.has(c.mode)) throw invalid(`${param}.mode: one of off, exact, semantic, both`, `${param}.mode`);
+    out.mode = c.mode;
+  }
+  if (c.ttlSeconds !== undefined) {
+    if (!Number.isSafeInteger(c.ttlSeconds) || c.ttlSeconds < 1 || c.ttlSeconds > MAX_CACHE_TTL_SECONDS) {
+      throw invalid(`${param}.ttl_seconds: an integer from 1 to ${MAX_CACHE_TTL_SECONDS}`, `${param}.ttl_seconds`);
+    }
+    out.ttlSeconds = c.ttlSeconds;
+  }
+  if (c.threshold !== undefined) {
+    if (typeof c.threshold !== "number" || !(c.threshold > 0 && c.threshold <= 1)) {
+      throw invalid(`${param}.threshold: a number above 0 and at most 1`, `${param}.threshold`);
+    }
+    out.threshold = c.threshold;
   }
   return Object.keys(out).length === 0 ? undefined : out;
 }

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from "node:crypto";
+import { hash, randomUUID } from "node:crypto";
 import type { Usage } from "../../gen/switchyard/v1/common_pb.ts";
 import { GatewayError } from "../errors/errors.ts";
 import type { Target } from "../routing/resolve.ts";
@@ -37,6 +37,17 @@ export interface Ask {
   maxOutputTokens: number | undefined;
 }
 
+/** A request the key may make, priced, before anything is reserved (a cache hit reserves nothing). */
+export interface Authorized {
+  readonly principal: Principal;
+  /** The targets this key may use and that can be priced, in routing order. */
+  readonly targets: Target[];
+  readonly prices: ReadonlyMap<Target, Price>;
+  readonly worstUsd: number;
+  readonly worstTokens: number;
+  readonly promptTokens: number;
+}
+
 /** A request's hold on budgets and limits, until it settles or releases. */
 export interface Admission {
   /** The targets this key may use and that can be priced, in routing order. */
@@ -60,6 +71,10 @@ export interface Governor {
    * (403/429/503). Rate-limit headers go to `setHeader` either way.
    */
   admit(principal: Principal, ask: Ask, setHeader?: (name: string, value: string) => void): Promise<Admission>;
+  /** What the key may use (403 otherwise): the allowed, priced targets. No reservation yet. */
+  authorize(principal: Principal, ask: Ask): Authorized;
+  /** Reserves an authorized request's worst case at every level, or throws the refusal (429/503). */
+  reserve(authorized: Authorized, setHeader?: (name: string, value: string) => void): Promise<Admission>;
   /** No keys of any kind exist: local traffic is served without one. */
   isOpen(): boolean;
   /** Drops cached keys and entities (an admin write on this instance). */
@@ -185,7 +200,7 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
     return pending.then(usable);
   }
 
-  async function admit(principal: Principal, ask: Ask, setHeader?: (name: string, value: string) => void): Promise<Admission> {
+  function authorize(principal: Principal, ask: Ask): Authorized {
     const key = principal.key!;
     const { team, customer } = principal;
     for (const m of ask.models) {
@@ -219,7 +234,13 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
       }
       targets = targets.filter((t) => prices.has(t));
     }
+    return { principal, targets, prices, worstUsd, worstTokens, promptTokens: ask.promptTokens };
+  }
 
+  async function reserve(a: Authorized, setHeader?: (name: string, value: string) => void): Promise<Admission> {
+    const { principal, targets, prices, worstUsd, worstTokens } = a;
+    const key = principal.key!;
+    const { team, customer } = principal;
     const now = Date.now();
     const costNanos = Math.ceil(worstUsd * NANOS);
     const levels: LevelReservation[] = [level(`key:${key.id}`, key.budget, key.limits, now, costNanos, worstTokens)];
@@ -252,7 +273,7 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
         open = false;
         live.delete(id);
         const price = prices.get(target) ?? FREE;
-        const input = usage?.promptTokens ?? ask.promptTokens;
+        const input = usage?.promptTokens ?? a.promptTokens;
         const output = usage?.completionTokens ?? Math.ceil(outputChars / 3);
         const usd = costUsd(price, {
           inputTokens: input,
@@ -298,7 +319,9 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
 
   return {
     authenticate,
-    admit,
+    authorize,
+    reserve,
+    admit: (principal, ask, setHeader) => reserve(authorize(principal, ask), setHeader),
     isOpen,
     invalidate() {
       cache.clear();
@@ -376,7 +399,8 @@ function unavailable(err: unknown): GatewayError {
   return new GatewayError("unavailable", "the gateway cannot check keys and budgets right now; try again shortly", { retryAfter: "1", cause: err });
 }
 
+/** One-shot hashing: cheaper than a Hash object per request. */
 function sha256(s: string): string {
-  return createHash("sha256").update(s).digest("hex");
+  return hash("sha256", s, "hex");
 }
 

@@ -25,6 +25,9 @@ import type {
  * flushed in batches, so keys and spend survive a restart; reservations are
  * not kept (after a restart their requests are gone).
  */
+/** How long spend may wait in memory before it is written to disk. */
+const FLUSH_MS = 100;
+
 export function createMemoryStore(options: { path?: string | undefined } = {}): GovernanceStore {
   const disk = options.path === undefined ? undefined : openDisk(options.path);
   const keys = new Map<string, VirtualKey>();
@@ -37,7 +40,7 @@ export function createMemoryStore(options: { path?: string | undefined } = {}): 
   // Settled ids (to now of settling), oldest first: a repeated settle must not charge twice.
   const settled = new Map<string, number>();
   const dirty = new Set<Scope>();
-  let flushing: NodeJS.Immediate | undefined;
+  let flushing: NodeJS.Timeout | undefined;
   let diskFailed = false;
   let version = 0;
 
@@ -65,11 +68,19 @@ export function createMemoryStore(options: { path?: string | undefined } = {}): 
     return s;
   }
 
-  /** Spend is flushed once per turn of the event loop, all dirty scopes in one transaction. */
+  /**
+   * Spend is flushed every FLUSH_MS, all dirty scopes in one transaction (and
+   * at close): a commit per request would cost more than the rest of
+   * governance together. A crash of the process loses at most that much
+   * spend; several instances, or stricter needs, use Redis.
+   */
   function markDirty(scope: Scope): void {
     if (!disk) return;
     dirty.add(scope);
-    flushing ??= setImmediate(flush);
+    if (flushing === undefined) {
+      flushing = setTimeout(flush, FLUSH_MS);
+      flushing.unref();
+    }
   }
 
   function flush(): void {
@@ -298,7 +309,7 @@ export function createMemoryStore(options: { path?: string | undefined } = {}): 
     },
 
     async close(): Promise<void> {
-      if (flushing) clearImmediate(flushing);
+      if (flushing) clearTimeout(flushing);
       flush();
       disk?.close();
     },

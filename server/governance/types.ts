@@ -23,10 +23,22 @@ export interface Limits {
   maxConcurrent?: number | undefined;
 }
 
+export type CacheMode = "off" | "exact" | "semantic" | "both";
+
+/** Per-entity cache policy; absent fields inherit (key <- team <- customer <- config). */
+export interface CachePolicy {
+  mode?: CacheMode | undefined;
+  /** How long a stored answer lives, 1..31,536,000 s. */
+  ttlSeconds?: number | undefined;
+  /** Semantic similarity a hit needs, in (0, 1]. */
+  threshold?: number | undefined;
+}
+
 export interface Customer {
   id: string;
   name: string;
   budget?: Budget | undefined;
+  cache?: CachePolicy | undefined;
   metadata: Record<string, string>;
   createdAt: number;
   updatedAt: number;
@@ -38,6 +50,7 @@ export interface Team {
   customerId?: string | undefined;
   budget?: Budget | undefined;
   limits?: Limits | undefined;
+  cache?: CachePolicy | undefined;
   metadata: Record<string, string>;
   createdAt: number;
   updatedAt: number;
@@ -57,6 +70,7 @@ export interface VirtualKey {
   allowedProviders: string[];
   budget?: Budget | undefined;
   limits?: Limits | undefined;
+  cache?: CachePolicy | undefined;
   /** Epoch ms; absent: never. */
   expiresAt?: number | undefined;
   metadata: Record<string, string>;

@@ -426,5 +426,6 @@ function gatewayInfo(run: Run): GatewayInfo {
     attempts: run.attempts,
     latencyMs: Math.round((performance.now() - run.entry.startedAt) * 1000) / 1000,
     tried: run.tried,
+    cache: "",
   };
 }

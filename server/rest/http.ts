@@ -71,12 +71,24 @@ export function sendJson(res: Res, status: number, body: unknown, headers?: Reco
   res.end(payload);
 }
 
+/**
+ * Retry-After when waiting helps; and for the caller's own limits where it
+ * does not (a lifetime budget spent, a request larger than a tokens-per-minute
+ * limit), `x-should-retry: false`, which the official OpenAI and Anthropic SDKs
+ * obey instead of retrying a 429 that cannot succeed.
+ */
+export function retryHeaders(err: GatewayError): Record<string, string> {
+  if (err.retryAfter !== undefined) return { "retry-after": err.retryAfter };
+  if (err.callerLimit && (err.code === "budget_exceeded" || err.code === "rate_limited")) return { "x-should-retry": "false" };
+  return {};
+}
+
 /** Sends a GatewayError as OpenAI's error JSON, unless the response has already started. */
 export function sendError(res: Res, err: GatewayError, headers?: Record<string, string>): void {
   if (res.headersSent || res.destroyed) return;
   const { status, body } = toOpenAIError(err);
   const h: Record<string, string> = { ...headers };
-  if (err.retryAfter !== undefined) h["retry-after"] = err.retryAfter;
+  Object.assign(h, retryHeaders(err));
   // An oversized body may still be arriving: ask HTTP/1.1 clients to reconnect
   // rather than making the server read the rest of it.
   if (err.code === "payload_too_large" && (res as ServerResponse).req?.httpVersionMajor === 1) h["connection"] = "close";

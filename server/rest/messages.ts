@@ -5,7 +5,7 @@ import { encodeMessagesResponse } from "../wire/anthropic/response.ts";
 import { createStreamEncoder, sseFrame } from "../wire/anthropic/stream-encode.ts";
 import { gatewayHeaders } from "./chat.ts";
 import { restEntry, type RestDeps } from "./context.ts";
-import { readJsonBody, sendJson, type Req, type Res } from "./http.ts";
+import { readJsonBody, retryHeaders, sendJson, type Req, type Res } from "./http.ts";
 import { startSse, writeFrame } from "./sse.ts";
 
 /**
@@ -76,6 +76,5 @@ function sendAnthropicError(res: Res, err: GatewayError): void {
   const headers: Record<string, string> = {};
   const id = res.getHeader("x-request-id");
   if (typeof id === "string") headers["request-id"] = id;
-  if (err.retryAfter !== undefined) headers["retry-after"] = err.retryAfter;
-  sendJson(res, status, body, headers);
+  sendJson(res, status, body, { ...headers, ...retryHeaders(err) });
 }

@@ -9,11 +9,12 @@ import {
   type Limits as LimitsMessage,
   type LimitsSchema,
 } from "../../gen/switchyard/v1/budgets_pb.ts";
+import { CacheMode as CacheModeEnum, type CachePolicy as CachePolicyMessage, type CachePolicySchema } from "../../gen/switchyard/v1/cache_pb.ts";
 import { KeyService, type VirtualKeySchema } from "../../gen/switchyard/v1/keys_pb.ts";
 import { OrgService, type CustomerSchema, type TeamSchema } from "../../gen/switchyard/v1/org_pb.ts";
 import { GatewayError, invalid } from "../errors/errors.ts";
 import type { Admin, EntityRef, KeyInfo } from "../governance/admin.ts";
-import type { Budget, Customer, Limits, Period, Team } from "../governance/types.ts";
+import type { Budget, CacheMode, CachePolicy, Customer, Limits, Period, Team } from "../governance/types.ts";
 import { kPrincipal, rpcCall } from "./context.ts";
 
 /**
@@ -33,6 +34,7 @@ export function registerAdminServices(router: ConnectRouter, admin: Admin): void
           allowedProviders: req.allowedProviders,
           budget: req.budget === undefined ? undefined : budgetIn(req.budget, "budget"),
           limits: req.limits === undefined ? undefined : limitsIn(req.limits),
+          cache: req.cache === undefined ? undefined : cacheIn(req.cache, "cache"),
           expiresAt: req.expiresAt === undefined ? undefined : timestampMs(req.expiresAt),
           metadata: req.metadata,
         });
@@ -53,6 +55,7 @@ export function registerAdminServices(router: ConnectRouter, admin: Admin): void
           allowedProviders: listChange(req.allowedProviders, req.clearAllowedProviders, "allowed_providers"),
           budget: change(req.budget, req.clearBudget, "budget", budgetIn),
           limits: change(req.limits, req.clearLimits, "limits", limitsIn),
+          cache: change(req.cache, req.clearCache, "cache", cacheIn),
           expiresAt: change(req.expiresAt, req.clearExpiresAt, "expires_at", timestampMs),
           metadata: metadataChange(req.metadata, req.clearMetadata),
           enabled: req.enabled,
@@ -95,7 +98,15 @@ export function registerAdminServices(router: ConnectRouter, admin: Admin): void
   router.service(OrgService, {
     createCustomer: (req, ctx) =>
       asAdmin(ctx, async () => ({
-        customer: customerOut(await admin.createCustomer({ id: req.id || undefined, name: req.name, budget: req.budget === undefined ? undefined : budgetIn(req.budget, "budget"), metadata: req.metadata })),
+        customer: customerOut(
+          await admin.createCustomer({
+            id: req.id || undefined,
+            name: req.name,
+            budget: req.budget === undefined ? undefined : budgetIn(req.budget, "budget"),
+            cache: req.cache === undefined ? undefined : cacheIn(req.cache, "cache"),
+            metadata: req.metadata,
+          }),
+        ),
       })),
     getCustomer: (req, ctx) => asAdmin(ctx, async () => ({ customer: customerOut(await admin.getCustomer(req.id)) })),
     listCustomers: (req, ctx) =>
@@ -108,6 +119,7 @@ export function registerAdminServices(router: ConnectRouter, admin: Admin): void
         const customer = await admin.updateCustomer(req.id, {
           name: req.name,
           budget: change(req.budget, req.clearBudget, "budget", budgetIn),
+          cache: change(req.cache, req.clearCache, "cache", cacheIn),
           metadata: metadataChange(req.metadata, req.clearMetadata),
         });
         return { customer: customerOut(customer) };
@@ -125,6 +137,7 @@ export function registerAdminServices(router: ConnectRouter, admin: Admin): void
           customerId: req.customerId || undefined,
           budget: req.budget === undefined ? undefined : budgetIn(req.budget, "budget"),
           limits: req.limits === undefined ? undefined : limitsIn(req.limits),
+          cache: req.cache === undefined ? undefined : cacheIn(req.cache, "cache"),
           metadata: req.metadata,
         });
         return { team: teamOut(team) };
@@ -142,6 +155,7 @@ export function registerAdminServices(router: ConnectRouter, admin: Admin): void
           customerId: req.customerId === "" ? null : req.customerId,
           budget: change(req.budget, req.clearBudget, "budget", budgetIn),
           limits: change(req.limits, req.clearLimits, "limits", limitsIn),
+          cache: change(req.cache, req.clearCache, "cache", cacheIn),
           metadata: metadataChange(req.metadata, req.clearMetadata),
         });
         return { team: teamOut(team) };
@@ -155,7 +169,7 @@ export function registerAdminServices(router: ConnectRouter, admin: Admin): void
 }
 
 /** Runs a handler body for the admin key only; gateway errors become Connect errors. */
-function asAdmin<T>(ctx: HandlerContext, fn: () => Promise<T>): Promise<T> {
+export function asAdmin<T>(ctx: HandlerContext, fn: () => Promise<T>): Promise<T> {
   return rpcCall(async () => {
     if (ctx.values.get(kPrincipal)?.kind !== "admin") throw new GatewayError("permission_denied", "admin key required");
     return fn();
@@ -180,6 +194,20 @@ const PERIOD_OUT: Record<Period, PeriodEnum> = {
   day: PeriodEnum.DAY,
   week: PeriodEnum.WEEK,
   month: PeriodEnum.MONTH,
+};
+
+const CACHE_MODE_IN: Record<number, CacheMode> = {
+  [CacheModeEnum.OFF]: "off",
+  [CacheModeEnum.EXACT]: "exact",
+  [CacheModeEnum.SEMANTIC]: "semantic",
+  [CacheModeEnum.BOTH]: "both",
+};
+
+const CACHE_MODE_OUT: Record<CacheMode, CacheModeEnum> = {
+  off: CacheModeEnum.OFF,
+  exact: CacheModeEnum.EXACT,
+  semantic: CacheModeEnum.SEMANTIC,
+  both: CacheModeEnum.BOTH,
 };
 
 /** A message field with a clear_* flag: undefined keeps, null clears; both given is an error. */
@@ -214,6 +242,16 @@ function limitsIn(l: LimitsMessage): Limits {
   return { rpm: l.rpm, tpm: l.tpm === undefined ? undefined : Number(l.tpm), maxConcurrent: l.maxConcurrent };
 }
 
+/** CACHE_MODE_UNSPECIFIED and fields left out inherit; the admin API checks the ranges. */
+function cacheIn(c: CachePolicyMessage, param: string): CachePolicy {
+  let mode: CacheMode | undefined;
+  if (c.mode !== CacheModeEnum.UNSPECIFIED) {
+    mode = CACHE_MODE_IN[c.mode];
+    if (mode === undefined) throw invalid(`${param}.mode: unknown value ${c.mode}`, `${param}.mode`);
+  }
+  return { mode, ttlSeconds: c.ttlSeconds, threshold: c.threshold };
+}
+
 function scopeIn(scope: { case: "keyId" | "teamId" | "customerId"; value: string } | { case: undefined; value?: undefined }): EntityRef {
   switch (scope.case) {
     case "keyId":
@@ -242,6 +280,11 @@ function limitsOut(l: Limits | undefined): MessageInitShape<typeof LimitsSchema>
   return { rpm: l.rpm, tpm: l.tpm === undefined ? undefined : BigInt(l.tpm), maxConcurrent: l.maxConcurrent };
 }
 
+function cacheOut(c: CachePolicy | undefined): MessageInitShape<typeof CachePolicySchema> | undefined {
+  if (c === undefined) return undefined;
+  return { mode: c.mode === undefined ? CacheModeEnum.UNSPECIFIED : CACHE_MODE_OUT[c.mode], ttlSeconds: c.ttlSeconds, threshold: c.threshold };
+}
+
 function keyOut(k: KeyInfo): MessageInitShape<typeof VirtualKeySchema> {
   return {
     id: k.id,
@@ -252,6 +295,7 @@ function keyOut(k: KeyInfo): MessageInitShape<typeof VirtualKeySchema> {
     allowedProviders: k.allowedProviders,
     budget: budgetOut(k.budget),
     limits: limitsOut(k.limits),
+    cache: cacheOut(k.cache),
     expiresAt: ts(k.expiresAt),
     metadata: k.metadata,
     enabled: k.enabled,
@@ -262,7 +306,7 @@ function keyOut(k: KeyInfo): MessageInitShape<typeof VirtualKeySchema> {
 }
 
 function customerOut(c: Customer): MessageInitShape<typeof CustomerSchema> {
-  return { id: c.id, name: c.name, budget: budgetOut(c.budget), metadata: c.metadata, createdAt: ts(c.createdAt), updatedAt: ts(c.updatedAt) };
+  return { id: c.id, name: c.name, budget: budgetOut(c.budget), cache: cacheOut(c.cache), metadata: c.metadata, createdAt: ts(c.createdAt), updatedAt: ts(c.updatedAt) };
 }
 
 function teamOut(t: Team): MessageInitShape<typeof TeamSchema> {
@@ -272,6 +316,7 @@ function teamOut(t: Team): MessageInitShape<typeof TeamSchema> {
     customerId: t.customerId ?? "",
     budget: budgetOut(t.budget),
     limits: limitsOut(t.limits),
+    cache: cacheOut(t.cache),
     metadata: t.metadata,
     createdAt: ts(t.createdAt),
     updatedAt: ts(t.updatedAt),

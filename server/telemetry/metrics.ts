@@ -15,6 +15,8 @@ export interface Metrics extends PipelineObserver {
   scrape(): Promise<{ contentType: string; body: string }>;
   /** A counter read from elsewhere at scrape time (e.g. request-log records dropped). */
   addCounter(name: string, help: string, read: () => number): void;
+  /** A gauge read from elsewhere at scrape time (e.g. whether the governance store answers). */
+  addGauge(name: string, help: string, read: () => number): void;
   /** Circuit-breaker states, read from routing's health at scrape time. */
   addHealth(read: () => ProviderHealth[]): void;
 }
@@ -74,6 +76,12 @@ export function createMetrics(): Metrics {
     name: "switchyard_tokens_total",
     help: "Tokens by provider, model and kind (input, output, cached, cache_write, reasoning).",
     labelNames: ["provider", "model", "kind"] as const,
+    registers: [registry],
+  });
+  const cost = new Counter({
+    name: "switchyard_cost_usd_total",
+    help: "What served requests cost in USD (from the pricing table), by provider and model; virtual-key traffic only.",
+    labelNames: ["provider", "model"] as const,
     registers: [registry],
   });
   const retries = new Counter({
@@ -137,6 +145,7 @@ export function createMetrics(): Metrics {
         if (u.cacheWriteTokens) tokens.inc(labels("cache_write"), u.cacheWriteTokens);
         if (u.reasoningTokens) tokens.inc(labels("reasoning"), u.reasoningTokens);
       }
+      if (r.costUsd > 0) cost.inc({ provider: r.provider, model }, r.costUsd);
     },
     addHealth(read) {
       const STATE = { closed: 0, half_open: 1, open: 2 } as const;
@@ -157,6 +166,9 @@ export function createMetrics(): Metrics {
     },
     addCounter(name, help, read) {
       // A gauge under a _total name: the value is a monotonic count kept by its owner.
+      new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
+    },
+    addGauge(name, help, read) {
       new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
     },
     async scrape() {

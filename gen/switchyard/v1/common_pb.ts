@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file switchyard/v1/common.proto.
  */
 export const file_switchyard_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("Chpzd2l0Y2h5YXJkL3YxL2NvbW1vbi5wcm90bxINc3dpdGNoeWFyZC52MSKcAQoFVXNhZ2USFQoNcHJvbXB0X3Rva2VucxgBIAEoDRIZChFjb21wbGV0aW9uX3Rva2VucxgCIAEoDRIUCgx0b3RhbF90b2tlbnMYAyABKA0SFQoNY2FjaGVkX3Rva2VucxgEIAEoDRIYChByZWFzb25pbmdfdG9rZW5zGAUgASgNEhoKEmNhY2hlX3dyaXRlX3Rva2VucxgGIAEoDSJ3CgtHYXRld2F5SW5mbxISCgpyZXF1ZXN0X2lkGAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEg0KBW1vZGVsGAMgASgJEhAKCGF0dGVtcHRzGAQgASgNEhIKCmxhdGVuY3lfbXMYBSABKAESDQoFdHJpZWQYBiADKAliBnByb3RvMw");
+  fileDesc("Chpzd2l0Y2h5YXJkL3YxL2NvbW1vbi5wcm90bxINc3dpdGNoeWFyZC52MSKcAQoFVXNhZ2USFQoNcHJvbXB0X3Rva2VucxgBIAEoDRIZChFjb21wbGV0aW9uX3Rva2VucxgCIAEoDRIUCgx0b3RhbF90b2tlbnMYAyABKA0SFQoNY2FjaGVkX3Rva2VucxgEIAEoDRIYChByZWFzb25pbmdfdG9rZW5zGAUgASgNEhoKEmNhY2hlX3dyaXRlX3Rva2VucxgGIAEoDSK6AQoLR2F0ZXdheUluZm8SEgoKcmVxdWVzdF9pZBgBIAEoCRIQCghwcm92aWRlchgCIAEoCRINCgVtb2RlbBgDIAEoCRIQCghhdHRlbXB0cxgEIAEoDRISCgpsYXRlbmN5X21zGAUgASgBEg0KBXRyaWVkGAYgAygJEg0KBWNhY2hlGAcgASgJEh0KEGNhY2hlX3NpbWlsYXJpdHkYCCABKAFIAIgBAUITChFfY2FjaGVfc2ltaWxhcml0eWIGcHJvdG8z");
 
 /**
  * Usage is token usage in one shape for every provider.
@@ -107,6 +107,21 @@ export type GatewayInfo = Message<"switchyard.v1.GatewayInfo"> & {
    * @generated from field: repeated string tried = 6;
    */
   tried: string[];
+
+  /**
+   * The response cache: "hit", "semantic-hit", "miss", "bypass", or "" when
+   * the cache is off for the request.
+   *
+   * @generated from field: string cache = 7;
+   */
+  cache: string;
+
+  /**
+   * Similarity of the stored request to this one, on a semantic hit.
+   *
+   * @generated from field: optional double cache_similarity = 8;
+   */
+  cacheSimilarity?: number | undefined;
 };
 
 /**
