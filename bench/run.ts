@@ -47,6 +47,8 @@ interface Options {
   headers: string[];
   pin: boolean;
   governance: "none" | "embedded" | "redis";
+  cache: "off" | "exact";
+  unique: boolean;
 }
 
 const USAGE = `usage: node bench/run.ts [options]
@@ -69,6 +71,9 @@ const USAGE = `usage: node bench/run.ts [options]
                       customer, each with a budget and rate limits, so every
                       request is authenticated, reserved and settled at three
                       levels (redis: a redis-server on a free port, CPU 0)
+  --cache MODE        off | exact (default off): SWITCHYARD_CACHE for the gateway
+  --unique            every request's prompt distinct (with --cache: all misses);
+                      otherwise every request is the same (with --cache: hits)
   --no-pin            do not pin with taskset
   -h, --help          this text
 `;
@@ -94,6 +99,8 @@ function parseOptions(argv: string[]): Options {
       header: { type: "string", multiple: true },
       "no-pin": { type: "boolean", default: false },
       governance: { type: "string", default: "none" },
+      cache: { type: "string", default: "off" },
+      unique: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -131,6 +138,8 @@ function parseOptions(argv: string[]): Options {
     headers: ["Authorization: Bearer sk-bench", ...(values.header ?? [])],
     pin: !values["no-pin"],
     governance: values.governance as Options["governance"],
+    cache: values.cache === "exact" ? "exact" : "off",
+    unique: values.unique,
   };
 }
 
@@ -315,6 +324,7 @@ async function startGateway(
   redisUrl: string | undefined,
 ): Promise<{ child: Child; command: string }> {
   const env: NodeJS.ProcessEnv = { ...process.env, OPENAI_API_KEY: "sk-bench", OPENAI_BASE_URL: upstream };
+  if (opts.cache !== "off") env["SWITCHYARD_CACHE"] = opts.cache;
   if (opts.governance !== "none") {
     env["SWITCHYARD_ADMIN_KEY"] = BENCH_ADMIN_KEY;
     env["SWITCHYARD_DATA_DIR"] = path.join(RESULTS_DIR, `data-${process.pid}-${port}`);
@@ -384,6 +394,7 @@ async function runLoad(
     warmupS: opts.warmup,
     timeout: opts.timeout,
     headers: opts.headers,
+    unique: opts.unique,
   });
 
   const gwPids = measuredPids(gatewayPid);

@@ -13,6 +13,14 @@ import { file_switchyard_v1_models } from "../gen/switchyard/v1/models_pb.ts";
 import { file_switchyard_v1_org } from "../gen/switchyard/v1/org_pb.ts";
 import { file_switchyard_v1_routing } from "../gen/switchyard/v1/routing_pb.ts";
 import type { Config } from "./config/schema.ts";
+import { create } from "@bufbuild/protobuf";
+import { EmbedRequestSchema } from "../gen/switchyard/v1/embeddings_pb.ts";
+import { file_switchyard_v1_cache } from "../gen/switchyard/v1/cache_pb.ts";
+import { createResponseCache, type ResponseCache } from "./cache/cache.ts";
+import { createMemoryCacheStore } from "./cache/store-memory.ts";
+import { createRedisCacheStore } from "./cache/store-redis.ts";
+import type { CacheStore } from "./cache/types.ts";
+import { ConfigError } from "./config/load.ts";
 import { createAdmin } from "./governance/admin.ts";
 import { createGovernor } from "./governance/governor.ts";
 import { createPricing } from "./governance/pricing.ts";
@@ -22,6 +30,7 @@ import type { GovernanceStore } from "./governance/types.ts";
 import { createPipeline, type PipelineObserver, type RequestRecord } from "./pipeline/pipeline.ts";
 import { createProvider } from "./providers/registry.ts";
 import type { Provider } from "./providers/types.ts";
+import type { Target } from "./routing/resolve.ts";
 import { createRestHandler } from "./rest/router.ts";
 import { createModelCatalog } from "./routing/catalog.ts";
 import { createHealthRegistry } from "./routing/health.ts";
@@ -32,6 +41,7 @@ import { createRequestGate } from "./rpc/context.ts";
 import { createHealth } from "./rpc/health.ts";
 import { registerReflection } from "./rpc/reflection.ts";
 import { registerAdminServices } from "./rpc/admin.ts";
+import { registerCacheService } from "./rpc/cache.ts";
 import { registerLogService } from "./rpc/logs.ts";
 import { registerRoutingService } from "./rpc/routing.ts";
 import { registerServices } from "./rpc/services.ts";
@@ -67,6 +77,41 @@ function composeObservers(metrics: Metrics, logger: Logger, requestLog: RequestL
   };
 }
 
+/**
+ * The response cache. Always built (a key, team or customer may turn it on
+ * while the configuration leaves it off); the store is Redis when governance
+ * shares state there, unless cache.store says otherwise. The semantic cache
+ * embeds prompts with one of the gateway's own embedding models.
+ */
+async function createCache(config: Config, providers: ReadonlyMap<string, Provider>, resolve: (model: string) => Target, logger: Logger): Promise<ResponseCache> {
+  const c = config.cache;
+  const g = config.governance;
+  const kind = c.store ?? (g.store === "redis" ? "redis" : "memory");
+  const store: CacheStore = kind === "redis"
+    ? await createRedisCacheStore({ url: g.redis.url, prefix: g.redis.prefix, commandTimeoutMs: g.redis.commandTimeoutMs })
+    : createMemoryCacheStore({ maxBytes: c.maxBytes, ...(c.persist ? { path: join(config.dataDir, "cache.db") } : {}) });
+  const model = c.semantic.embeddingModel ?? (providers.has("openai") ? "openai/text-embedding-3-small" : undefined);
+  if ((c.mode === "semantic" || c.mode === "both") && model === undefined) {
+    throw new ConfigError("cache.semantic.embeddingModel: the semantic cache needs one of the gateway's embedding models (\"provider/model\")");
+  }
+  const embed = model === undefined ? undefined : async (text: string, signal: AbortSignal): Promise<Float32Array> => {
+    const t = resolve(model);
+    const res = await t.provider.embed(create(EmbedRequestSchema, { model: t.model, input: [text] }), { signal, requestId: "cache-embedding", timeouts: { totalMs: 10_000 } });
+    const v = res.data[0]?.vector;
+    if (v === undefined || v.length === 0) throw new Error(`${model} returned no vector`);
+    return Float32Array.from(v);
+  };
+  return createResponseCache({
+    store,
+    mode: c.mode,
+    ttlSeconds: c.ttlSeconds,
+    scope: c.scope,
+    storeMultipleChoices: c.storeMultipleChoices,
+    semantic: { ...c.semantic, embed },
+    logger,
+  });
+}
+
 /** Files visible through gRPC reflection. */
 const REFLECTED_FILES: readonly DescFile[] = [
   file_switchyard_v1_chat,
@@ -77,6 +122,7 @@ const REFLECTED_FILES: readonly DescFile[] = [
   file_switchyard_v1_keys,
   file_switchyard_v1_budgets,
   file_switchyard_v1_org,
+  file_switchyard_v1_cache,
   file_grpc_health_v1_health,
   file_google_rpc_error_details,
 ];
@@ -145,8 +191,11 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     reservationTtlMs: g.reservationTtlMs,
     defaultMaxOutputTokens: g.defaultMaxOutputTokens,
     unpricedModels: g.unpricedModels,
+    chargeHits: config.cache.chargeHits,
     logger,
   });
+  const cache = await createCache(config, providers, resolve, logger);
+  metrics.addCache(cache);
   // Admin writes on this instance take effect here at once; other instances see them within a poll.
   const admin = createAdmin(store, undefined, () => governor.invalidate());
   metrics.addGauge("switchyard_governance_store_up", "1 when the governance store (embedded, or Redis) answers; 0 while governed requests are refused.", () => (store.healthy() ? 1 : 0));
@@ -161,6 +210,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     captureBodies: requestLog !== undefined && rl.bodies,
     logger,
     governor,
+    cache,
   });
   const authenticate = governor.authenticate;
   const health = createHealth();
@@ -183,6 +233,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       if (requestLog !== undefined) registerLogService(router, requestLog);
       registerRoutingService(router, routingHealth);
       registerAdminServices(router, admin);
+      registerCacheService(router, cache.admin);
       health.register(router);
       registerReflection(router, REFLECTED_FILES);
     },
@@ -217,6 +268,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         await tracing.shutdown();
         await requestLog?.close();
         await governor.close();
+        await cache.close();
       })();
       return closing;
     },

@@ -26,6 +26,7 @@ function row(i: number, over: Partial<LogRow> = {}): LogRow {
     completionTokens: 5,
     cachedTokens: 0,
     costUsd: 0.001,
+    savedUsd: 0,
     latencyMs: 12.5,
     firstChunkMs: null,
     cacheStatus: "",
@@ -106,7 +107,7 @@ describe("log store", () => {
 
 function record(i: number): RequestRecord {
   return {
-    requestId: `r-${i}`, principal: "anonymous", team: "", customer: "", costUsd: 0, operation: "chat", modelAsked: "m", provider: "p", model: "m",
+    requestId: `r-${i}`, principal: "anonymous", team: "", customer: "", costUsd: 0, cacheStatus: "", savedUsd: 0, operation: "chat", modelAsked: "m", provider: "p", model: "m",
     ok: true, errorCode: undefined, usage: undefined, latencyMs: 1, firstChunkMs: undefined, upstreamMs: 1, attempts: 1, tried: ["p/m"],
   };
 }

@@ -38,6 +38,8 @@ export interface LoadgenParams {
   warmupS: number | string;
   timeout: string;
   headers?: string[];
+  /** Every request's prompt distinct (cache misses). */
+  unique?: boolean;
 }
 
 /** The argv that runs bench/.bin/loadgen for p (on CPU 0 when pin). */
@@ -52,5 +54,6 @@ export function loadgenArgv(pin: boolean, p: LoadgenParams): string[] {
     "-timeout", p.timeout,
   ];
   for (const h of p.headers ?? []) args.push("-header", h);
+  if (p.unique === true) args.push("-unique");
   return pinnedArgv(pin, 0, args);
 }

@@ -26,6 +26,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -150,6 +151,7 @@ func main() {
 	var headers headerList
 	flag.Var(&headers, "header", `extra request header "Name: value" (repeatable)`)
 	embedB64 := flag.Bool("embed-base64", false, `embed mode: ask for "encoding_format":"base64"`)
+	unique := flag.Bool("unique", false, "chat modes: make every request's prompt distinct (a cache never hits)")
 	flag.Parse()
 
 	if *rate <= 0 || duration.d <= 0 || warmup.d < 0 {
@@ -210,12 +212,19 @@ func main() {
 	samples := make([]sample, nRec)
 	var wg sync.WaitGroup
 
+	// With -unique, the prompt's first 12 characters are replaced by a request counter.
+	var seq atomic.Int64
+	marker := []byte(userText[:12])
 	do := func(sched time.Time, idx int) {
 		defer wg.Done()
 		var s sample
 		s.sendLag = ms(time.Since(sched))
 		ctx, cancel := context.WithTimeout(context.Background(), timeout.d)
 		defer cancel()
+		body := body
+		if *unique && *mode != "embed" {
+			body = bytes.Replace(body, marker, []byte(fmt.Sprintf("%012d", seq.Add(1))), 1)
+		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 		if err != nil {
 			s.err = err.Error()

@@ -22,6 +22,8 @@ export interface GovernorOptions {
   defaultMaxOutputTokens: number;
   unpricedModels: "refuse" | "free";
   logger: Logger;
+  /** Cache hits are charged their original cost (default: free). */
+  chargeHits?: boolean;
   /** How often other instances' changes are looked for (entity version poll). */
   pollMs?: number;
 }
@@ -75,6 +77,10 @@ export interface Governor {
   authorize(principal: Principal, ask: Ask): Authorized;
   /** Reserves an authorized request's worst case at every level, or throws the refusal (429/503). */
   reserve(authorized: Authorized, setHeader?: (name: string, value: string) => void): Promise<Admission>;
+  /** Charges a cache hit to the key's levels when configured (chargeHits); returns what was charged. */
+  chargeHit(authorized: Authorized, usd: number): Promise<number>;
+  /** What a served answer cost by the pricing table (0 when unpriced), for requests outside governance. */
+  costOf(target: Target, usage: Usage | undefined): number;
   /** No keys of any kind exist: local traffic is served without one. */
   isOpen(): boolean;
   /** Drops cached keys and entities (an admin write on this instance). */
@@ -328,6 +334,28 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
       void store.keyCount().then((n) => (keysExist = n > 0), () => undefined);
     },
     settleFailures: () => failedSettles,
+    async chargeHit(a, usd) {
+      if (o.chargeHits !== true || usd <= 0) return 0;
+      const { key, team, customer } = a.principal;
+      const now = Date.now();
+      const windows: Record<Scope, number> = { [`key:${key!.id}`]: windowStart(key!.budget?.period ?? "none", now) };
+      if (team !== undefined) windows[`team:${team.id}`] = windowStart(team.budget?.period ?? "none", now);
+      if (customer !== undefined) windows[`customer:${customer.id}`] = windowStart(customer.budget?.period ?? "none", now);
+      // An id nobody reserved: the store charges the scopes in `windows` directly.
+      const input = { id: randomUUID(), costNanos: Math.round(usd * NANOS), tokens: 0, windows, now };
+      try {
+        await store.settle(input);
+      } catch (err) {
+        void retrySettle(input, err);
+      }
+      return usd;
+    },
+    costOf(target, usage) {
+      if (usage === undefined) return 0;
+      const price = pricing.lookup(o.providerTypes.get(target.provider.id) ?? "", target.provider.id, target.model);
+      if (price === undefined) return 0;
+      return costUsd(price, { inputTokens: usage.promptTokens, outputTokens: usage.completionTokens, cachedInputTokens: usage.cachedTokens, cacheWriteTokens: usage.cacheWriteTokens });
+    },
     async close() {
       clearInterval(pollTimer);
       clearInterval(upkeepTimer);

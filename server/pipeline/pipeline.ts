@@ -7,7 +7,9 @@ import type { Model } from "../../gen/switchyard/v1/models_pb.ts";
 import { GatewayError } from "../errors/errors.ts";
 import type { Principal } from "../governance/authenticate.ts";
 import { estimateEmbedTokens, estimatePromptTokens } from "../governance/estimate.ts";
-import type { Admission, Governor } from "../governance/governor.ts";
+import type { Admission, Authorized, Governor } from "../governance/governor.ts";
+import type { CacheDirectives, CacheTicket, ResponseCache } from "../cache/cache.ts";
+import { completionToChunks, StreamAssembler } from "../cache/replay.ts";
 import type { ModelCatalog } from "../routing/catalog.ts";
 import type { HealthRegistry } from "../routing/health.ts";
 import type { PlanInput } from "../routing/plan.ts";
@@ -57,6 +59,8 @@ export interface Entry {
   sessionId?: string | undefined;
   /** Per-request timeouts (x-switchyard-*-timeout-ms headers); they only tighten the provider's. */
   timeouts?: { firstByteMs?: number | undefined; idleMs?: number | undefined; totalMs?: number | undefined } | undefined;
+  /** The caller's cache headers (Cache-Control, x-switchyard-cache-ttl/-threshold), when it sent any. */
+  cache?: CacheDirectives | undefined;
   /** Sets a response header (rate-limit state), before the response starts. */
   setHeader?: ((name: string, value: string) => void) | undefined;
 }
@@ -83,8 +87,12 @@ export interface RequestRecord {
   /** The caller's team and customer (virtual keys), for the request log. */
   team: string;
   customer: string;
-  /** What the request cost, USD (0 when unpriced or ungoverned). */
+  /** What the request cost, USD (0 when unpriced, or a cache hit). */
   costUsd: number;
+  /** hit, semantic-hit, miss, bypass, or "" when the cache is off for the request. */
+  cacheStatus: string;
+  /** On a cache hit: what the answer cost when it was made. */
+  savedUsd: number;
   /** Upstream attempts made, and the targets they went to ("provider/model"), in order. */
   attempts: number;
   tried: string[];
@@ -119,6 +127,8 @@ export interface PipelineDeps {
   logger: Logger;
   /** Virtual keys: what they may use, budgets and rate limits. Absent: nothing is governed. */
   governor?: Governor | undefined;
+  /** The response cache. Absent: no caching. */
+  cache?: ResponseCache | undefined;
 }
 
 /** Per-request bookkeeping shared by the steps. */
@@ -128,15 +138,20 @@ interface Run extends AttemptState {
   asked: string;
   upstreamMs: number | undefined;
   bodies: { request: unknown; response: unknown } | undefined;
+  /** What governance allowed (virtual keys), until it is reserved. */
+  authorized: Authorized | undefined;
   /** The governance reservation, while the request holds one. */
   admission: Admission | undefined;
   costUsd: number;
+  cache: CacheTicket | undefined;
+  /** Streams whose answer may be stored: the whole answer, rebuilt from its chunks. */
+  assembler: StreamAssembler | undefined;
 }
 
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const { catalog, observer, tracing, logger, health } = deps;
   const capture = deps.captureBodies === true;
-  const { governor } = deps;
+  const { governor, cache } = deps;
   const invokeDeps: InvokeDeps = { health, retry: deps.retry, tracingEnabled: tracing.enabled };
 
   function begin(entry: Entry, op: Operation, asked: string): Run {
@@ -145,7 +160,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     return {
       entry, op, asked, signal: entry.signal, requestId: entry.requestId, trace, timeouts: entry.timeouts, startedAt: entry.startedAt, token: undefined,
       attempt: undefined, target: undefined, key: undefined, attempts: 0, tried: [], upstreamStart: 0, upstreamMs: undefined, bodies: undefined,
-      admission: undefined, costUsd: 0,
+      authorized: undefined, admission: undefined, costUsd: 0, cache: undefined, assembler: undefined,
     };
   }
 
@@ -165,7 +180,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       principal: entry.principal.id,
       team: entry.principal.team?.id ?? "",
       customer: entry.principal.customer?.id ?? "",
-      costUsd: run.costUsd,
+      // A hit costs what was charged for it (nothing by default); anything else what it used.
+      costUsd: run.cache?.completion !== undefined ? run.costUsd : costOf(run, usage),
+      cacheStatus: run.cache?.status ?? "",
+      savedUsd: run.cache?.savedUsd ?? 0,
       operation: run.op,
       modelAsked: run.asked,
       provider: run.target?.provider.id ?? "",
@@ -184,18 +202,62 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
   /**
    * The request's targets: routing's plan, then, for virtual keys, what the
-   * key may use, with the worst case reserved at every level (a refusal is
-   * final: it never falls back).
+   * key may use (403 otherwise). Nothing is reserved yet: a cache hit
+   * reserves nothing.
    */
-  function route(run: Run, model: string, fallbacks: readonly string[], user: string, promptTokens: () => number, maxOutputTokens: number | undefined): Target[] | Promise<Target[]> {
+  function route(run: Run, model: string, fallbacks: readonly string[], user: string, promptTokens: () => number, maxOutputTokens: number | undefined): Target[] {
     const targets = deps.plan({ model, fallbacks, user, sessionId: run.entry.sessionId });
     const { principal } = run.entry;
     if (governor === undefined || principal.kind !== "virtual") return targets;
     const models = fallbacks.length === 0 ? [model] : [model, ...fallbacks];
-    return governor.admit(principal, { models, targets, promptTokens: promptTokens(), maxOutputTokens }, run.entry.setHeader).then((a) => {
-      run.admission = a;
-      return a.targets;
+    run.authorized = governor.authorize(principal, { models, targets, promptTokens: promptTokens(), maxOutputTokens });
+    return run.authorized.targets;
+  }
+
+  /** Reserves the worst case at every level before the request leaves (a refusal is final: it never falls back). */
+  function reserve(run: Run): void | Promise<void> {
+    const a = run.authorized;
+    if (a === undefined) return;
+    return governor!.reserve(a, run.entry.setHeader).then((admission) => {
+      run.admission = admission;
     });
+  }
+
+  /** What an answer cost: settled spend for virtual keys, else priced from usage (what a cache hit on it saves). */
+  function costOf(run: Run, usage: Usage | undefined): number {
+    if (run.authorized !== undefined) return run.costUsd;
+    return governor === undefined || run.target === undefined ? 0 : governor.costOf(run.target, usage);
+  }
+
+  /** A cache hit on a stream: the stored answer replayed as chunks; the first carries gateway info. */
+  async function* replay(run: Run, hit: ChatCompletion, includeUsage: boolean): AsyncGenerator<ChatChunk> {
+    const chunks = completionToChunks(hit, includeUsage);
+    let firstChunkMs: number | undefined;
+    let err: unknown = new GatewayError("canceled", "the caller canceled the stream");
+    try {
+      for (const chunk of chunks) {
+        if (firstChunkMs === undefined) {
+          firstChunkMs = performance.now() - run.entry.startedAt;
+          chunk.gateway = gatewayInfo(run);
+        }
+        yield chunk;
+      }
+      err = undefined;
+    } finally {
+      finish(run, hit.usage, err, firstChunkMs);
+    }
+  }
+
+  /** The cache's answer for a chat request, if the cache is on for the caller; undefined otherwise. */
+  async function lookup(run: Run, req: ChatRequest, targets: Target[]): Promise<ChatCompletion | undefined> {
+    if (cache === undefined || targets.length === 0) return undefined;
+    const t = targets[0]!;
+    run.cache = await cache.lookup(run.entry.principal, req, `${t.provider.id}/${t.model}`, run.entry.cache, run.signal);
+    const hit = run.cache?.completion;
+    if (hit === undefined) return undefined;
+    run.target = t;
+    if (governor !== undefined && run.authorized !== undefined) run.costUsd = await governor.chargeHit(run.authorized, run.cache!.savedUsd);
+    return hit;
   }
 
   /** Charges what the served request cost; awaited before answering, so a served request is always accounted. */
@@ -212,11 +274,19 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       try {
         if (capture) run.bodies = { request: toJson(ChatRequestSchema, req), response: null };
         validateChatRequest(req);
-        const targets = await route(run, req.model, req.fallbacks, req.user, () => estimatePromptTokens(req), req.maxCompletionTokens ?? req.maxTokens);
+        const targets = route(run, req.model, req.fallbacks, req.user, () => estimatePromptTokens(req), req.maxCompletionTokens ?? req.maxTokens);
+        const hit = await lookup(run, req, targets);
+        if (hit !== undefined) {
+          hit.gateway = gatewayInfo(run);
+          finish(run, hit.usage, undefined, undefined, { responseModel: hit.model, responseId: hit.id });
+          return hit;
+        }
+        await reserve(run);
         const completion = await invoke(invokeDeps, run, targets, req.model, tracing.enabled ? chatAttributes(req) : undefined,
           (t, call) => t.provider.chat({ ...req, model: t.model }, call));
         run.upstreamMs = performance.now() - run.upstreamStart;
         await settle(run, completion.usage, completionChars(completion));
+        if (run.cache?.store !== undefined) cache!.save(run.cache, completion, costOf(run, completion.usage));
         completion.gateway = gatewayInfo(run);
         if (run.bodies) run.bodies.response = toJson(ChatCompletionSchema, completion);
         finish(run, completion.usage, undefined, undefined, {
@@ -237,7 +307,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       try {
         if (capture) run.bodies = { request: toJson(ChatRequestSchema, req), response: null };
         validateChatRequest(req);
-        const targets = await route(run, req.model, req.fallbacks, req.user, () => estimatePromptTokens(req), req.maxCompletionTokens ?? req.maxTokens);
+        const targets = route(run, req.model, req.fallbacks, req.user, () => estimatePromptTokens(req), req.maxCompletionTokens ?? req.maxTokens);
+        const hit = await lookup(run, req, targets);
+        if (hit !== undefined) return replay(run, hit, options.includeUsage);
+        await reserve(run);
+        if (run.cache?.store !== undefined) run.assembler = new StreamAssembler();
         // A stream counts as started only once its first chunk is in: a failure before that falls back like any other.
         opened = await invoke(invokeDeps, run, targets, req.model, tracing.enabled ? chatAttributes(req) : undefined,
           async (t, call) => {
@@ -260,6 +334,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         health.done(target!, key);
         // A stream cut short is still charged for what the provider produced (it bills it).
         if (err === undefined || usage !== undefined || outputChars > 0) await settle(run, usage, outputChars);
+        // Only a stream that finished cleanly is stored.
+        if (err === undefined && run.assembler !== undefined) {
+          const whole = run.assembler.result();
+          if (whole !== undefined) cache!.save(run.cache!, whole, costOf(run, usage));
+        }
         finish(run, usage, err, firstChunkMs);
       });
     },
@@ -270,7 +349,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         // Embedding vectors are not logged: large, and not what anyone searches for.
         if (capture) run.bodies = { request: toJson(EmbedRequestSchema, req), response: null };
         validateEmbedRequest(req);
-        const targets = await route(run, req.model, req.fallbacks, req.user, () => estimateEmbedTokens(req), 0);
+        const targets = route(run, req.model, req.fallbacks, req.user, () => estimateEmbedTokens(req), 0);
+        await reserve(run);
         const res = await invoke(invokeDeps, run, targets, req.model, undefined,
           (t, call) => t.provider.embed({ ...req, model: t.model }, call));
         run.upstreamMs = performance.now() - run.upstreamStart;
@@ -327,6 +407,7 @@ async function* relay(
       }
       last = now;
       if (run.bodies) collect(run.bodies, chunk);
+      run.assembler?.push(chunk);
       if (usage === undefined) outputChars += chunkChars(chunk);
       if (chunk.usage !== undefined) {
         usage = chunk.usage;
@@ -426,6 +507,7 @@ function gatewayInfo(run: Run): GatewayInfo {
     attempts: run.attempts,
     latencyMs: Math.round((performance.now() - run.entry.startedAt) * 1000) / 1000,
     tried: run.tried,
-    cache: "",
+    cache: run.cache?.status ?? "",
+    ...(run.cache?.similarity === undefined ? {} : { cacheSimilarity: run.cache.similarity }),
   };
 }

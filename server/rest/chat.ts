@@ -51,10 +51,13 @@ export async function handleChatCompletions(req: Req, res: Res, deps: RestDeps, 
 /** Response headers that say how the gateway served the request. */
 export function gatewayHeaders(g: GatewayInfo | undefined): Record<string, string> {
   if (g === undefined) return {};
-  return {
+  const h: Record<string, string> = {
     "x-switchyard-provider": g.provider,
     "x-switchyard-model": g.model,
     "x-switchyard-attempts": String(g.attempts),
     "x-switchyard-tried": g.tried.join(","),
   };
+  if (g.cache !== "") h["x-switchyard-cache"] = g.cache;
+  if (g.cacheSimilarity !== undefined) h["x-switchyard-cache-similarity"] = g.cacheSimilarity.toFixed(4);
+  return h;
 }

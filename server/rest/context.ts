@@ -1,3 +1,4 @@
+import { cacheDirectives } from "../cache/cache.ts";
 import type { Authenticator } from "../governance/authenticate.ts";
 import type { Entry, Pipeline } from "../pipeline/pipeline.ts";
 import type { Logger } from "../telemetry/log.ts";
@@ -44,6 +45,7 @@ export async function restEntry(req: Req, res: Res, deps: RestDeps, startedAt: n
     tracestate: header("tracestate"),
     sessionId: header("x-session-id"),
     timeouts: timeoutsFrom(header),
+    cache: cacheDirectives(header),
     setHeader: (name, value) => {
       if (!res.headersSent) res.setHeader(name, value);
     },

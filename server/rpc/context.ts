@@ -1,4 +1,5 @@
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import { cacheDirectives } from "../cache/cache.ts";
 import { GatewayError } from "../errors/errors.ts";
 import { toConnectError } from "../errors/to-connect.ts";
 import type { Authenticator, Principal } from "../governance/authenticate.ts";
@@ -52,6 +53,7 @@ export function rpcEntry(ctx: HandlerContext): Entry {
     tracestate: ctx.requestHeader.get("tracestate") ?? undefined,
     sessionId: ctx.requestHeader.get("x-session-id") ?? undefined,
     timeouts: timeoutsFrom((name) => ctx.requestHeader.get(name)),
+    cache: cacheDirectives((name) => ctx.requestHeader.get(name)),
     setHeader: (name, value) => ctx.responseHeader.set(name, value),
   };
 }

@@ -27,6 +27,7 @@ export interface LogRow {
   latencyMs: number;
   firstChunkMs: number | null;
   cacheStatus: string;
+  savedUsd: number;
   attempts: number;
   /** Prompt and answer as JSON, redacted; null unless body logging is on. */
   requestBody: string | null;
@@ -79,7 +80,8 @@ CREATE TABLE IF NOT EXISTS requests (
   prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL,
   cost_usd REAL NOT NULL, latency_ms REAL NOT NULL, first_chunk_ms REAL,
   cache_status TEXT NOT NULL, attempts INTEGER NOT NULL,
-  request_body TEXT, response_body TEXT
+  request_body TEXT, response_body TEXT,
+  saved_usd REAL NOT NULL DEFAULT 0
 );
 -- A retried write of the same record is a no-op (idempotent accounting). Keyed on the gateway's
 -- own id: request_id comes from callers (x-request-id) and may repeat.
@@ -94,7 +96,7 @@ CREATE INDEX IF NOT EXISTS requests_provider_time ON requests(provider, time_ms)
 
 const COLUMNS = `record_id, time_ms, request_id, key, team, customer, operation, model_asked, provider, model, status,
   prompt_tokens, completion_tokens, cached_tokens, cost_usd, latency_ms, first_chunk_ms, cache_status, attempts,
-  request_body, response_body`;
+  request_body, response_body, saved_usd`;
 
 const GROUP_COLUMN: Record<GroupBy, string> = { key: "key", team: "team", customer: "customer", model: "model", provider: "provider" };
 const BUCKET_MS: Record<Bucket, number> = { none: 0, minute: 60_000, hour: 3_600_000, day: 86_400_000 };
@@ -104,7 +106,11 @@ export function openLogStore(path: string): LogStore {
   // WAL: readers do not block the writer; NORMAL sync is durable across process crashes.
   db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
   db.exec(SCHEMA);
-  const insertStmt = db.prepare(`INSERT OR IGNORE INTO requests (${COLUMNS}) VALUES (${Array(21).fill("?").join(", ")})`);
+  // Databases from before the cache existed lack saved_usd.
+  if (!db.prepare("PRAGMA table_info(requests)").all().some((c) => c["name"] === "saved_usd")) {
+    db.exec("ALTER TABLE requests ADD COLUMN saved_usd REAL NOT NULL DEFAULT 0");
+  }
+  const insertStmt = db.prepare(`INSERT OR IGNORE INTO requests (${COLUMNS}) VALUES (${Array(22).fill("?").join(", ")})`);
   const cache = new Map<string, StatementSync>();
   const prepared = (sql: string): StatementSync => {
     let s = cache.get(sql);
@@ -119,7 +125,7 @@ export function openLogStore(path: string): LogStore {
         for (const r of rows) {
           insertStmt.run(r.recordId, r.timeMs, r.requestId, r.key, r.team, r.customer, r.operation, r.modelAsked, r.provider, r.model, r.status,
             r.promptTokens, r.completionTokens, r.cachedTokens, r.costUsd, r.latencyMs, r.firstChunkMs, r.cacheStatus, r.attempts,
-            r.requestBody, r.responseBody);
+            r.requestBody, r.responseBody, r.savedUsd);
         }
         db.exec("COMMIT");
       } catch (err) {
@@ -216,6 +222,7 @@ function toRow(r: Record<string, number | string | null>): LogRow {
     latencyMs: Number(r["latency_ms"]),
     firstChunkMs: r["first_chunk_ms"] === null ? null : Number(r["first_chunk_ms"]),
     cacheStatus: String(r["cache_status"]),
+    savedUsd: Number(r["saved_usd"]),
     attempts: Number(r["attempts"]),
     requestBody: r["request_body"] === null ? null : String(r["request_body"]),
     responseBody: r["response_body"] === null ? null : String(r["response_body"]),

@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Operation, PipelineObserver, RequestRecord } from "../pipeline/pipeline.ts";
 import type { ProviderHealth } from "../routing/health.ts";
+import type { CacheAdmin } from "../cache/admin-api.ts";
 
 /** Most distinct model label values kept; later ones are counted as "other" so label sets stay bounded. */
 const MAX_MODELS = 256;
@@ -17,6 +18,8 @@ export interface Metrics extends PipelineObserver {
   addCounter(name: string, help: string, read: () => number): void;
   /** A gauge read from elsewhere at scrape time (e.g. whether the governance store answers). */
   addGauge(name: string, help: string, read: () => number): void;
+  /** The response cache's size, bound and evictions, read from its store at scrape time. */
+  addCache(cache: { admin: CacheAdmin }): void;
   /** Circuit-breaker states, read from routing's health at scrape time. */
   addHealth(read: () => ProviderHealth[]): void;
 }
@@ -84,6 +87,18 @@ export function createMetrics(): Metrics {
     labelNames: ["provider", "model"] as const,
     registers: [registry],
   });
+  const cacheLookups = new Counter({
+    name: "switchyard_cache_requests_total",
+    help: "Chat requests by cache outcome: hit (exact), semantic-hit, miss, bypass (skipped by policy or Cache-Control).",
+    labelNames: ["status"] as const,
+    registers: [registry],
+  });
+  const cacheSaved = new Counter({
+    name: "switchyard_cache_saved_usd_total",
+    help: "What cache hits would have cost upstream, USD, by mode (exact, semantic).",
+    labelNames: ["mode"] as const,
+    registers: [registry],
+  });
   const retries = new Counter({
     name: "switchyard_retries_total",
     help: "Extra attempts on a target after a retryable failure.",
@@ -146,6 +161,10 @@ export function createMetrics(): Metrics {
         if (u.reasoningTokens) tokens.inc(labels("reasoning"), u.reasoningTokens);
       }
       if (r.costUsd > 0) cost.inc({ provider: r.provider, model }, r.costUsd);
+      if (r.cacheStatus !== "") {
+        cacheLookups.inc({ status: r.cacheStatus });
+        if (r.savedUsd > 0) cacheSaved.inc({ mode: r.cacheStatus === "semantic-hit" ? "semantic" : "exact" }, r.savedUsd);
+      }
     },
     addHealth(read) {
       const STATE = { closed: 0, half_open: 1, open: 2 } as const;
@@ -163,6 +182,22 @@ export function createMetrics(): Metrics {
           }
         },
       });
+    },
+    addCache(cache) {
+      const read = async (field: "entries" | "bytes" | "maxBytes" | "evictions" | "semanticEntries"): Promise<number> => {
+        try {
+          return (await cache.admin.stats())[field];
+        } catch {
+          return 0; // an unreachable Redis: the scrape still answers
+        }
+      };
+      const gauge = (name: string, help: string, field: Parameters<typeof read>[0]): void =>
+        void new Gauge({ name, help, registers: [registry], async collect() { this.set(await read(field)); } });
+      gauge("switchyard_cache_entries", "Entries in the response cache store.", "entries");
+      gauge("switchyard_cache_bytes", "Bytes held by the response cache store (estimated for Redis).", "bytes");
+      gauge("switchyard_cache_max_bytes", "The memory store's bound.", "maxBytes");
+      gauge("switchyard_cache_evictions_total", "Entries evicted to stay within the bound.", "evictions");
+      gauge("switchyard_cache_semantic_entries", "Prompts in the semantic index.", "semanticEntries");
     },
     addCounter(name, help, read) {
       // A gauge under a _total name: the value is a monotonic count kept by its owner.

@@ -79,6 +79,20 @@ export function fakeEmbedding(key: string, dimensions: number): number[] {
   return raw.map((v) => Math.fround(v / norm));
 }
 
+/**
+ * For models named "bow-…": a bag-of-words vector (each lower-cased word adds
+ * one to a dimension chosen by its hash), so texts that share most words are
+ * close and unrelated texts are not. Semantic-cache tests rely on that.
+ */
+export function wordsEmbedding(text: string, dimensions: number): number[] {
+  const v = new Array<number>(dimensions).fill(0);
+  for (const word of text.toLowerCase().match(/[a-z0-9]+/g) ?? []) {
+    v[createHash("sha256").update(word).digest().readUInt32LE(0) % dimensions]! += 1;
+  }
+  const norm = Math.sqrt(v.reduce((s, x) => s + x * x, 0)) || 1;
+  return v.map((x) => Math.fround(x / norm));
+}
+
 /** Little-endian float32 bytes in base64: OpenAI's `encoding_format: "base64"`. */
 export function toBase64Float32(values: number[]): string {
   const buf = Buffer.alloc(values.length * 4);
@@ -92,7 +106,7 @@ export function renderEmbeddings(req: EmbeddingsRequestView): Json {
   return {
     object: "list",
     data: req.keys.map((key, index) => {
-      const vector = fakeEmbedding(key, req.dimensions);
+      const vector = req.model.startsWith("bow-") ? wordsEmbedding(key, req.dimensions) : fakeEmbedding(key, req.dimensions);
       return { object: "embedding", index, embedding: req.encoding === "base64" ? toBase64Float32(vector) : vector };
     }),
     model: req.model,
