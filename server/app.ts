@@ -19,6 +19,7 @@ import { file_switchyard_v1_cache } from "../gen/switchyard/v1/cache_pb.ts";
 import { createResponseCache, type ResponseCache } from "./cache/cache.ts";
 import { createMemoryCacheStore } from "./cache/store-memory.ts";
 import { createRedisCacheStore } from "./cache/store-redis.ts";
+import { createRedisSemanticFeed, type SemanticFeed } from "./cache/semantic-feed.ts";
 import type { CacheStore } from "./cache/types.ts";
 import { ConfigError } from "./config/load.ts";
 import { createAdmin } from "./governance/admin.ts";
@@ -101,15 +102,24 @@ async function createCache(config: Config, providers: ReadonlyMap<string, Provid
     if (v === undefined || v.length === 0) throw new Error(`${model} returned no vector`);
     return Float32Array.from(v);
   };
-  return createResponseCache({
+  // With a shared store, prompt vectors are shared too, so a paraphrase finds its answer on any instance.
+  let feed: SemanticFeed | undefined;
+  const cache = createResponseCache({
     store,
     mode: c.mode,
     ttlSeconds: c.ttlSeconds,
     scope: c.scope,
     storeMultipleChoices: c.storeMultipleChoices,
-    semantic: { ...c.semantic, embed },
+    semantic: { ...c.semantic, embed, publish: (r) => feed?.publish(r) },
     logger,
   });
+  if (kind === "redis" && embed !== undefined) {
+    feed = await createRedisSemanticFeed({
+      url: g.redis.url, prefix: g.redis.prefix, maxEntries: c.semantic.maxEntries, commandTimeoutMs: g.redis.commandTimeoutMs,
+      onRecord: (r) => cache.remember(r),
+    });
+  }
+  return { ...cache, close: async () => { await feed?.close(); await cache.close(); } };
 }
 
 /** Files visible through gRPC reflection. */

@@ -279,13 +279,13 @@ describe("semantic cache", () => {
 });
 
 describe("cache shared through Redis", () => {
-  it("serves on one gateway process an entry stored through another", async () => {
+  it("serves on one gateway process an entry stored through another, exact and semantic", async () => {
     const redis = await startRedis();
     const config = {
       admin: { key: ADMIN },
       providers: [{ id: "openai", type: "openai", baseUrl: standin.url, keys: ["sk-test"], models: MODELS }],
       governance: { store: "redis", redis: { url: redis.url, prefix: "cache-shared" } },
-      cache: { mode: "exact" },
+      cache: { mode: "both", semantic: { embeddingModel: "openai/bow-embed", threshold: 0.9 } },
       requestLog: { enabled: false },
     };
     const [a, b] = await Promise.all([startGatewayProcess(config), startGatewayProcess(config)]);
@@ -296,6 +296,13 @@ describe("cache shared through Redis", () => {
       await new Promise((r) => setTimeout(r, 100)); // the store write is not awaited by the answer
       expect((await chat(b.url, ADMIN, body)).headers.get("x-switchyard-cache")).toBe("hit");
       expect(upstreamChats() - before).toBe(1);
+      // The prompt's vector reaches the other instance's index through Redis within a second.
+      const q = { messages: [{ role: "user", content: "Which river runs through the city of Paris?" }], temperature: 0 };
+      expect((await chat(a.url, ADMIN, q)).headers.get("x-switchyard-cache")).toBe("miss");
+      await new Promise((r) => setTimeout(r, 1000));
+      const near = await chat(b.url, ADMIN, { ...q, messages: [{ role: "user", content: "which river runs through the city of paris, please" }] });
+      expect(near.headers.get("x-switchyard-cache")).toBe("semantic-hit");
+      expect(upstreamChats() - before).toBe(2);
     } finally {
       await Promise.all([a.stop(), b.stop()]);
       await redis.stop();

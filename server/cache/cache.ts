@@ -6,6 +6,7 @@ import type { Logger } from "../telemetry/log.ts";
 import type { CacheAdmin, CacheAdminStats } from "./admin-api.ts";
 import { createVectorIndex, type VectorIndex } from "./ann.ts";
 import { exactKey, partitionKey, promptText } from "./key.ts";
+import type { SemanticRecord } from "./semantic-feed.ts";
 import type { CacheStore, EntryLabels, PurgeFilter } from "./types.ts";
 
 export type CacheStatus = "hit" | "semantic-hit" | "miss" | "bypass";
@@ -36,6 +37,8 @@ export interface CacheOptions {
     withTools: boolean;
     maxTemperature: number;
     maxEntries: number;
+    /** Shares each stored prompt vector with other instances (Redis); absent: this instance's index only. */
+    publish?: ((r: SemanticRecord) => void) | undefined;
   };
   logger: Logger;
 }
@@ -61,6 +64,8 @@ export interface ResponseCache {
   lookup(principal: Principal, req: ChatRequest, target: string, directives: CacheDirectives | undefined, signal: AbortSignal): Promise<CacheTicket | undefined>;
   /** Stores a complete, successful answer (in the background; never throws). */
   save(ticket: CacheTicket, completion: ChatCompletion, costUsd: number): void;
+  /** Indexes a prompt vector another instance stored (its entry is in the shared store). */
+  remember(r: SemanticRecord): void;
   readonly admin: CacheAdmin;
   close(): Promise<void>;
 }
@@ -219,9 +224,13 @@ export function createResponseCache(o: CacheOptions): ResponseCache {
       void store
         .set(s.key, { labels: s.labels, value, costUsd, createdAt: now, expiresAt: now + s.ttlMs })
         .then(() => {
-          if (s.partition !== undefined && s.vector !== undefined) remember(s.partition, s.key, s.vector);
+          if (s.partition === undefined || s.vector === undefined) return;
+          remember(s.partition, s.key, s.vector);
+          o.semantic.publish?.({ partition: s.partition, key: s.key, vector: s.vector });
         });
     },
+
+    remember: (r) => remember(r.partition, r.key, r.vector),
 
     admin: {
       async stats(): Promise<CacheAdminStats> {
