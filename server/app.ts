@@ -23,6 +23,7 @@ import { createRedisSemanticFeed, type SemanticFeed } from "./cache/semantic-fee
 import type { CacheStore } from "./cache/types.ts";
 import { ConfigError } from "./config/load.ts";
 import { createAdmin } from "./governance/admin.ts";
+import { createRedisResponseStore, createSqliteResponseStore } from "./responses/store.ts";
 import { createGovernor } from "./governance/governor.ts";
 import { createPricing } from "./governance/pricing.ts";
 import { createMemoryStore } from "./governance/store-memory.ts";
@@ -228,7 +229,11 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   let ready = true;
   const shutdown = new AbortController();
 
+  const responseStore = g.store === "redis"
+    ? await createRedisResponseStore({ url: g.redis.url, prefix: g.redis.prefix, commandTimeoutMs: g.redis.commandTimeoutMs })
+    : createSqliteResponseStore(join(config.dataDir, "responses.db"));
   const rest = createRestHandler({
+    responses: { store: responseStore, scope: config.responses.scope, ttlMs: config.responses.ttlDays * 86_400_000 },
     pipeline,
     authenticate,
     logger,
@@ -279,6 +284,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         await requestLog?.close();
         await governor.close();
         await cache.close();
+        await responseStore.close();
       })();
       return closing;
     },

@@ -136,6 +136,14 @@ describe("exact cache", () => {
       const r = await chat(gw.url, ADMIN, { ...base, max_tokens: undefined, ...v });
       expect([r.status, r.headers.get("x-switchyard-cache")], JSON.stringify(v)).toEqual([200, "miss"]);
     }
+    // The same conversation through the Responses API is another endpoint: its own entries.
+    const viaResponses = async (): Promise<string | null> => (await fetch(`${gw.url}/v1/responses`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${ADMIN}` },
+      body: JSON.stringify({ model: "gpt-4o-mini", input: [{ role: "user", content: q }] }),
+    })).headers.get("x-switchyard-cache");
+    expect(await viaResponses()).toBe("miss");
+    expect(await viaResponses()).toBe("hit");
     // Another name for the same target is the same request.
     expect((await chat(gw.url, ADMIN, { ...base, max_tokens: undefined, model: "openai/gpt-4o" })).headers.get("x-switchyard-cache")).toBe("hit");
   });

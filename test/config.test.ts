@@ -53,6 +53,7 @@ describe("validateConfig", () => {
       server: { host: "127.0.0.1", port: 8080, maxBodyBytes: 8 * 1024 * 1024, shutdownGraceMs: 30_000 },
       auth: { keys: [], allowUnauthenticated: false },
       admin: {},
+      responses: { ttlDays: 30, scope: "customer" },
       cache: {
         mode: "off", ttlSeconds: 3_600, scope: "customer", maxBytes: 256 * 1024 * 1024, persist: false, chargeHits: false, storeMultipleChoices: false,
         semantic: { threshold: 0.95, prompt: "last_user", withTools: false, maxTemperature: 0, maxEntries: 100_000 },

@@ -1,11 +1,12 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { ChatCompletionSchema, type ChatCompletion, type ChatRequest } from "../../gen/switchyard/v1/chat_pb.ts";
 import type { Principal } from "../governance/authenticate.ts";
+import { tenantScope } from "../governance/scope.ts";
 import type { CacheMode, CachePolicy } from "../governance/types.ts";
 import type { Logger } from "../telemetry/log.ts";
 import type { CacheAdmin, CacheAdminStats } from "./admin-api.ts";
 import { createVectorIndex, type VectorIndex } from "./ann.ts";
-import { exactKey, partitionKey, promptText } from "./key.ts";
+import { exactKey, partitionKey, promptText, type Endpoint } from "./key.ts";
 import type { SemanticRecord } from "./semantic-feed.ts";
 import type { CacheStore, EntryLabels, PurgeFilter } from "./types.ts";
 
@@ -61,7 +62,7 @@ export interface ResponseCache {
    * before anything is reserved. Undefined: the cache is off for this
    * caller. Never throws: a broken store or embedding call is a miss.
    */
-  lookup(principal: Principal, req: ChatRequest, target: string, directives: CacheDirectives | undefined, signal: AbortSignal): Promise<CacheTicket | undefined>;
+  lookup(principal: Principal, req: ChatRequest, target: string, directives: CacheDirectives | undefined, signal: AbortSignal, endpoint: Endpoint): Promise<CacheTicket | undefined>;
   /** Stores a complete, successful answer (in the background; never throws). */
   save(ticket: CacheTicket, completion: ChatCompletion, costUsd: number): void;
   /** Indexes a prompt vector another instance stored (its entry is in the shared store). */
@@ -98,12 +99,7 @@ export function createResponseCache(o: CacheOptions): ResponseCache {
     return { mode, ttlSeconds, threshold };
   }
 
-  function scopeOf(p: Principal): string {
-    if (p.kind !== "virtual") return p.id;
-    if (o.scope === "customer" && p.customer !== undefined) return `customer:${p.customer.id}`;
-    if (o.scope !== "key" && p.team !== undefined) return `team:${p.team.id}`;
-    return `key:${p.key!.id}`;
-  }
+  const scopeOf = (p: Principal): string => tenantScope(p, o.scope);
 
   function semanticEligible(req: ChatRequest): boolean {
     if (o.semantic.embed === undefined) return false;
@@ -142,7 +138,7 @@ export function createResponseCache(o: CacheOptions): ResponseCache {
   }
 
   return {
-    async lookup(principal, req, target, d, signal) {
+    async lookup(principal, req, target, d, signal, endpoint) {
       const pol = policy(principal);
       if (pol.mode === "off") return undefined;
       const ticket: CacheTicket = { status: "bypass", savedUsd: 0 };
@@ -159,7 +155,7 @@ export function createResponseCache(o: CacheOptions): ResponseCache {
       const scope = scopeOf(principal);
       const ttlSeconds = Math.min(pol.ttlSeconds ?? o.ttlSeconds, d?.ttlSeconds ?? Infinity);
       const threshold = Math.max(pol.threshold ?? o.semantic.threshold, d?.threshold ?? 0);
-      const key = exactKey(scope, "chat", target, req);
+      const key = exactKey(scope, endpoint, target, req);
       const labels: EntryLabels = {
         scope,
         keyId: principal.key?.id ?? "",
@@ -191,7 +187,7 @@ export function createResponseCache(o: CacheOptions): ResponseCache {
       }
       if (semantic) {
         try {
-          const partition = partitionKey(scope, target, req);
+          const partition = partitionKey(scope, endpoint, target, req);
           const vector = await o.semantic.embed!(promptText(req, o.semantic.prompt), signal);
           if (ticket.store !== undefined) {
             ticket.store.partition = partition;

@@ -20,7 +20,8 @@ const VERSION = "sy-cache-1";
 /** Fields that never change the answer: who asks, labels, routing fallbacks; the model is replaced by the target. */
 const DENY = ["user", "metadata", "fallbacks", "model"] as const;
 
-export type Endpoint = "chat" | "embed";
+/** The API a request came in as: answers are not shared between them. */
+export type Endpoint = "chat" | "responses" | "embed";
 
 export function exactKey(scope: string, endpoint: Endpoint, target: string, req: ChatRequest | EmbedRequest): string {
   return digest(scope, endpoint, target, canonicalRequest(endpoint, req));
@@ -31,10 +32,10 @@ export function exactKey(scope: string, endpoint: Endpoint, target: string, req:
  * near match is only ever found among entries with the same tenant, target,
  * parameters and tools.
  */
-export function partitionKey(scope: string, target: string, req: ChatRequest): string {
+export function partitionKey(scope: string, endpoint: Endpoint, target: string, req: ChatRequest): string {
   const json = requestJson("chat", req);
   delete json["messages"];
-  return digest(scope, "chat-semantic", target, canonical(json));
+  return digest(scope, `${endpoint}-semantic`, target, canonical(json));
 }
 
 /** What the semantic cache embeds: the last user message, or the whole conversation. */
@@ -54,7 +55,7 @@ export function promptText(req: ChatRequest, which: "last_user" | "conversation"
 const ROLE_NAMES: Record<number, string> = { [Role.SYSTEM]: "system", [Role.DEVELOPER]: "developer", [Role.USER]: "user", [Role.ASSISTANT]: "assistant", [Role.TOOL]: "tool" };
 
 function requestJson(endpoint: Endpoint, req: ChatRequest | EmbedRequest): Record<string, JsonValue> {
-  const json = (endpoint === "chat" ? toJson(ChatRequestSchema, req as ChatRequest) : toJson(EmbedRequestSchema, req as EmbedRequest)) as Record<string, JsonValue>;
+  const json = (endpoint === "embed" ? toJson(EmbedRequestSchema, req as EmbedRequest) : toJson(ChatRequestSchema, req as ChatRequest)) as Record<string, JsonValue>;
   for (const f of DENY) delete json[f];
   return json;
 }

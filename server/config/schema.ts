@@ -277,6 +277,15 @@ export const configSchema = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
+  /** Stored responses (Responses API `store`): kept in <dataDir>/responses.db, or Redis when governance uses it. */
+  responses: z
+    .strictObject({
+      /** How long a stored response can be continued or read. */
+      ttlDays: z.number().positive().max(3_650).default(30),
+      /** Who may read a stored response: the caller's customer, team or key. */
+      scope: z.enum(["customer", "team", "key"]).default("customer"),
+    })
+    .prefault({}),
   providers: z.array(providerSchema).default([]),
   /** Model aliases: name -> "provider/model". */
   aliases: z.record(z.string().min(1), z.string().min(1)).default({}),

@@ -59,6 +59,8 @@ export interface Entry {
   sessionId?: string | undefined;
   /** Per-request timeouts (x-switchyard-*-timeout-ms headers); they only tighten the provider's. */
   timeouts?: { firstByteMs?: number | undefined; idleMs?: number | undefined; totalMs?: number | undefined } | undefined;
+  /** Which API the request came in as, when it is not Chat Completions (Anthropic Messages and RPC are chat too). The cache keeps APIs apart. */
+  api?: "responses" | undefined;
   /** The caller's cache headers (Cache-Control, x-switchyard-cache-ttl/-threshold), when it sent any. */
   cache?: CacheDirectives | undefined;
   /** Sets a response header (rate-limit state), before the response starts. */
@@ -252,7 +254,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   async function lookup(run: Run, req: ChatRequest, targets: Target[]): Promise<ChatCompletion | undefined> {
     if (cache === undefined || targets.length === 0) return undefined;
     const t = targets[0]!;
-    run.cache = await cache.lookup(run.entry.principal, req, `${t.provider.id}/${t.model}`, run.entry.cache, run.signal);
+    run.cache = await cache.lookup(run.entry.principal, req, `${t.provider.id}/${t.model}`, run.entry.cache, run.signal, run.entry.api ?? "chat");
     const hit = run.cache?.completion;
     if (hit === undefined) return undefined;
     run.target = t;

@@ -5,6 +5,7 @@ import type { Logger } from "../telemetry/log.ts";
 import { requestIdFrom } from "../pipeline/request-id.ts";
 import { timeoutsFrom } from "../pipeline/timeouts.ts";
 import type { Req, Res } from "./http.ts";
+import type { ResponsesDeps } from "./responses.ts";
 
 /** What the REST routes need from the gateway. */
 export interface RestDeps {
@@ -14,6 +15,8 @@ export interface RestDeps {
   maxBodyBytes: number;
   /** Why the instance should get no traffic (draining, store unreachable); undefined when ready. /readyz reports it. */
   notReady: () => string | undefined;
+  /** Stored responses for the Responses API. */
+  responses?: ResponsesDeps | undefined;
   /** The Prometheus exposition for GET /metrics. */
   scrapeMetrics: () => Promise<{ contentType: string; body: string }>;
 }

@@ -5,6 +5,7 @@ import { handleEmbeddings } from "./embeddings.ts";
 import { sendError, sendJson, type Req, type Res } from "./http.ts";
 import { handleMessages } from "./messages.ts";
 import { handleModels } from "./models.ts";
+import { handleResponses, handleStoredResponse } from "./responses.ts";
 
 /**
  * Every HTTP route that is not an RPC: the OpenAI-compatible REST bridge
@@ -38,6 +39,10 @@ async function route(req: Req, res: Res, deps: RestDeps, path: string, startedAt
       // Anthropic's Messages API, answered from any provider.
       if (method !== "POST") throw wrongMethod(method, path, "POST");
       return handleMessages(req, res, deps, startedAt);
+    case "/v1/responses":
+      // OpenAI's Responses API, answered from any provider.
+      if (method !== "POST") throw wrongMethod(method, path, "POST");
+      return handleResponses(req, res, deps, startedAt);
     case "/v1/embeddings":
       if (method !== "POST") throw wrongMethod(method, path, "POST");
       return handleEmbeddings(req, res, deps, startedAt);
@@ -59,6 +64,12 @@ async function route(req: Req, res: Res, deps: RestDeps, path: string, startedAt
       const why = deps.notReady();
       return why === undefined ? sendJson(res, 200, { status: "ready" }) : sendJson(res, 503, { status: "not_ready", reason: why });
     }
+  }
+  if (path.startsWith("/v1/responses/")) {
+    const rest = path.slice("/v1/responses/".length);
+    const m = /^([A-Za-z0-9_-]{1,128})(\/input_items)?$/.exec(rest);
+    if (m === null) throw new GatewayError("not_found", `Unknown request URL: ${method} ${path}. Please check the URL for typos.`);
+    return handleStoredResponse(req, res, deps, startedAt, m[1]!, m[2] === undefined ? "" : "input_items");
   }
   if (path.startsWith("/v1/models/") && method === "GET") {
     let id: string;

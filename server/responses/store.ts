@@ -1,0 +1,97 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { Redis } from "ioredis";
+
+/**
+ * Stored responses (the Responses API's `store`): what a response said and
+ * the conversation that led to it, so `previous_response_id` continues it
+ * on any provider, and GET/DELETE /v1/responses/{id} work. Every record
+ * belongs to one tenant scope; reads from another scope see nothing.
+ */
+export interface StoredResponse {
+  id: string;
+  /** The tenant boundary ("customer:…", "team:…", "key:…", or the principal id). */
+  scope: string;
+  createdAt: number;
+  expiresAt: number;
+  /** The Response object as returned. */
+  response: Record<string, unknown>;
+  /** The input items as sent (ids added), for GET …/input_items. */
+  inputItems: Record<string, unknown>[];
+  /** The conversation so far, this response's output included: canonical messages, proto JSON. */
+  conversation: unknown[];
+}
+
+export interface ResponseStore {
+  get(id: string, scope: string, now: number): Promise<StoredResponse | undefined>;
+  put(r: StoredResponse): Promise<void>;
+  /** True when it existed in that scope. */
+  delete(id: string, scope: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** The embedded store: SQLite under the data directory (expired rows are swept every minute). */
+export function createSqliteResponseStore(path: string): ResponseStore {
+  mkdirSync(dirname(path), { recursive: true });
+  const db = new DatabaseSync(path);
+  db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
+  db.exec(`CREATE TABLE IF NOT EXISTS responses (
+    id TEXT PRIMARY KEY, scope TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, body TEXT NOT NULL
+  ); CREATE INDEX IF NOT EXISTS responses_expires ON responses(expires_at);`);
+  const getStmt = db.prepare("SELECT body FROM responses WHERE id = ? AND scope = ? AND expires_at > ?");
+  const putStmt = db.prepare("INSERT OR REPLACE INTO responses (id, scope, created_at, expires_at, body) VALUES (?, ?, ?, ?, ?)");
+  const delStmt = db.prepare("DELETE FROM responses WHERE id = ? AND scope = ?");
+  const sweepStmt = db.prepare("DELETE FROM responses WHERE expires_at <= ?");
+  const timer = setInterval(() => sweepStmt.run(Date.now()), 60_000);
+  timer.unref();
+  return {
+    async get(id, scope, now) {
+      const row = getStmt.get(id, scope, now);
+      return row === undefined ? undefined : (JSON.parse(String(row["body"])) as StoredResponse);
+    },
+    async put(r) {
+      putStmt.run(r.id, r.scope, r.createdAt, r.expiresAt, JSON.stringify(r));
+    },
+    async delete(id, scope) {
+      return Number(delStmt.run(id, scope).changes) > 0;
+    },
+    async close() {
+      clearInterval(timer);
+      db.close();
+    },
+  };
+}
+
+/** Shared by every instance: one JSON value per response, expiring by itself. */
+export async function createRedisResponseStore(options: { url: string; prefix: string; commandTimeoutMs: number }): Promise<ResponseStore> {
+  const P = `{${options.prefix}}:resp:`;
+  const redis = new Redis(options.url, {
+    lazyConnect: true,
+    commandTimeout: options.commandTimeoutMs,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
+  });
+  redis.on("error", () => undefined);
+  await redis.connect().catch(() => undefined);
+  return {
+    async get(id, scope, now) {
+      const raw = await redis.get(P + id);
+      if (raw === null) return undefined;
+      const r = JSON.parse(raw) as StoredResponse;
+      return r.scope === scope && r.expiresAt > now ? r : undefined;
+    },
+    async put(r) {
+      await redis.set(P + r.id, JSON.stringify(r), "PX", Math.max(1, r.expiresAt - Date.now()));
+    },
+    async delete(id, scope) {
+      const raw = await redis.get(P + id);
+      if (raw === null || (JSON.parse(raw) as StoredResponse).scope !== scope) return false;
+      return (await redis.del(P + id)) > 0;
+    },
+    async close() {
+      redis.disconnect();
+    },
+  };
+}
