@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { createVectorStore } from "../server/cache/ann-store.ts";
 import { createVectorIndex, type VectorIndex } from "../server/cache/ann.ts";
 
 /** Seeded data: the same vectors on every run. */
@@ -99,6 +100,25 @@ describe.each(["wasm-simd", "js"] as const)("vector index, %s kernel", (kernel) 
 });
 
 describe("vector index", () => {
+  it("stores vectors contiguously and takes dot products with WebAssembly SIMD, as the JavaScript kernel does", () => {
+    const g = generator(7);
+    const simd = createVectorStore({ length: 40, capacity: 4, maxCapacity: 5000 });
+    const js = createVectorStore({ length: 40, capacity: 4, maxCapacity: 5000, kernel: "js" });
+    expect([simd.kernel, js.kernel, simd.stride]).toEqual(["wasm-simd", "js", 48]);
+    const records = Array.from({ length: 5 }, () => Float32Array.from({ length: 40 }, g.gaussian));
+    for (const store of [simd, js]) records.forEach((r, i) => store.data.set(r, store.offset(i - 1)));
+    simd.grow(4000); // past one 64 KiB page: the memory grows in place, the records stay
+    js.grow(4000);
+    for (let a = -1; a < 4; a++) {
+      for (let b = -1; b < 4; b++) {
+        let want = 0;
+        for (let i = 0; i < 40; i++) want += records[a + 1][i] * records[b + 1][i];
+        expect(simd.dot(a, b)).toBeCloseTo(want, 4);
+        expect(js.dot(a, b)).toBeCloseTo(want, 4);
+      }
+    }
+  });
+
   it("reaches recall@1 >= 0.95 on 5,000 clustered 256-dimension vectors", () => {
     const g = generator(3);
     const index = createVectorIndex({ dimensions: 256, maxEntries: 5000 });
@@ -176,6 +196,13 @@ describe("vector index", () => {
     expect(index.search(data[1], 3)).toEqual([]);
     index.add("again", data[1]);
     expect(index.search(data[1], 3)).toEqual([{ id: "again", similarity: expect.closeTo(1, 6) }]);
+  });
+
+  it("stays small while it holds few entries (the cache keeps one index per partition)", () => {
+    const index = createVectorIndex({ dimensions: 1536, maxEntries: 100_000 });
+    index.add("a", Float32Array.from({ length: 1536 }, (_, i) => (i % 7) - 3));
+    expect(index.bytes).toBeLessThan(1_000_000);
+    expect(index.search(Float32Array.from({ length: 1536 }, (_, i) => (i % 7) - 3), 1)).toEqual([{ id: "a", similarity: expect.closeTo(1, 6) }]);
   });
 
   it("replaces an entry added again under the same id", () => {

@@ -7,7 +7,7 @@
  *
  * Why WebAssembly: V8 does not vectorise JavaScript loops; a 1,536-float dot
  * product measured ~2.5–3.5 µs in JavaScript and ~0.2 µs with f32x4 SIMD on
- * the project's VM. The module is 150 bytes assembled below from a readable
+ * the project's VM. The module is ~220 bytes assembled below from a readable
  * opcode list; nothing is downloaded or compiled natively.
  */
 

@@ -54,7 +54,8 @@ export interface VectorIndexOptions {
   seed?: number;
 }
 
-const INITIAL_CAPACITY = 1024;
+/** Slots allocated up front: small, since the cache keeps one index per partition and most stay small. */
+const INITIAL_CAPACITY = 64;
 /** Exact scan while size × stride stays under this many floats (~0.2 ms with the SIMD kernel). */
 const EXACT_SCAN_FLOATS = 1 << 19;
 const EXACT_SCAN_MAX = 2048;
@@ -241,7 +242,7 @@ class Index implements VectorIndex {
     const reused = this.free.pop();
     if (reused !== undefined) return reused;
     if (this.used === this.capacity) {
-      const capacity = Math.min(this.maxEntries, Math.max(this.capacity + INITIAL_CAPACITY, Math.ceil(this.capacity * 1.25)));
+      const capacity = Math.min(this.maxEntries, Math.max(this.capacity + INITIAL_CAPACITY, Math.ceil(this.capacity * 1.25))); // bytes counts at most 25 % unused
       this.full.grow(capacity); // in place for WebAssembly memory
       if (this.graph.vectors !== this.full) this.graph.vectors.grow(capacity);
       this.graph.resize(capacity);
