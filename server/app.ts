@@ -12,6 +12,7 @@ import { file_switchyard_v1_logs } from "../gen/switchyard/v1/logs_pb.ts";
 import { file_switchyard_v1_models } from "../gen/switchyard/v1/models_pb.ts";
 import { file_switchyard_v1_org } from "../gen/switchyard/v1/org_pb.ts";
 import { file_switchyard_v1_routing } from "../gen/switchyard/v1/routing_pb.ts";
+import { file_switchyard_v1_responses } from "../gen/switchyard/v1/responses_pb.ts";
 import type { Config } from "./config/schema.ts";
 import { create } from "@bufbuild/protobuf";
 import { EmbedRequestSchema } from "../gen/switchyard/v1/embeddings_pb.ts";
@@ -24,6 +25,7 @@ import type { CacheStore } from "./cache/types.ts";
 import { ConfigError } from "./config/load.ts";
 import { createAdmin } from "./governance/admin.ts";
 import { createRedisResponseStore, createSqliteResponseStore } from "./responses/store.ts";
+import { createResponsesApi } from "./responses/service.ts";
 import { createGovernor } from "./governance/governor.ts";
 import { createPricing } from "./governance/pricing.ts";
 import { createMemoryStore } from "./governance/store-memory.ts";
@@ -33,6 +35,7 @@ import { createPipeline, type PipelineObserver, type RequestRecord } from "./pip
 import { createProvider } from "./providers/registry.ts";
 import type { Provider } from "./providers/types.ts";
 import type { Target } from "./routing/resolve.ts";
+import { createTokenCounter } from "./rest/count-tokens.ts";
 import { createRestHandler } from "./rest/router.ts";
 import { createModelCatalog } from "./routing/catalog.ts";
 import { createHealthRegistry } from "./routing/health.ts";
@@ -47,6 +50,7 @@ import { registerCacheService } from "./rpc/cache.ts";
 import { registerLogService } from "./rpc/logs.ts";
 import { registerRoutingService } from "./rpc/routing.ts";
 import { registerServices } from "./rpc/services.ts";
+import { registerResponsesService } from "./rpc/responses.ts";
 import { silentLogger, type Logger } from "./telemetry/log.ts";
 import { createMetrics, type Metrics } from "./telemetry/metrics.ts";
 import { createRedactor } from "./telemetry/redact.ts";
@@ -134,6 +138,7 @@ const REFLECTED_FILES: readonly DescFile[] = [
   file_switchyard_v1_budgets,
   file_switchyard_v1_org,
   file_switchyard_v1_cache,
+  file_switchyard_v1_responses,
   file_grpc_health_v1_health,
   file_google_rpc_error_details,
 ];
@@ -232,8 +237,9 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const responseStore = g.store === "redis"
     ? await createRedisResponseStore({ url: g.redis.url, prefix: g.redis.prefix, commandTimeoutMs: g.redis.commandTimeoutMs })
     : createSqliteResponseStore(join(config.dataDir, "responses.db"));
+  const responses = { store: responseStore, scope: config.responses.scope, ttlMs: config.responses.ttlDays * 86_400_000 };
   const rest = createRestHandler({
-    responses: { store: responseStore, scope: config.responses.scope, ttlMs: config.responses.ttlDays * 86_400_000 },
+    responses,
     pipeline,
     authenticate,
     logger,
@@ -241,10 +247,13 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     // A governance store that cannot be reached (Redis) takes the instance out of rotation.
     notReady: () => (!ready ? "draining" : !store.healthy() ? "governance store unreachable" : undefined),
     scrapeMetrics: () => metrics.scrape(),
+    // POST /v1/messages/count_tokens: free, but a virtual key's allowed models and providers apply.
+    countTokens: createTokenCounter(resolve, { authorize: (principal, model, target) => { if (principal.kind === "virtual") governor.authorize(principal, { models: [model], targets: [target], promptTokens: 0, maxOutputTokens: 0 }); } }),
   });
   const handler = connectNodeAdapter({
     routes(router: ConnectRouter) {
       registerServices(router, pipeline);
+      registerResponsesService(router, createResponsesApi({ pipeline, responses }));
       if (requestLog !== undefined) registerLogService(router, requestLog);
       registerRoutingService(router, routingHealth);
       registerAdminServices(router, admin);

@@ -221,8 +221,10 @@ export function createResponseCache(o: CacheOptions): ResponseCache {
         .set(s.key, { labels: s.labels, value, costUsd, createdAt: now, expiresAt: now + s.ttlMs })
         .then(() => {
           if (s.partition === undefined || s.vector === undefined) return;
-          remember(s.partition, s.key, s.vector);
-          o.semantic.publish?.({ partition: s.partition, key: s.key, vector: s.vector });
+          const { partition, vector } = s;
+          // Indexing a vector takes up to a millisecond in a large index: after the answer has gone out.
+          setImmediate(() => remember(partition, s.key, vector));
+          o.semantic.publish?.({ partition, key: s.key, vector });
         });
     },
 

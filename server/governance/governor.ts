@@ -62,6 +62,8 @@ export interface Admission {
    * served request is always accounted); failures are retried in the background.
    */
   settle(target: Target, usage: Usage | undefined, outputChars: number): Promise<number>;
+  /** Charges the whole reservation (an answer served without usage: never charge less than it may have cost). */
+  settleReserved(): Promise<number>;
   /** Frees the reservation without charging (nothing was served). */
   release(): void;
 }
@@ -271,13 +273,26 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
     live.add(id);
 
     let open = true;
+    /** Replaces the reservation with what the request cost, at every level, once. */
+    const charge = async (usd: number, tokens: number): Promise<number> => {
+      if (!open) return 0;
+      open = false;
+      live.delete(id);
+      const t = Date.now();
+      const windows: Record<Scope, number> = {};
+      for (let i = 0; i < levels.length; i++) windows[levels[i]!.scope] = windowStart(periods[i]!, t);
+      const input = { id, costNanos: Math.round(usd * NANOS), tokens, windows, now: t };
+      try {
+        await store.settle(input);
+      } catch (err) {
+        void retrySettle(input, err);
+      }
+      return usd;
+    };
     return {
       targets,
       rate: result.rate,
       async settle(target, usage, outputChars) {
-        if (!open) return 0;
-        open = false;
-        live.delete(id);
         const price = prices.get(target) ?? FREE;
         const input = usage?.promptTokens ?? a.promptTokens;
         const output = usage?.completionTokens ?? Math.ceil(outputChars / 3);
@@ -287,17 +302,9 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
           cachedInputTokens: usage?.cachedTokens ?? 0,
           cacheWriteTokens: usage?.cacheWriteTokens ?? 0,
         });
-        const t = Date.now();
-        const windows: Record<Scope, number> = {};
-        for (let i = 0; i < levels.length; i++) windows[levels[i]!.scope] = windowStart(periods[i]!, t);
-        const input_ = { id, costNanos: Math.round(usd * NANOS), tokens: input + output, windows, now: t };
-        try {
-          await store.settle(input_);
-        } catch (err) {
-          void retrySettle(input_, err);
-        }
-        return usd;
+        return charge(usd, input + output);
       },
+      settleReserved: () => charge(worstUsd, worstTokens),
       release() {
         if (!open) return;
         open = false;

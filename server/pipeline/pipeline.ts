@@ -14,6 +14,7 @@ import type { ModelCatalog } from "../routing/catalog.ts";
 import type { HealthRegistry } from "../routing/health.ts";
 import type { PlanInput } from "../routing/plan.ts";
 import type { Target } from "../routing/resolve.ts";
+import type { ForwardPath } from "../providers/types.ts";
 import type { Logger } from "../telemetry/log.ts";
 import type { SpanOutcome, Tracing } from "../telemetry/tracing.ts";
 import { invoke, type AttemptState, type InvokeDeps, type RetryPolicy } from "./invoke.ts";
@@ -42,7 +43,19 @@ export interface Pipeline {
   stream(req: ChatRequest, options: { includeUsage: boolean }, entry: Entry): Promise<AsyncIterable<ChatChunk>>;
   embed(req: EmbedRequest, entry: Entry): Promise<EmbedResponse>;
   listModels(entry: Entry): Promise<Model[]>;
+  /**
+   * OpenAI endpoints forwarded to the providers that serve them (legacy
+   * completions, moderations, image generation), through the same routing,
+   * governance and accounting as chat. `body.model` names the model.
+   */
+  forward(path: ForwardPath, body: Record<string, unknown>, entry: Entry): Promise<Forwarded>;
 }
+
+/** A forwarded answer: JSON, or a byte stream (SSE) whose end finishes the request. */
+export type Forwarded = (
+  | { kind: "json"; json: unknown }
+  | { kind: "stream"; contentType: string; body: AsyncIterable<Uint8Array> }
+) & { gateway: GatewayInfo };
 
 /** What an entry point knows about the call before the pipeline runs. */
 export interface Entry {
@@ -67,7 +80,7 @@ export interface Entry {
   setHeader?: ((name: string, value: string) => void) | undefined;
 }
 
-export type Operation = "chat" | "chat_stream" | "embed";
+export type Operation = "chat" | "chat_stream" | "embed" | "completions" | "moderations" | "images";
 
 /** One finished request, as accounting, metrics and logs see it. */
 export interface RequestRecord {
@@ -369,7 +382,100 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     async listModels() {
       return catalog.list();
     },
+
+    async forward(path, body, entry) {
+      const op: Operation = path === "images/generations" ? "images" : path;
+      const model = typeof body["model"] === "string" ? body["model"] : "";
+      const run = begin(entry, op, model);
+      try {
+        if (model === "") throw new GatewayError("invalid_request", "model: required", { param: "model" });
+        const maxTokens = typeof body["max_tokens"] === "number" ? body["max_tokens"] : undefined;
+        // A coarse over-estimate of the prompt: the body's size (no tokenizer on the hot path).
+        const all = route(run, model, [], typeof body["user"] === "string" ? body["user"] : "", () => Math.ceil(JSON.stringify(body).length / 2), path === "completions" ? maxTokens : 0);
+        const targets = all.filter((t) => t.provider.forward !== undefined);
+        if (targets.length === 0) {
+          const t = all[0];
+          throw new GatewayError("unsupported", `${path} is not available for provider '${t?.provider.id ?? "?"}' (model '${model}'); it is served by OpenAI-format providers`, { param: "model" });
+        }
+        await reserve(run);
+        const res = await invoke(invokeDeps, run, targets, model, undefined, (t, call) => t.provider.forward!({ path, body: { ...body, model: t.model } }, call));
+        run.upstreamMs = performance.now() - run.upstreamStart;
+        if (res.kind === "json") {
+          const usage = forwardedUsage(res.json);
+          await settleForwarded(run, usage);
+          finish(run, usage, undefined);
+          return { ...res, gateway: gatewayInfo(run) };
+        }
+        return { ...res, body: relayBytes(run, res.body), gateway: gatewayInfo(run) };
+      } catch (err) {
+        finish(run, undefined, err);
+        throw GatewayError.from(err);
+      }
+    },
   };
+
+  /**
+   * Charges a forwarded answer: from its usage when it reports one; without
+   * usage, at the reserved worst case, so an answer is never charged less
+   * than it may have cost.
+   */
+  async function settleForwarded(run: Run, usage: Usage | undefined): Promise<void> {
+    const a = run.admission;
+    if (a === undefined) return;
+    if (usage === undefined) {
+      run.costUsd = await a.settleReserved();
+      run.admission = undefined;
+      return;
+    }
+    await settle(run, usage, 0);
+  }
+
+  /** Passes a forwarded stream's bytes on; its usage (when the last event has one) is charged at the end. */
+  async function* relayBytes(run: Run, body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    let err: unknown = new GatewayError("canceled", "the caller canceled the stream");
+    let usage: Usage | undefined;
+    let tail = "";
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of body) {
+        // Only the last event carries usage: keep a short tail to find it in.
+        tail = (tail + decoder.decode(chunk, { stream: true })).slice(-4096);
+        yield chunk;
+      }
+      usage = streamUsage(tail);
+      err = undefined;
+    } catch (e) {
+      err = e;
+      throw GatewayError.from(e);
+    } finally {
+      if (err === undefined || usage !== undefined) await settleForwarded(run, usage);
+      finish(run, usage, err);
+    }
+  }
+}
+
+/** Usage as OpenAI's other endpoints report it (prompt/completion tokens, or input/output tokens). */
+function forwardedUsage(json: unknown): Usage | undefined {
+  const u = (json as { usage?: Record<string, unknown> } | null)?.usage;
+  if (u === null || typeof u !== "object") return undefined;
+  const n = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) && v >= 0 ? Math.min(Math.floor(v), 0xffff_ffff) : 0);
+  const prompt = n(u["prompt_tokens"] ?? u["input_tokens"]);
+  const completion = n(u["completion_tokens"] ?? u["output_tokens"]);
+  return { $typeName: "switchyard.v1.Usage", promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion, cachedTokens: 0, reasoningTokens: 0, cacheWriteTokens: 0 };
+}
+
+/** The usage in the last `data:` event of an SSE tail that has one. */
+function streamUsage(tail: string): Usage | undefined {
+  const events = tail.split("\n").filter((l) => l.startsWith("data: {"));
+  for (let i = events.length - 1; i >= 0; i--) {
+    try {
+      const u = forwardedUsage(JSON.parse(events[i]!.slice(6)));
+      if (u !== undefined) return u;
+    } catch {
+      // A partial line at the start of the tail.
+    }
+  }
+  return undefined;
 }
 
 /**

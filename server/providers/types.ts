@@ -28,8 +28,33 @@ export interface Provider {
   chatStream(request: ChatRequest, call: CallOptions): Promise<AsyncIterable<ChatChunk>>;
   embed(request: EmbedRequest, call: CallOptions): Promise<EmbedResponse>;
   listModels(call: CallOptions): Promise<ProviderModel[]>;
+  /**
+   * The provider's own count of the request's input tokens (prompt, system,
+   * tools), without generating anything. Only providers with a counting API
+   * have it (POST /v1/messages/count_tokens answers 400 for the others).
+   */
+  countTokens?(request: ChatRequest, call: CallOptions): Promise<number>;
+  /**
+   * OpenAI-format endpoints other than chat and embeddings, forwarded as
+   * they are (the body's `model` is already the provider's). Only providers
+   * that serve OpenAI's paths have it.
+   */
+  forward?(request: ForwardRequest, call: CallOptions): Promise<ForwardResponse>;
   close(): Promise<void>;
 }
+
+/** OpenAI endpoints the gateway forwards to OpenAI-format providers. */
+export type ForwardPath = "completions" | "moderations" | "images/generations";
+
+export interface ForwardRequest {
+  path: ForwardPath;
+  body: Record<string, unknown>;
+}
+
+/** A 2xx answer: JSON already parsed, or a stream of bytes (SSE) to pass on. */
+export type ForwardResponse =
+  | { kind: "json"; json: unknown }
+  | { kind: "stream"; contentType: string; body: AsyncIterable<Uint8Array> };
 
 export interface CallOptions {
   /** Aborts when the caller goes away; the upstream request is aborted with it. */

@@ -1,3 +1,4 @@
+import type { ChatRequest } from "../../gen/switchyard/v1/chat_pb.ts";
 import { cacheDirectives } from "../cache/cache.ts";
 import type { Authenticator } from "../governance/authenticate.ts";
 import type { Entry, Pipeline } from "../pipeline/pipeline.ts";
@@ -19,6 +20,8 @@ export interface RestDeps {
   responses?: ResponsesDeps | undefined;
   /** The Prometheus exposition for GET /metrics. */
   scrapeMetrics: () => Promise<{ contentType: string; body: string }>;
+  /** Counts a request's input tokens with its model's provider (POST /v1/messages/count_tokens); see rest/count-tokens.ts. */
+  countTokens?: ((request: ChatRequest, entry: Entry) => Promise<number>) | undefined;
 }
 
 /**

@@ -1,10 +1,13 @@
 import { GatewayError } from "../errors/errors.ts";
 import { handleChatCompletions } from "./chat.ts";
 import type { RestDeps } from "./context.ts";
+import { handleCountTokens } from "./count-tokens.ts";
 import { handleEmbeddings } from "./embeddings.ts";
 import { sendError, sendJson, type Req, type Res } from "./http.ts";
 import { handleMessages } from "./messages.ts";
 import { handleModels } from "./models.ts";
+import { handleForward } from "./forward.ts";
+import type { ForwardPath } from "../providers/types.ts";
 import { handleResponses, handleStoredResponse } from "./responses.ts";
 
 /**
@@ -39,10 +42,18 @@ async function route(req: Req, res: Res, deps: RestDeps, path: string, startedAt
       // Anthropic's Messages API, answered from any provider.
       if (method !== "POST") throw wrongMethod(method, path, "POST");
       return handleMessages(req, res, deps, startedAt);
+    case "/v1/messages/count_tokens":
+      if (method !== "POST") throw wrongMethod(method, path, "POST");
+      return handleCountTokens(req, res, deps, startedAt);
     case "/v1/responses":
       // OpenAI's Responses API, answered from any provider.
       if (method !== "POST") throw wrongMethod(method, path, "POST");
       return handleResponses(req, res, deps, startedAt);
+    case "/v1/completions":
+    case "/v1/moderations":
+    case "/v1/images/generations":
+      if (method !== "POST") throw wrongMethod(method, path, "POST");
+      return handleForward(req, res, deps, startedAt, path.slice(4) as ForwardPath);
     case "/v1/embeddings":
       if (method !== "POST") throw wrongMethod(method, path, "POST");
       return handleEmbeddings(req, res, deps, startedAt);

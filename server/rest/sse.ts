@@ -34,7 +34,7 @@ export function writeEvent(res: Res, json: string): Promise<void> | undefined {
  * Writes raw SSE bytes (whole frames, possibly with `event:` lines);
  * resolves when it is safe to write the next: the socket drained or closed.
  */
-export function writeFrame(res: Res, frame: string): Promise<void> | undefined {
+export function writeFrame(res: Res, frame: string | Uint8Array): Promise<void> | undefined {
   if (res.write(frame)) return undefined;
   return new Promise((resolve) => {
     const done = (): void => {

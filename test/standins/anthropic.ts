@@ -3,7 +3,9 @@
  *
  * Speaks the Messages API as documented (https://docs.anthropic.com/en/api):
  * `POST /v1/messages` (JSON or, with `stream: true`, the SSE event sequence
- * `event: <type>\ndata: <json>`), `GET /v1/models`; `x-api-key` and
+ * `event: <type>\ndata: <json>`), `POST /v1/messages/count_tokens`
+ * (`{"input_tokens"}`: the prompt figure of a messages answer's usage, with
+ * no cache deduction), `GET /v1/models`; `x-api-key` and
  * `anthropic-version` headers are required; errors are
  * `{"type":"error","error":{"type","message"}}` with Anthropic's statuses, and
  * `request-id` is on every answer. Validation is strict where the gateway's
@@ -20,6 +22,7 @@ import {
   newId,
   parseMessagesRequest,
   planMessage,
+  promptEstimate,
   renderEvents,
   renderMessage,
   type AnthropicErrorType,
@@ -182,6 +185,12 @@ export async function startAnthropicStandin(opts: AnthropicStandinOptions = {}):
         return sendJson(x, 200, renderMessage(plan));
       }
       return sendStream(x, renderEvents(plan, chunkChars), fault);
+    }
+    if (method === "POST" && path === "/v1/messages/count_tokens") {
+      if (badJson) return sendError(x, errorAnswer(400, "invalid_request_error", "There was an error parsing the body of your request."));
+      const parsed = parseMessagesRequest(body, models, maxPromptTokens, true);
+      if (!parsed.ok) return sendError(x, parsed.error);
+      return sendJson(x, 200, { input_tokens: promptEstimate(parsed.value.raw) });
     }
     return sendError(x, errorAnswer(404, "not_found_error", "Not Found"));
   }

@@ -3,7 +3,8 @@
  * v1beta, API-key auth) for tests (node:http, loopback only).
  *
  * Why: the Gemini provider must be tested against something that speaks
- * Gemini's wire format (paths like `/v1beta/models/{model}:generateContent`,
+ * Gemini's wire format (paths like `/v1beta/models/{model}:generateContent`
+ * and `:countTokens`,
  * `x-goog-api-key`, Google's `{"error":{code,message,status,details}}` bodies
  * with ErrorInfo/RetryInfo details, SSE of whole GenerateContentResponse
  * objects with CRLF framing and no [DONE]), that rejects what Gemini rejects
@@ -232,6 +233,10 @@ export async function startGeminiStandin(opts: GeminiStandinOptions = {}): Promi
       }
       return json(res, 200, { embeddings: out });
     }
+    if (method === "countTokens") {
+      const counted = countTokens(body, model);
+      return "status" in counted ? send(counted) : json(res, 200, counted);
+    }
     if (method !== "generateContent" && method !== "streamGenerateContent") return send(googleErrors.modelNotFound(model, method));
     const parsed = parseGenerate(body);
     if ("status" in parsed) return send(parsed);
@@ -258,6 +263,31 @@ export async function startGeminiStandin(opts: GeminiStandinOptions = {}): Promi
     waitForAborted: (count, timeoutMs) => life.waitForAborted(count, timeoutMs),
     close: () => life.close(),
   };
+}
+
+/**
+ * models.countTokens (https://ai.google.dev/api/tokens): bare `contents`, or
+ * a whole `generateContentRequest` (whose `model` must name the same model),
+ * never both. totalTokens is the prompt figure a generateContent answer
+ * reports as promptTokenCount.
+ */
+function countTokens(body: unknown, model: string): object | GoogleErrorAnswer {
+  const b = typeof body === "object" && body !== null ? (body as Record<string, unknown>) : {};
+  for (const k of Object.keys(b)) if (k !== "contents" && k !== "generateContentRequest") return googleErrors.unknownField(k, "");
+  if (b["contents"] !== undefined && b["generateContentRequest"] !== undefined) {
+    return googleErrors.invalid("contents and generate_content_request cannot both be set.");
+  }
+  let request = b["generateContentRequest"];
+  if (request === undefined) request = { contents: b["contents"] };
+  else {
+    const { model: named, ...rest } = typeof request === "object" && request !== null ? (request as Record<string, unknown>) : {};
+    if (named !== `models/${model}`) return googleErrors.invalid(`* CountTokensRequest.generate_content_request.model: model must be the same as the request model (models/${model})\n`);
+    request = rest;
+  }
+  const parsed = parseGenerate(request);
+  if ("status" in parsed) return parsed;
+  const total = planGenerate(parsed).promptTokens;
+  return { totalTokens: total, promptTokensDetails: [{ modality: "TEXT", tokenCount: total }] };
 }
 
 function usageOf(plan: Plan): object {

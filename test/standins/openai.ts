@@ -15,6 +15,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { parseChatRequest, planChat, renderChunks, renderCompletion } from "./openai/chat.ts";
 import { parseEmbeddingsRequest, renderEmbeddings } from "./openai/embeddings.ts";
+import { renderImages, renderModeration, renderTextCompletion, renderTextCompletionChunks } from "./openai/other.ts";
 import { renderModelList, retrieveModel } from "./openai/models.ts";
 import { RateLimiter } from "./openai/ratelimit.ts";
 import { defaultErrorFor, type ErrorAnswer, estimateTokens, newId, openAIErrors, type OpenAIErrorBody } from "./openai/wire.ts";
@@ -212,6 +213,17 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
       const parsed = parseEmbeddingsRequest(body ?? {}, models, dimensions);
       if (!parsed.ok) return sendError(x, parsed.error);
       return sendJson(x, 200, renderEmbeddings(parsed.value), {}, cut);
+    }
+    if (method === "POST" && (path === "/v1/completions" || path === "/v1/moderations" || path === "/v1/images/generations")) {
+      if (body === INVALID_JSON) return sendError(x, openAIErrors.invalidJson());
+      const b = (body ?? {}) as Record<string, unknown>;
+      if (path !== "/v1/moderations" && (typeof b["model"] !== "string" || !models.has(b["model"]))) {
+        return sendError(x, { status: 404, headers: {}, body: { error: { message: `The model \`${String(b["model"])}\` does not exist or you do not have access to it.`, type: "invalid_request_error", param: null, code: "model_not_found" } } });
+      }
+      if (path === "/v1/moderations") return sendJson(x, 200, renderModeration(b), {}, cut);
+      if (path === "/v1/images/generations") return sendJson(x, 200, renderImages(b), {}, cut);
+      if (b["stream"] !== true) return sendJson(x, 200, renderTextCompletion(b), {}, cut);
+      return sendStream(x, renderTextCompletionChunks(b), fault);
     }
     return sendError(x, openAIErrors.unknownUrl(method, path));
   }

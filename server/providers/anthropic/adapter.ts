@@ -4,16 +4,23 @@ import type { ProviderOf } from "../../config/schema.ts";
 import { GatewayError } from "../../errors/errors.ts";
 import { encodeMessagesRequest } from "../../wire/anthropic/request-encode.ts";
 import { decodeMessagesResponse } from "../../wire/anthropic/response.ts";
-import { isRecord } from "../../wire/openai/json.ts";
+import { isRecord, type JsonRecord } from "../../wire/openai/json.ts";
 import { createUpstream, keyRing, type UpstreamRequest } from "../shared/upstream.ts";
 import type { CallOptions, Provider, ProviderModel } from "../types.ts";
 import { providerError } from "./errors.ts";
 import { anthropicChunks } from "./stream.ts";
 
 /**
+ * Messages fields that count_tokens does not take
+ * (https://docs.anthropic.com/en/api/messages-count-tokens).
+ */
+const GENERATION_ONLY = ["max_tokens", "stream", "temperature", "top_p", "top_k", "stop_sequences", "metadata", "service_tier"] as const;
+
+/**
  * The Anthropic Messages API provider: POST {baseUrl}/v1/messages with
- * x-api-key and anthropic-version; GET {baseUrl}/v1/models. The wire codec is
- * server/wire/anthropic (shared with the inbound /v1/messages route).
+ * x-api-key and anthropic-version; POST {baseUrl}/v1/messages/count_tokens;
+ * GET {baseUrl}/v1/models. The wire codec is server/wire/anthropic (shared
+ * with the inbound /v1/messages route).
  */
 export function createAnthropicProvider(config: ProviderOf<"anthropic">): Provider {
   const { id } = config;
@@ -37,7 +44,7 @@ export function createAnthropicProvider(config: ProviderOf<"anthropic">): Provid
     return { url: `${base}${path}`, method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) };
   }
 
-  function messagesBody(req: ChatRequest, stream: boolean): unknown {
+  function messagesBody(req: ChatRequest, stream: boolean): JsonRecord {
     return encodeMessagesRequest(req, req.model, { stream, defaultMaxTokens: config.defaultMaxTokens });
   }
 
@@ -57,6 +64,18 @@ export function createAnthropicProvider(config: ProviderOf<"anthropic">): Provid
         throw new GatewayError("upstream_error", `provider '${id}' did not answer with an event stream`);
       }
       return anthropicChunks(id, stream);
+    },
+
+    async countTokens(req: ChatRequest, call: CallOptions): Promise<number> {
+      // count_tokens takes a messages body without the fields that only shape generation; it refuses them as extra inputs.
+      const body = messagesBody(req, false);
+      for (const k of GENERATION_ONLY) delete body[k];
+      const answer = await upstream.json(request(call, "POST", "/v1/messages/count_tokens", body), call);
+      const n = isRecord(answer) ? answer["input_tokens"] : undefined;
+      if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) {
+        throw new GatewayError("upstream_error", `provider '${id}' returned a malformed token count`);
+      }
+      return n;
     },
 
     async embed(): Promise<EmbedResponse> {

@@ -58,6 +58,18 @@ export function createGeminiProvider(config: ProviderOf<"gemini">): Provider {
       return geminiChunks(id, req.model, stream);
     },
 
+    async countTokens(req: ChatRequest, call: CallOptions): Promise<number> {
+      const resource = resourceOf(req.model);
+      // A whole generateContentRequest rather than bare `contents`, so the system instruction and tools count too.
+      const body = { generateContentRequest: { model: resource, ...toGeminiRequest(req) } };
+      const answer = await upstream.json(post(call, resource, "countTokens", body), call);
+      if (typeof answer !== "object" || answer === null) throw new GatewayError("upstream_error", `provider '${id}' returned a malformed token count`);
+      // proto3 JSON leaves out zero values: no totalTokens means 0.
+      const n = (answer as Record<string, unknown>)["totalTokens"] ?? 0;
+      if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) throw new GatewayError("upstream_error", `provider '${id}' returned a malformed token count`);
+      return n;
+    },
+
     async embed(req: EmbedRequest, call: CallOptions): Promise<EmbedResponse> {
       const resource = resourceOf(req.model);
       const body = toGeminiEmbed(req, resource);

@@ -7,7 +7,7 @@ import { decodeEmbedResponse, encodeEmbedRequest } from "../../wire/openai/embed
 import { isRecord } from "../../wire/openai/json.ts";
 import { readSse } from "../shared/sse.ts";
 import { createUpstream, keyRing, type OpenStream, type UpstreamRequest } from "../shared/upstream.ts";
-import type { CallOptions, Provider, ProviderModel } from "../types.ts";
+import type { CallOptions, ForwardPath, ForwardRequest, ForwardResponse, Provider, ProviderModel } from "../types.ts";
 import { providerError, streamError } from "./errors.ts";
 
 /** What an OpenAI-format provider needs to know; Azure and the presets fill it in their own way. */
@@ -44,10 +44,10 @@ export function createOpenAIProvider(options: OpenAIFormatOptions): Provider {
   const authHeader = options.authHeader ?? ((key: string) => ({ authorization: `Bearer ${key}` }));
   const staticHeaders: Record<string, string> = { ...options.headers, "content-type": "application/json" };
 
-  function post(path: "chat/completions" | "embeddings", model: string, body: unknown, call: CallOptions): UpstreamRequest {
+  function post(path: "chat/completions" | "embeddings" | ForwardPath, model: string, body: unknown, call: CallOptions): UpstreamRequest {
     const key = nextKey(call);
     return {
-      url: url(path, model),
+      url: path === "chat/completions" || path === "embeddings" ? url(path, model) : `${base}/${path}`,
       method: "POST",
       headers: key === undefined ? staticHeaders : { ...staticHeaders, ...authHeader(key) },
       body: JSON.stringify(body),
@@ -92,8 +92,30 @@ export function createOpenAIProvider(options: OpenAIFormatOptions): Provider {
       })).filter((m) => m.id !== "");
     },
 
+    // Servers addressed by deployment URLs (Azure) do not serve OpenAI's other paths this way.
+    ...(options.url === undefined ? { forward } : {}),
+
     close: () => upstream.close(),
   };
+
+  async function forward(req: ForwardRequest, call: CallOptions): Promise<ForwardResponse> {
+    if (req.body["stream"] !== true) return { kind: "json", json: await upstream.json(post(req.path, "", req.body, call), call) };
+    const stream = await upstream.open(post(req.path, "", req.body, call), call);
+    return { kind: "stream", contentType: String(stream.headers["content-type"] ?? "text/event-stream"), body: bytes(stream) };
+  }
+
+  /** A forwarded stream's bytes as they come; a cut or failed body is an error, never a clean end. */
+  async function* bytes(stream: OpenStream): AsyncGenerator<Uint8Array> {
+    let completed = false;
+    try {
+      for await (const chunk of stream.body) yield chunk as Uint8Array;
+      completed = true;
+    } catch (err) {
+      throw err instanceof GatewayError ? err : stream.failure(err);
+    } finally {
+      stream.release(completed);
+    }
+  }
 
   async function* chunks(stream: OpenStream): AsyncGenerator<ChatChunk> {
     let completed = false;

@@ -63,13 +63,21 @@ export interface MessagesRequest {
   raw: Json;
 }
 
-/** Validates like Anthropic, in its order (roughly), with its messages. */
-export function parseMessagesRequest(body: unknown, models: ReadonlySet<string>, maxPromptTokens: number): { ok: true; value: MessagesRequest } | { ok: false; error: ErrorAnswer } {
+/** Messages fields that POST /v1/messages/count_tokens refuses as extra inputs: they only shape generation. */
+const GENERATION_ONLY = ["max_tokens", "stream", "temperature", "top_p", "top_k", "stop_sequences", "metadata", "service_tier"];
+
+/**
+ * Validates like Anthropic, in its order (roughly), with its messages. With
+ * `count`, as POST /v1/messages/count_tokens does: no max_tokens (nor other
+ * generation-only fields) and no prompt size limit.
+ */
+export function parseMessagesRequest(body: unknown, models: ReadonlySet<string>, maxPromptTokens: number, count = false): { ok: true; value: MessagesRequest } | { ok: false; error: ErrorAnswer } {
   const fail = (error: ErrorAnswer) => ({ ok: false as const, error });
   if (!isObject(body)) return fail(invalid("body: Input should be a valid dictionary"));
-  for (const f of ["model", "max_tokens", "messages"]) if (body[f] === undefined) return fail(invalid(`${f}: Field required`));
+  for (const f of count ? ["model", "messages"] : ["model", "max_tokens", "messages"]) if (body[f] === undefined) return fail(invalid(`${f}: Field required`));
+  if (count) for (const f of GENERATION_ONLY) if (body[f] !== undefined) return fail(invalid(`${f}: Extra inputs are not permitted`));
   if (typeof body.model !== "string") return fail(invalid("model: Input should be a valid string"));
-  if (typeof body.max_tokens !== "number" || !Number.isInteger(body.max_tokens) || body.max_tokens < 1) return fail(invalid("max_tokens: Input should be a valid integer greater than or equal to 1"));
+  if (!count && (typeof body.max_tokens !== "number" || !Number.isInteger(body.max_tokens) || body.max_tokens < 1)) return fail(invalid("max_tokens: Input should be a valid integer greater than or equal to 1"));
   if (!Array.isArray(body.messages)) return fail(invalid("messages: Input should be a valid list"));
   if (body.system !== undefined && typeof body.system !== "string" && !Array.isArray(body.system)) return fail(invalid("system: Input should be a valid string or list"));
   const messages: MessagesRequest["messages"] = [];
@@ -121,14 +129,14 @@ export function parseMessagesRequest(body: unknown, models: ReadonlySet<string>,
     if (!isObject(t.input_schema)) return fail(invalid(`tools.${i}.custom.input_schema: Field required`));
   }
   if (!models.has(body.model)) return fail(errorAnswer(404, "not_found_error", `model: ${body.model}`));
-  const promptTokens = estimateTokens(JSON.stringify({ system: body.system, messages: body.messages, tools: body.tools }));
-  if (promptTokens > maxPromptTokens) return fail(invalid(`prompt is too long: ${promptTokens} tokens > ${maxPromptTokens} maximum`));
+  const promptTokens = promptEstimate(body);
+  if (!count && promptTokens > maxPromptTokens) return fail(invalid(`prompt is too long: ${promptTokens} tokens > ${maxPromptTokens} maximum`));
   return {
     ok: true,
     value: {
       model: body.model,
       messages,
-      maxTokens: body.max_tokens,
+      maxTokens: typeof body.max_tokens === "number" ? body.max_tokens : 0,
       stream: body.stream === true,
       tools: tools as MessagesRequest["tools"],
       toolChoice: isObject(body.tool_choice) ? body.tool_choice : undefined,
@@ -137,6 +145,14 @@ export function parseMessagesRequest(body: unknown, models: ReadonlySet<string>,
       raw: body,
     },
   };
+}
+
+/**
+ * The prompt's token figure: what usage.input_tokens reports before cache
+ * reads and writes, and what count_tokens answers.
+ */
+export function promptEstimate(body: Json): number {
+  return estimateTokens(JSON.stringify({ system: body.system, messages: body.messages, tools: body.tools }));
 }
 
 /** What the stand-in answers: deterministic in content. */
@@ -197,7 +213,7 @@ export function planMessage(req: MessagesRequest, cache: { read: number; creatio
     }
     blocks.push({ type: "text", text });
   }
-  const prompt = estimateTokens(JSON.stringify({ system: req.raw.system, messages: req.raw.messages, tools: req.raw.tools }));
+  const prompt = promptEstimate(req.raw);
   const output = blocks.reduce((n, b) => n + estimateTokens(JSON.stringify(b)), 0);
   return {
     id: newId.message(),

@@ -1,0 +1,88 @@
+/**
+ * The stand-in's answers for OpenAI's other endpoints: legacy completions
+ * (JSON and SSE), moderations and image generation, shaped as OpenAI's API
+ * reference and `shared/spec/openai-openapi.yaml` describe them.
+ */
+import { randomBytes } from "node:crypto";
+import { estimateTokens } from "./wire.ts";
+
+type Json = Record<string, unknown>;
+
+const id = (prefix: string): string => `${prefix}-${randomBytes(12).toString("base64url")}`;
+
+/** "echo: <prompt>", cut to max_tokens (4 characters a token), like the chat stand-in. */
+export function completionPlan(body: Json): { model: string; text: string; finish: "stop" | "length"; prompt: number; completion: number } {
+  const prompt = Array.isArray(body["prompt"]) ? body["prompt"].join("\n") : String(body["prompt"] ?? "");
+  let text = `echo: ${prompt}`;
+  let finish: "stop" | "length" = "stop";
+  const max = typeof body["max_tokens"] === "number" ? body["max_tokens"] : 16; // OpenAI's default for completions
+  if (estimateTokens(text) > max) {
+    text = text.slice(0, max * 4);
+    finish = "length";
+  }
+  return { model: String(body["model"]), text, finish, prompt: estimateTokens(prompt), completion: estimateTokens(text) };
+}
+
+export function renderTextCompletion(body: Json): Json {
+  const p = completionPlan(body);
+  return {
+    id: id("cmpl"),
+    object: "text_completion",
+    created: Math.floor(Date.now() / 1000),
+    model: p.model,
+    system_fingerprint: "fp_standin",
+    choices: [{ text: p.text, index: 0, logprobs: null, finish_reason: p.finish }],
+    usage: { prompt_tokens: p.prompt, completion_tokens: p.completion, total_tokens: p.prompt + p.completion },
+  };
+}
+
+/** SSE events (without the trailing [DONE]): a chunk per 4 characters, the finish, then usage when asked. */
+export function renderTextCompletionChunks(body: Json): Json[] {
+  const p = completionPlan(body);
+  const base = { id: id("cmpl"), object: "text_completion", created: Math.floor(Date.now() / 1000), model: p.model, system_fingerprint: "fp_standin" };
+  const chunks: Json[] = [];
+  for (let i = 0; i < p.text.length; i += 4) chunks.push({ ...base, choices: [{ text: p.text.slice(i, i + 4), index: 0, logprobs: null, finish_reason: null }] });
+  chunks.push({ ...base, choices: [{ text: "", index: 0, logprobs: null, finish_reason: p.finish }] });
+  const opts = body["stream_options"] as Json | undefined;
+  if (opts?.["include_usage"] === true) {
+    chunks.push({ ...base, choices: [], usage: { prompt_tokens: p.prompt, completion_tokens: p.completion, total_tokens: p.prompt + p.completion } });
+  }
+  return chunks;
+}
+
+const CATEGORIES = [
+  "hate", "hate/threatening", "harassment", "harassment/threatening", "illicit", "illicit/violent", "self-harm",
+  "self-harm/intent", "self-harm/instructions", "sexual", "sexual/minors", "violence", "violence/graphic",
+];
+
+/** Every input unflagged, except text containing "kill", which is flagged for violence. */
+export function renderModeration(body: Json): Json {
+  const inputs = Array.isArray(body["input"]) ? body["input"] : [body["input"]];
+  return {
+    id: id("modr"),
+    model: String(body["model"] ?? "omni-moderation-latest"),
+    results: inputs.map((input) => {
+      const violent = typeof input === "string" && /\bkill\b/i.test(input);
+      return {
+        flagged: violent,
+        categories: Object.fromEntries(CATEGORIES.map((c) => [c, violent && c === "violence"])),
+        category_scores: Object.fromEntries(CATEGORIES.map((c) => [c, violent && c === "violence" ? 0.93 : 0.0001])),
+        category_applied_input_types: Object.fromEntries(CATEGORIES.map((c) => [c, ["text"]])),
+      };
+    }),
+  };
+}
+
+/** n images (1 by default), as b64_json for gpt-image-1 (with token usage) and as URLs otherwise. */
+export function renderImages(body: Json): Json {
+  const n = typeof body["n"] === "number" ? body["n"] : 1;
+  const model = String(body["model"] ?? "dall-e-2");
+  const b64 = model.startsWith("gpt-image") || body["response_format"] === "b64_json";
+  const data = Array.from({ length: n }, (_, i) => (b64 ? { b64_json: Buffer.from(`png ${i}`).toString("base64") } : { url: `https://images.standin.invalid/${id("img")}.png` }));
+  const prompt = estimateTokens(String(body["prompt"] ?? ""));
+  return {
+    created: Math.floor(Date.now() / 1000),
+    data,
+    ...(model.startsWith("gpt-image") ? { usage: { total_tokens: prompt + 1056 * n, input_tokens: prompt, output_tokens: 1056 * n, input_tokens_details: { text_tokens: prompt, image_tokens: 0 } } } : {}),
+  };
+}
