@@ -1,0 +1,253 @@
+import { fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
+import { MessageSchema, Role, type ChatChunk, type ChatCompletion } from "../../gen/switchyard/v1/chat_pb.ts";
+import type { GatewayInfo } from "../../gen/switchyard/v1/common_pb.ts";
+import { StreamAssembler } from "../cache/replay.ts";
+import { GatewayError } from "../errors/errors.ts";
+import { tenantScope, type ScopeLevel } from "../governance/scope.ts";
+import type { Entry, Pipeline } from "../pipeline/pipeline.ts";
+import { decodeResponsesRequest, untranslatable, type DecodedResponsesRequest } from "../wire/openai/responses-request.ts";
+import { echoRequest, encodeResponse, newItemId, newResponseId, responseErrorCode, type RequestEcho } from "../wire/openai/responses-response.ts";
+import { createResponsesStreamEncoder } from "../wire/openai/responses-stream.ts";
+import type { ResponseStore } from "./store.ts";
+
+/** Where stored responses live and who may read them. */
+export interface ResponsesDeps {
+  store: ResponseStore;
+  scope: ScopeLevel;
+  ttlMs: number;
+}
+
+/** One event of a Responses stream. */
+export interface ResponseEvent {
+  /** The event's type, e.g. "response.output_text.delta". */
+  readonly type: string;
+  /** The event as the SSE `data` carries it (`type` and `sequence_number` included); parsed on first read. */
+  readonly event: Record<string, unknown>;
+  /** The event as one SSE frame, `event: <type>\ndata: <json>\n\n`, exactly as REST sends it. */
+  readonly frame: string;
+}
+
+/**
+ * A started Responses stream. It never throws: a failure after the first
+ * event ends it with `response.failed` (nothing more when the caller went
+ * away). When `store` is on, the response is kept before the iteration ends.
+ */
+export interface ResponseStream extends AsyncIterable<ResponseEvent> {
+  /** How the first chunk was served; undefined when the provider ended the stream without one. */
+  readonly gateway: GatewayInfo | undefined;
+}
+
+/**
+ * OpenAI's Responses API without a transport: REST (server/rest/responses.ts)
+ * and RPC (server/rpc/responses.ts) are thin adapters over it, so both share
+ * one behaviour and one store. Every method works in the caller's tenant
+ * scope (server/governance/scope.ts) and throws GatewayErrors.
+ */
+export interface ResponsesApi {
+  /** A finished Response object for a POST /v1/responses body (its `stream` is ignored). */
+  create(body: unknown, entry: Entry): Promise<{ response: Record<string, unknown>; gateway: GatewayInfo | undefined }>;
+  /**
+   * The typed event stream for a POST /v1/responses body (its `stream` is
+   * ignored). Resolves once the first chunk is in hand, so every error before
+   * the first event is a rejection the transport reports as its own error.
+   */
+  stream(body: unknown, entry: Entry): Promise<ResponseStream>;
+  /** A stored Response object; not_found when absent, expired or another tenant's. */
+  get(id: string, entry: Entry): Promise<Record<string, unknown>>;
+  /** Deletes a stored response; not_found when absent, expired or another tenant's. */
+  remove(id: string, entry: Entry): Promise<void>;
+  /** The input items of a stored response as OpenAI's list object, newest first. */
+  inputItems(id: string, entry: Entry): Promise<Record<string, unknown>>;
+}
+
+/** A request decoded, checked and continued from its previous response, ready to run. */
+interface Prepared {
+  decoded: DecodedResponsesRequest;
+  scope: string;
+  id: string;
+  /** Unix seconds. */
+  createdAt: number;
+  echo: RequestEcho;
+}
+
+/**
+ * The Responses API for every provider: a request is decoded to the
+ * canonical chat request (a previous response's conversation first, when
+ * `previous_response_id` names one of the caller's own), runs the one
+ * pipeline, and the answer is encoded as a Response object or its typed
+ * event stream. With `store` (the default) the response and its
+ * conversation are kept for follow-ups and get/remove.
+ */
+export function createResponsesApi(deps: { pipeline: Pipeline; responses: ResponsesDeps }): ResponsesApi {
+  const { pipeline, responses: r } = deps;
+
+  async function prepare(body: unknown, entry: Entry): Promise<Prepared> {
+    entry.api = "responses";
+    const decoded = decodeResponsesRequest(body);
+    // Every provider is reached through the canonical request (OpenAI's own Responses service is not
+    // passed through yet), so what it cannot carry is refused up front, by name.
+    const cannot = untranslatable(decoded.raw);
+    if (cannot !== undefined) throw new GatewayError("unsupported", `${cannot}; this gateway translates the Responses API for every provider and cannot carry it`);
+    const scope = tenantScope(entry.principal, r.scope);
+    await continueFrom(decoded, r, scope);
+    return { decoded, scope, id: newResponseId(), createdAt: Math.floor(Date.now() / 1000), echo: echoRequest(decoded.raw) };
+  }
+
+  async function* events(p: Prepared, it: AsyncIterator<ChatChunk>, first: IteratorResult<ChatChunk>, entry: Entry): AsyncGenerator<ResponseEvent> {
+    const encoder = createResponsesStreamEncoder({ id: p.id, createdAt: p.createdAt, request: p.echo });
+    const whole = p.decoded.store ? new StreamAssembler() : undefined;
+    let drained = false; // the upstream iterator ended or threw: nothing to let go of
+    const pull = async (): Promise<IteratorResult<ChatChunk>> => {
+      try {
+        return await it.next();
+      } catch (err) {
+        drained = true;
+        throw err;
+      }
+    };
+    let last: ResponseEvent | undefined;
+    try {
+      for (let next = first; !next.done; next = await pull()) {
+        whole?.push(next.value);
+        for (const f of encoder.push(next.value)) yield (last = new FrameEvent(f));
+        if (entry.signal.aborted) return;
+      }
+      drained = true;
+      if (entry.signal.aborted) return;
+      for (const f of encoder.end()) yield (last = new FrameEvent(f));
+      const completion = whole?.result();
+      const response = last === undefined ? undefined : finalResponse(last);
+      if (completion !== undefined && response !== undefined) await keep(r, p, completion, response);
+    } catch (err) {
+      if (entry.signal.aborted) return;
+      const e = GatewayError.from(err);
+      for (const f of encoder.fail({ code: responseErrorCode(e.code), message: e.message })) yield new FrameEvent(f);
+    } finally {
+      // Stopped early (caller gone, or the transport stopped reading): let go of the upstream request.
+      if (!drained) await it.return?.().catch(() => undefined);
+    }
+  }
+
+  return {
+    async create(body, entry) {
+      const p = await prepare(body, entry);
+      const completion = await pipeline.complete(p.decoded.request, entry);
+      const response = encodeResponse(completion, { id: p.id, createdAt: p.createdAt, request: p.echo });
+      if (p.decoded.store) await keep(r, p, completion, response);
+      return { response, gateway: completion.gateway };
+    },
+    async stream(body, entry) {
+      const p = await prepare(body, entry);
+      const chunks = await pipeline.stream(p.decoded.request, { includeUsage: true }, entry);
+      const it = chunks[Symbol.asyncIterator]();
+      const first = await it.next();
+      const gen = events(p, it, first, entry);
+      return { gateway: first.done ? undefined : first.value.gateway, [Symbol.asyncIterator]: () => gen };
+    },
+    async get(id, entry) {
+      const stored = await r.store.get(id, tenantScope(entry.principal, r.scope), Date.now());
+      if (stored === undefined) throw notFound(id);
+      return stored.response;
+    },
+    async remove(id, entry) {
+      if (!(await r.store.delete(id, tenantScope(entry.principal, r.scope)))) throw notFound(id);
+    },
+    async inputItems(id, entry) {
+      const stored = await r.store.get(id, tenantScope(entry.principal, r.scope), Date.now());
+      if (stored === undefined) throw notFound(id);
+      // Newest first, as OpenAI lists them by default.
+      const data = [...stored.inputItems].reverse();
+      return { object: "list", data, first_id: data[0]?.["id"] ?? null, last_id: data.at(-1)?.["id"] ?? null, has_more: false };
+    },
+  };
+}
+
+/**
+ * A frame from the stream encoder. REST sends the frame as it is, so only
+ * RPC callers pay for parsing the event back (once, on first read).
+ */
+class FrameEvent implements ResponseEvent {
+  readonly type: string;
+  readonly frame: string;
+  #event: Record<string, unknown> | undefined;
+
+  constructor(frame: string) {
+    this.frame = frame;
+    this.type = frame.slice("event: ".length, frame.indexOf("\n"));
+  }
+
+  get event(): Record<string, unknown> {
+    this.#event ??= JSON.parse(this.frame.slice(this.frame.indexOf("\ndata: ") + "\ndata: ".length)) as Record<string, unknown>;
+    return this.#event;
+  }
+}
+
+function notFound(id: string): GatewayError {
+  return new GatewayError("not_found", `No response found with id '${id}'.`);
+}
+
+/** How many leading messages are the request's own instructions (never carried to a follow-up). */
+function instructionsLead(d: DecodedResponsesRequest): number {
+  const instructions = d.raw["instructions"];
+  return typeof instructions === "string" && instructions !== "" && d.request.messages[0]?.role === Role.SYSTEM ? 1 : 0;
+}
+
+/**
+ * The conversation a follow-up continues: the named response's (the
+ * caller's own, still kept), placed after the new request's instructions
+ * (a previous response's instructions are not carried over, as OpenAI does).
+ */
+async function continueFrom(d: DecodedResponsesRequest, r: ResponsesDeps, scope: string): Promise<void> {
+  if (d.previousResponseId === undefined) return;
+  const prev = await r.store.get(d.previousResponseId, scope, Date.now());
+  if (prev === undefined) {
+    throw new GatewayError("invalid_request", `Previous response with id '${d.previousResponseId}' not found.`, { param: "previous_response_id" });
+  }
+  const history = prev.conversation.map((m) => fromJson(MessageSchema, m as JsonValue));
+  const msgs = d.request.messages;
+  const lead = instructionsLead(d);
+  d.request.messages = [...msgs.slice(0, lead), ...history, ...msgs.slice(lead)];
+}
+
+/** Keeps a response with the conversation it ends (instructions excluded), for follow-ups on any provider. */
+async function keep(r: ResponsesDeps, p: Prepared, c: ChatCompletion, response: Record<string, unknown>): Promise<void> {
+  // The request's messages already begin with the previous conversation.
+  const conversation = p.decoded.request.messages.slice(instructionsLead(p.decoded));
+  const answer = c.choices.find((ch) => ch.index === 0)?.message;
+  if (answer !== undefined) conversation.push(answer);
+  const now = Date.now();
+  try {
+    await r.store.put({
+      id: p.id,
+      scope: p.scope,
+      createdAt: now,
+      expiresAt: now + r.ttlMs,
+      response,
+      inputItems: inputItemsOf(p.decoded.raw["input"]),
+      conversation: conversation.map((m) => toJson(MessageSchema, m)),
+    });
+  } catch {
+    // The answer is good; only follow-ups will miss it. The caller still gets it.
+  }
+}
+
+/** The input as a list of items with ids, for inputItems. */
+function inputItemsOf(input: unknown): Record<string, unknown>[] {
+  const items: unknown[] = typeof input === "string" ? [{ type: "message", role: "user", content: [{ type: "input_text", text: input }] }] : Array.isArray(input) ? input : [];
+  return items.map((it) => {
+    const item = { ...(it as Record<string, unknown>) };
+    if (item["type"] === undefined) item["type"] = "message";
+    if (typeof item["id"] !== "string") item["id"] = newItemId(item["type"] === "function_call" ? "fc" : "msg");
+    return item;
+  });
+}
+
+/** The Response object inside the stream's last event (response.completed or response.incomplete). */
+function finalResponse(last: ResponseEvent): Record<string, unknown> | undefined {
+  if (last.type !== "response.completed" && last.type !== "response.incomplete") return undefined;
+  try {
+    return last.event["response"] as Record<string, unknown> | undefined;
+  } catch {
+    return undefined;
+  }
+}
