@@ -12,7 +12,7 @@ import { assertMatchesSchema } from "./support/openapi.ts";
 // name for providers that do not serve them.
 
 const ADMIN = "sy-admin-forward-0123456789";
-const MODELS = ["gpt-3.5-turbo-instruct", "omni-moderation-latest", "gpt-image-1", "dall-e-3"];
+const MODELS = ["gpt-3.5-turbo-instruct", "omni-moderation-latest", "gpt-image-1", "dall-e-3", "tts-1", "whisper-1", "gpt-4o-transcribe"];
 let openai: OpenAIStandin;
 let backup: OpenAIStandin;
 let anthropic: AnthropicStandin;
@@ -102,6 +102,36 @@ describe("moderations and images", () => {
     expect(r.data).toHaveLength(2);
     expect(gw.records.at(-1)).toMatchObject({ operation: "images", ok: true });
     expect(gw.records.at(-1)!.usage?.completionTokens).toBe(2112);
+  });
+});
+
+describe("audio", () => {
+  it("streams speech bytes as the provider sends them", async () => {
+    const res = await client.audio.speech.create({ model: "openai/tts-1", voice: "alloy", input: "Hello there" });
+    expect(res.headers.get("content-type")).toBe("audio/mpeg");
+    const bytes = Buffer.from(await res.arrayBuffer());
+    expect(bytes.subarray(0, 4)).toEqual(Buffer.from([0x49, 0x44, 0x33, 0x04]));
+    expect(bytes.subarray(4).toString()).toBe("Hello there");
+    await gw.waitForRecords(1);
+    expect(gw.records.at(-1)).toMatchObject({ operation: "speech", ok: true, model: "tts-1" });
+  });
+
+  it("uploads audio for transcription, with the provider's model name in the form", async () => {
+    const file = await OpenAI.toFile(Buffer.alloc(3000, 7), "meeting.mp3", { type: "audio/mpeg" });
+    const r = await client.audio.transcriptions.create({ model: "openai/gpt-4o-transcribe", file });
+    expect(r.text).toBe("transcribed meeting.mp3 (3000 bytes)");
+    expect(openai.requests.at(-1)!.body).toMatchObject({ model: "gpt-4o-transcribe", file: { filename: "meeting.mp3", size: 3000 } });
+    expect(gw.records.at(-1)!.usage?.promptTokens).toBe(100);
+    const whisper = await client.audio.transcriptions.create({ model: "openai/whisper-1", file: await OpenAI.toFile(Buffer.alloc(10), "a.wav") });
+    expect(whisper.text).toBe("transcribed a.wav (10 bytes)");
+  });
+
+  it("refuses uploads over the body limit, and uploads without a file", async () => {
+    const big = await OpenAI.toFile(Buffer.alloc(9 * 1024 * 1024), "long.mp3");
+    await expect(client.audio.transcriptions.create({ model: "openai/whisper-1", file: big })).rejects.toMatchObject({ status: 413 });
+    const res = await fetch(`${gw.url}/v1/audio/transcriptions`, { method: "POST", headers: { authorization: `Bearer ${ADMIN}` }, body: (() => { const f = new FormData(); f.set("model", "openai/whisper-1"); return f; })() });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as any).error.param).toBe("file");
   });
 });
 

@@ -24,7 +24,7 @@ afterAll(async () => {
 
 beforeEach(() => openai.setBehavior(null));
 
-/** POST /v1/responses over REST, as an OpenAI client would. */
+/** /v1/responses[path] over REST, as an OpenAI client would call it. */
 async function rest(method: "GET" | "POST" | "DELETE", path: string, body?: object): Promise<{ status: number; json: Record<string, unknown> }> {
   const res = await fetch(`${gw.url}/v1/responses${path}`, {
     method,
@@ -158,3 +158,27 @@ for (const protocol of ["connect", "grpc"] satisfies Protocol[]) {
     });
   });
 }
+
+describe("the REST adapter over the same core", () => {
+  it("still streams SSE frames, event line matching data.type, ending in response.failed on a midway failure", async () => {
+    openai.setBehavior({ kind: "stream-error", afterChunks: 2 });
+    const res = await fetch(`${gw.url}/v1/responses`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: MODEL, input: "one two three four", stream: true }),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
+    expect(res.headers.get("x-switchyard-provider")).toBe("openai");
+    const text = await res.text();
+    const frames = text.split("\n\n").filter((f) => f !== "");
+    const types = frames.map((f) => {
+      const [event, data] = f.split("\n");
+      const type = event!.slice("event: ".length);
+      expect(JSON.parse(data!.slice("data: ".length))["type"]).toBe(type);
+      return type;
+    });
+    expect(types[0]).toBe("response.created");
+    expect(types.at(-1)).toBe("response.failed");
+  });
+});

@@ -48,7 +48,7 @@ export interface Pipeline {
    * completions, moderations, image generation), through the same routing,
    * governance and accounting as chat. `body.model` names the model.
    */
-  forward(path: ForwardPath, body: Record<string, unknown>, entry: Entry): Promise<Forwarded>;
+  forward(path: ForwardPath, body: Record<string, unknown>, entry: Entry, form?: FormData): Promise<Forwarded>;
 }
 
 /** A forwarded answer: JSON, or a byte stream (SSE) whose end finishes the request. */
@@ -80,7 +80,7 @@ export interface Entry {
   setHeader?: ((name: string, value: string) => void) | undefined;
 }
 
-export type Operation = "chat" | "chat_stream" | "embed" | "completions" | "moderations" | "images";
+export type Operation = "chat" | "chat_stream" | "embed" | "completions" | "moderations" | "images" | "speech" | "transcriptions";
 
 /** One finished request, as accounting, metrics and logs see it. */
 export interface RequestRecord {
@@ -383,8 +383,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       return catalog.list();
     },
 
-    async forward(path, body, entry) {
-      const op: Operation = path === "images/generations" ? "images" : path;
+    async forward(path, body, entry, form) {
+      const op: Operation = FORWARD_OPS[path];
       const model = typeof body["model"] === "string" ? body["model"] : "";
       const run = begin(entry, op, model);
       try {
@@ -398,7 +398,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
           throw new GatewayError("unsupported", `${path} is not available for provider '${t?.provider.id ?? "?"}' (model '${model}'); it is served by OpenAI-format providers`, { param: "model" });
         }
         await reserve(run);
-        const res = await invoke(invokeDeps, run, targets, model, undefined, (t, call) => t.provider.forward!({ path, body: { ...body, model: t.model } }, call));
+        const res = await invoke(invokeDeps, run, targets, model, undefined, (t, call) => t.provider.forward!({ path, body: { ...body, model: t.model }, form }, call));
         run.upstreamMs = performance.now() - run.upstreamStart;
         if (res.kind === "json") {
           const usage = forwardedUsage(res.json);
@@ -453,6 +453,14 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     }
   }
 }
+
+const FORWARD_OPS: Record<ForwardPath, Operation> = {
+  "completions": "completions",
+  "moderations": "moderations",
+  "images/generations": "images",
+  "audio/speech": "speech",
+  "audio/transcriptions": "transcriptions",
+};
 
 /** Usage as OpenAI's other endpoints report it (prompt/completion tokens, or input/output tokens). */
 function forwardedUsage(json: unknown): Usage | undefined {

@@ -44,11 +44,14 @@ export interface Provider {
 }
 
 /** OpenAI endpoints the gateway forwards to OpenAI-format providers. */
-export type ForwardPath = "completions" | "moderations" | "images/generations";
+export type ForwardPath = "completions" | "moderations" | "images/generations" | "audio/speech" | "audio/transcriptions";
 
 export interface ForwardRequest {
   path: ForwardPath;
+  /** The JSON body; for multipart uploads, the scalar fields routing reads (model, stream). */
   body: Record<string, unknown>;
+  /** Multipart uploads (transcriptions): every field as sent; `model` is replaced by `body.model`. */
+  form?: FormData | undefined;
 }
 
 /** A 2xx answer: JSON already parsed, or a stream of bytes (SSE) to pass on. */

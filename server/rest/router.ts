@@ -52,6 +52,8 @@ async function route(req: Req, res: Res, deps: RestDeps, path: string, startedAt
     case "/v1/completions":
     case "/v1/moderations":
     case "/v1/images/generations":
+    case "/v1/audio/speech":
+    case "/v1/audio/transcriptions":
       if (method !== "POST") throw wrongMethod(method, path, "POST");
       return handleForward(req, res, deps, startedAt, path.slice(4) as ForwardPath);
     case "/v1/embeddings":

@@ -15,7 +15,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { parseChatRequest, planChat, renderChunks, renderCompletion } from "./openai/chat.ts";
 import { parseEmbeddingsRequest, renderEmbeddings } from "./openai/embeddings.ts";
-import { renderImages, renderModeration, renderTextCompletion, renderTextCompletionChunks } from "./openai/other.ts";
+import { parseMultipart, renderImages, renderModeration, renderSpeech, renderTextCompletion, renderTextCompletionChunks, renderTranscription } from "./openai/other.ts";
 import { renderModelList, retrieveModel } from "./openai/models.ts";
 import { RateLimiter } from "./openai/ratelimit.ts";
 import { defaultErrorFor, type ErrorAnswer, estimateTokens, newId, openAIErrors, type OpenAIErrorBody } from "./openai/wire.ts";
@@ -214,6 +214,24 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
       if (!parsed.ok) return sendError(x, parsed.error);
       return sendJson(x, 200, renderEmbeddings(parsed.value), {}, cut);
     }
+    if (method === "POST" && path === "/v1/audio/speech") {
+      const b = (body ?? {}) as Record<string, unknown>;
+      if (typeof b["input"] !== "string" || typeof b["voice"] !== "string") {
+        return sendError(x, { status: 400, body: { error: { message: "input and voice are required", type: "invalid_request_error", param: null, code: null } } });
+      }
+      const audio = renderSpeech(b);
+      x.res.writeHead(200, { ...commonHeaders(x), "content-type": "audio/mpeg", "transfer-encoding": "chunked" });
+      x.res.write(audio.subarray(0, 4));
+      x.res.end(audio.subarray(4));
+      return;
+    }
+    if (method === "POST" && path === "/v1/audio/transcriptions") {
+      const b = body === INVALID_JSON ? undefined : (body as Record<string, unknown> | undefined);
+      if (b === undefined || typeof b["file"] !== "object") {
+        return sendError(x, { status: 400, body: { error: { message: "Could not parse multipart form", type: "invalid_request_error", param: null, code: null } } });
+      }
+      return sendJson(x, 200, renderTranscription(b), {}, cut);
+    }
     if (method === "POST" && (path === "/v1/completions" || path === "/v1/moderations" || path === "/v1/images/generations")) {
       if (body === INVALID_JSON) return sendError(x, openAIErrors.invalidJson());
       const b = (body ?? {}) as Record<string, unknown>;
@@ -234,7 +252,8 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
     if (raw === undefined) return; // the client left while sending
     const rawBody = raw.toString("utf8");
     const [path = "/", query = ""] = (req.url ?? "/").split(/\?(.*)/s, 2);
-    const body = parseBody(rawBody);
+    const type = String(req.headers["content-type"] ?? "");
+    const body = type.startsWith("multipart/form-data") ? ((await parseMultipart(raw, type)) ?? INVALID_JSON) : parseBody(rawBody);
     requests.push({
       method: req.method ?? "GET",
       path,

@@ -99,9 +99,27 @@ export function createOpenAIProvider(options: OpenAIFormatOptions): Provider {
   };
 
   async function forward(req: ForwardRequest, call: CallOptions): Promise<ForwardResponse> {
-    if (req.body["stream"] !== true) return { kind: "json", json: await upstream.json(post(req.path, "", req.body, call), call) };
-    const stream = await upstream.open(post(req.path, "", req.body, call), call);
-    return { kind: "stream", contentType: String(stream.headers["content-type"] ?? "text/event-stream"), body: bytes(stream) };
+    const upstreamReq = req.form === undefined ? post(req.path, "", req.body, call) : await multipart(req, call);
+    // Speech answers audio bytes; anything asked to stream answers SSE: both are passed on as they come.
+    if (req.path !== "audio/speech" && req.body["stream"] !== true) return { kind: "json", json: await upstream.json(upstreamReq, call) };
+    const stream = await upstream.open(upstreamReq, call);
+    return { kind: "stream", contentType: String(stream.headers["content-type"] ?? "application/octet-stream"), body: bytes(stream) };
+  }
+
+  /** A multipart upload re-encoded with the provider's model name (the form's boundary changes with it). */
+  async function multipart(req: ForwardRequest, call: CallOptions): Promise<UpstreamRequest> {
+    const form = new FormData();
+    for (const [k, v] of req.form!) if (k !== "model") form.append(k, v);
+    form.set("model", String(req.body["model"]));
+    const encoded = new Response(form);
+    const key = nextKey(call);
+    const headers: Record<string, string> = { ...options.headers, "content-type": encoded.headers.get("content-type") ?? "multipart/form-data" };
+    return {
+      url: `${base}/${req.path}`,
+      method: "POST",
+      headers: key === undefined ? headers : { ...headers, ...authHeader(key) },
+      body: new Uint8Array(await encoded.arrayBuffer()),
+    };
   }
 
   /** A forwarded stream's bytes as they come; a cut or failed body is an error, never a clean end. */

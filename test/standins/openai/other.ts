@@ -86,3 +86,30 @@ export function renderImages(body: Json): Json {
     ...(model.startsWith("gpt-image") ? { usage: { total_tokens: prompt + 1056 * n, input_tokens: prompt, output_tokens: 1056 * n, input_tokens_details: { text_tokens: prompt, image_tokens: 0 } } } : {}),
   };
 }
+
+/** A multipart body as a plain record: text fields as strings, files as { filename, size, type }. */
+export async function parseMultipart(raw: Buffer, contentType: string): Promise<Json | undefined> {
+  try {
+    const form = await new Response(raw, { headers: { "content-type": contentType } }).formData();
+    const out: Json = {};
+    for (const [k, v] of form) out[k] = typeof v === "string" ? v : { filename: (v as File).name, size: v.size, type: v.type };
+    return out;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Deterministic "audio": the input text's bytes behind an MP3-like header, sent in two writes. */
+export function renderSpeech(body: Json): Buffer {
+  return Buffer.concat([Buffer.from([0x49, 0x44, 0x33, 0x04]), Buffer.from(String(body["input"] ?? ""), "utf8")]);
+}
+
+/** whisper-1 answers text only; gpt-4o-transcribe also reports token usage, as OpenAI does. */
+export function renderTranscription(body: Json): Json {
+  const file = body["file"] as { filename?: string; size?: number } | undefined;
+  const text = `transcribed ${file?.filename ?? "audio"} (${file?.size ?? 0} bytes)`;
+  if (String(body["model"]).startsWith("gpt-4o")) {
+    return { text, usage: { type: "tokens", input_tokens: 100, output_tokens: estimateTokens(text), total_tokens: 100 + estimateTokens(text), input_token_details: { text_tokens: 0, audio_tokens: 100 } } };
+  }
+  return { text };
+}
