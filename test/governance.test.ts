@@ -120,6 +120,9 @@ describe.each<StoreKind>(["embedded", "redis"])("governance (%s store)", (kind) 
     // A fallback the caller names is a model it asks for, too.
     expect((await chat(gw.url, secret, { fallbacks: ["gpt-4o"] })).status).toBe(403);
 
+    // The model list shows a key what it may use.
+    const listed = await fetch(`${gw.url}/v1/models`, { headers: { authorization: `Bearer ${secret}` } }).then((r) => r.json()) as { data: { id: string }[] };
+    expect(listed.data.map((m) => m.id)).toEqual(["openai/gpt-4o-mini"]);
     const wild = await createKey({ allowedModels: ["gpt-4o*"] });
     expect((await chat(gw.url, wild.secret, { model: "gpt-4o" })).status).toBe(200);
     const noProvider = await createKey({ allowedProviders: ["anthropic"] });

@@ -83,6 +83,8 @@ export interface Governor {
   chargeHit(authorized: Authorized, usd: number): Promise<number>;
   /** What a served answer cost by the pricing table (0 when unpriced), for requests outside governance. */
   costOf(target: Target, usage: Usage | undefined): number;
+  /** Whether a virtual key may use a model (by the name it is listed under, and the target it is). */
+  allowsModel(principal: Principal, providerId: string, model: string, listedAs: string): boolean;
   /** No keys of any kind exist: local traffic is served without one. */
   isOpen(): boolean;
   /** Drops cached keys and entities (an admin write on this instance). */
@@ -341,6 +343,13 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
       void store.keyCount().then((n) => (keysExist = n > 0), () => undefined);
     },
     settleFailures: () => failedSettles,
+    allowsModel(principal, providerId, model, listedAs) {
+      const key = principal.key;
+      if (key === undefined) return true;
+      if (key.allowedProviders.length > 0 && !key.allowedProviders.includes(providerId)) return false;
+      const target = { provider: { id: providerId }, model } as Target;
+      return modelAllowed(key.allowedModels, listedAs, [target]);
+    },
     async chargeHit(a, usd) {
       if (o.chargeHits !== true || usd <= 0) return 0;
       const { key, team, customer } = a.principal;

@@ -379,8 +379,15 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       }
     },
 
-    async listModels() {
-      return catalog.list();
+    async listModels(entry) {
+      const all = await catalog.list();
+      const p = entry.principal;
+      // A virtual key sees the models it may use, nothing else.
+      if (governor === undefined || p.kind !== "virtual") return all;
+      return all.filter((m) => {
+        const target = m.target === "" ? m.id : m.target; // aliases name their target
+        return governor.allowsModel(p, m.provider, target.slice(target.indexOf("/") + 1), m.id);
+      });
     },
 
     async forward(path, body, entry, form) {
