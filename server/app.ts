@@ -248,7 +248,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     notReady: () => (!ready ? "draining" : !store.healthy() ? "governance store unreachable" : undefined),
     scrapeMetrics: () => metrics.scrape(),
     // POST /v1/messages/count_tokens: free, but a virtual key's allowed models and providers apply.
-    countTokens: createTokenCounter(resolve, { authorize: (principal, model, target) => { if (principal.kind === "virtual") governor.authorize(principal, { models: [model], targets: [target], promptTokens: 0, maxOutputTokens: 0 }); } }),
+    countTokens: createTokenCounter(resolve, { authorize: (principal, model, target) => { if (principal.kind === "virtual") governor.authorize(principal, { models: [model], targets: [target], primary: [target], promptTokens: 0, maxOutputTokens: 0 }); } }),
   });
   const handler = connectNodeAdapter({
     routes(router: ConnectRouter) {

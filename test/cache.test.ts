@@ -211,6 +211,12 @@ describe("exact cache", () => {
     standin.setBehavior({ kind: "status", status: 500, times: 1 });
     expect((await chat(gw.url, ADMIN, body)).status).toBe(502);
     expect((await chat(gw.url, ADMIN, body)).headers.get("x-switchyard-cache")).toBe("miss");
+    // An answer from a fallback is not stored under the primary target's key.
+    const fallback = { messages: [{ role: "user", content: fresh() }], fallbacks: ["gpt-4o"] };
+    standin.setBehavior({ kind: "status", status: 503, times: 1 });
+    const served = await chat(gw.url, ADMIN, fallback);
+    expect(served.headers.get("x-switchyard-model")).toBe("gpt-4o");
+    expect((await chat(gw.url, ADMIN, fallback)).headers.get("x-switchyard-cache")).toBe("miss");
     const streamed = { messages: [{ role: "user", content: `${fresh()} with a longer answer to cut` }], stream: true };
     standin.setBehavior({ kind: "stream-cut", afterChunks: 2, times: 1 });
     await chat(gw.url, ADMIN, streamed);
@@ -268,6 +274,15 @@ describe("semantic cache", () => {
     expect(Number(near.headers.get("x-switchyard-cache-similarity"))).toBeGreaterThanOrEqual(0.9);
     expect(near.body.choices[0].message.content).toBe("echo: What is the capital city of France?");
     expect(upstreamChats() - before).toBe(1);
+  });
+
+  it("never matches across system prompts or conversation history", async () => {
+    const sys = (content: string) => ({ role: "system", content });
+    await chat(gw.url, ADMIN, { messages: [sys("Translate to French."), { role: "user", content: "good morning my friend" }], temperature: 0, max_tokens: undefined });
+    const other = await chat(gw.url, ADMIN, { messages: [sys("Translate to German."), { role: "user", content: "good morning my friend" }], temperature: 0, max_tokens: undefined });
+    expect(other.headers.get("x-switchyard-cache")).toBe("miss");
+    const same = await chat(gw.url, ADMIN, { messages: [sys("Translate to French."), { role: "user", content: "good morning, my friend!" }], temperature: 0, max_tokens: undefined });
+    expect(same.headers.get("x-switchyard-cache")).toBe("semantic-hit");
   });
 
   it("does not answer unrelated prompts, other models, tools or non-zero temperatures", async () => {

@@ -18,7 +18,7 @@ import { startRedis } from "./support/redis.ts";
 
 const ADMIN = "sy-admin-test-key-0123456789";
 /** $0.001 per output token, prompts free: "hi" answers "echo: hi" (2 tokens) = $0.002 with max_tokens 2. */
-const PRICING = { "gpt-4o-mini": { input: 0, output: 1000 }, "gpt-4o": { input: 0, output: 1000 } };
+const PRICING = { "gpt-4o-mini": { input: 0, output: 1000 }, "gpt-4o": { input: 1000, output: 1000 } };
 const COST = 0.002;
 
 let standin: OpenAIStandin;
@@ -117,8 +117,12 @@ describe.each<StoreKind>(["embedded", "redis"])("governance (%s store)", (kind) 
     const other = await chat(gw.url, secret, { model: "gpt-4o" });
     expect(other.status).toBe(403);
     expect(other.body.error).toMatchObject({ type: "permission_error", code: "permission_denied" });
-    // A fallback the caller names is a model it asks for, too.
+    // A fallback the caller names is a model it asks for, too, and lends nothing to the model asked.
     expect((await chat(gw.url, secret, { fallbacks: ["gpt-4o"] })).status).toBe(403);
+    expect((await chat(gw.url, secret, { model: "gpt-4o", fallbacks: ["gpt-4o-mini"] })).status).toBe(403);
+    const exact = await createKey({ allowedModels: ["openai/gpt-4o-mini"] });
+    expect((await chat(gw.url, exact.secret, { model: "gpt-4o-mini" })).status).toBe(200);
+    expect((await chat(gw.url, exact.secret, { model: "gpt-4o", fallbacks: ["openai/gpt-4o-mini"] })).status).toBe(403);
 
     // The model list shows a key what it may use.
     const listed = await fetch(`${gw.url}/v1/models`, { headers: { authorization: `Bearer ${secret}` } }).then((r) => r.json()) as { data: { id: string }[] };
@@ -225,6 +229,43 @@ describe.each<StoreKind>(["embedded", "redis"])("governance (%s store)", (kind) 
     const b = await admin<any>(gw.url, ADMIN, "BudgetService/GetBudget", { keyId: key.id });
     expect(b.spentUsd).toBeCloseTo(COST * 2, 9);
     expect(b.reservedUsd ?? 0).toBe(0);
+  });
+
+  it("charges a stream the caller abandons, and holds nothing once it is gone", async () => {
+    const { key, secret } = await createKey({ budget: { limitUsd: 1, period: "PERIOD_NONE" }, limits: { maxConcurrent: 1 } });
+    standin.setBehavior({ kind: "slow-stream", gapMs: 100, times: 1 });
+    const ac = new AbortController();
+    const res = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${secret}` },
+      body: JSON.stringify({ model: "gpt-4o", messages: [{ role: "user", content: "a long question to stream slowly" }], max_tokens: 50, stream: true }),
+      signal: ac.signal,
+    });
+    const reader = res.body!.getReader();
+    await reader.read();
+    ac.abort();
+    await waitFor(async () => ((await admin<any>(gw.url, ADMIN, "BudgetService/GetBudget", { keyId: key.id })).inFlight ?? 0) === 0, 3000);
+    const b = await admin<any>(gw.url, ADMIN, "BudgetService/GetBudget", { keyId: key.id });
+    expect(b.reservedUsd ?? 0).toBe(0);
+    // The provider bills a stream it started: it is charged, not released.
+    expect(b.spentUsd).toBeGreaterThan(0);
+    expect((await chat(gw.url, secret)).status).toBe(200); // the concurrency slot is free again
+  });
+
+  it("keeps the request log from tenants", async () => {
+    const { secret } = await createKey();
+    const res = await fetch(`${gw.url}/switchyard.v1.LogService/SearchRequests`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${secret}` },
+      body: "{}",
+    });
+    expect(res.status).toBe(403);
+    const asAdmin = await fetch(`${gw.url}/switchyard.v1.LogService/SearchRequests`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${ADMIN}` },
+      body: "{}",
+    });
+    expect(asAdmin.status).toBe(200);
   });
 
   it("releases the reservation of a failed request without charging it", async () => {

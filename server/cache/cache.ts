@@ -12,6 +12,9 @@ import type { CacheStore, EntryLabels, PurgeFilter } from "./types.ts";
 
 export type CacheStatus = "hit" | "semantic-hit" | "miss" | "bypass";
 
+/** Semantic partitions (tenant x target x parameters x history) kept at once; about 130 KB each when nearly empty. */
+const MAX_PARTITIONS = 512;
+
 /** What a caller asked of the cache for one request (headers). */
 export interface CacheDirectives {
   /** Cache-Control: no-cache: do not answer from the cache; still store. */
@@ -101,6 +104,22 @@ export function createResponseCache(o: CacheOptions): ResponseCache {
 
   const scopeOf = (p: Principal): string => tenantScope(p, o.scope);
 
+  /**
+   * A partition's index. Their number is bounded too (each holds memory of
+   * its own): past MAX_PARTITIONS the oldest partition goes, whole.
+   */
+  function index(partition: string, dimensions: number): VectorIndex {
+    let idx = partitions.get(partition);
+    if (idx !== undefined) return idx;
+    if (partitions.size >= MAX_PARTITIONS) {
+      const oldest = partitions.keys().next().value as string;
+      partitions.delete(oldest);
+      for (const [k, p] of semanticEntries) if (p === oldest) semanticEntries.delete(k);
+    }
+    partitions.set(partition, (idx = createVectorIndex({ dimensions, maxEntries: o.semantic.maxEntries })));
+    return idx;
+  }
+
   function semanticEligible(req: ChatRequest): boolean {
     if (o.semantic.embed === undefined) return false;
     if (!o.semantic.withTools && req.tools.length > 0) return false;
@@ -123,9 +142,13 @@ export function createResponseCache(o: CacheOptions): ResponseCache {
   }
 
   function remember(partition: string, key: string, vector: Float32Array): void {
-    let index = partitions.get(partition);
-    if (index === undefined) partitions.set(partition, (index = createVectorIndex({ dimensions: vector.length, maxEntries: o.semantic.maxEntries })));
-    index.add(key, vector);
+    try {
+      index(partition, vector.length).add(key, vector);
+    } catch (err) {
+      // A vector that cannot be indexed (wrong size, no memory) is a lost hit, never a crash.
+      logger.warn("semantic cache: vector not indexed", { error: err });
+      return;
+    }
     semanticEntries.delete(key);
     semanticEntries.set(key, partition);
     while (semanticEntries.size > o.semantic.maxEntries) {
@@ -187,7 +210,7 @@ export function createResponseCache(o: CacheOptions): ResponseCache {
       }
       if (semantic) {
         try {
-          const partition = partitionKey(scope, endpoint, target, req);
+          const partition = partitionKey(scope, endpoint, target, req, o.semantic.prompt);
           const vector = await o.semantic.embed!(promptText(req, o.semantic.prompt), signal);
           if (ticket.store !== undefined) {
             ticket.store.partition = partition;

@@ -28,13 +28,21 @@ export function exactKey(scope: string, endpoint: Endpoint, target: string, req:
 }
 
 /**
- * The semantic cache's partition: everything but the conversation, so a
- * near match is only ever found among entries with the same tenant, target,
- * parameters and tools.
+ * The semantic cache's partition: everything but the text that is embedded,
+ * so a near match is only ever found among entries with the same tenant,
+ * target, parameters, tools and (when only the last user message is
+ * embedded) the same system prompt and history before it.
  */
-export function partitionKey(scope: string, endpoint: Endpoint, target: string, req: ChatRequest): string {
+export function partitionKey(scope: string, endpoint: Endpoint, target: string, req: ChatRequest, embedded: "last_user" | "conversation"): string {
   const json = requestJson("chat", req);
-  delete json["messages"];
+  const messages = json["messages"] as JsonValue[] | undefined;
+  if (embedded === "conversation" || messages === undefined) {
+    delete json["messages"];
+  } else {
+    let last = -1;
+    for (let i = 0; i < req.messages.length; i++) if (req.messages[i]!.role === Role.USER) last = i;
+    json["messages"] = messages.filter((_, i) => i !== last);
+  }
   return digest(scope, `${endpoint}-semantic`, target, canonical(json));
 }
 

@@ -34,6 +34,14 @@ export interface Ask {
   models: readonly string[];
   /** Where routing would send it, in order. */
   targets: Target[];
+  /**
+   * Where `models[0]` alone resolves (its route's targets and configured
+   * fallbacks, not the caller's): an entry naming one of these allows it.
+   * The caller's own fallbacks must be allowed by name.
+   */
+  primary: readonly Target[];
+  /** Choices asked for (n, best_of): the output worst case is multiplied by it. */
+  choices?: number | undefined;
   promptTokens: number;
   /** The caller's max_tokens; undefined: the model's limit. Embeddings: 0. */
   maxOutputTokens: number | undefined;
@@ -98,6 +106,8 @@ const ANONYMOUS: Principal = Object.freeze({ id: "anonymous", kind: "anonymous" 
 const ADMIN: Principal = Object.freeze({ id: "admin", kind: "admin" });
 const FREE: Price = Object.freeze({ input: 0, output: 0 });
 const NANOS = 1e9;
+/** Longer than any request may run (provider total timeouts default to 10 minutes, and streams renew). */
+const MAX_HOLD_MS = 30 * 60_000;
 /** Cached principals (and unknown hashes); cleared when full, so invalid keys cannot grow it. */
 const CACHE_MAX = 10_000;
 
@@ -121,8 +131,8 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
   const cache = new Map<string, Cached>();
   let version = await store.version();
   let keysExist = (await store.keyCount()) > 0;
-  /** Reservations of requests still running here, renewed so they outlive the TTL. */
-  const live = new Set<string>();
+  /** Reservations of requests still running here (id -> when reserved), renewed so they outlive the TTL. */
+  const live = new Map<string, number>();
   let failedSettles = 0;
   let lastPollError = 0;
 
@@ -148,7 +158,9 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
   async function upkeep(): Promise<void> {
     try {
       const now = Date.now();
-      if (live.size > 0) await store.renew([...live], o.reservationTtlMs, now);
+      // A backstop against a request that never ends: no reservation is renewed past MAX_HOLD_MS.
+      for (const [id, since] of live) if (now - since > MAX_HOLD_MS) live.delete(id);
+      if (live.size > 0) await store.renew([...live.keys()], o.reservationTtlMs, now);
       await store.sweep(now);
     } catch {
       // The next round tries again; reservations live a whole TTL, renewals come every third of it.
@@ -213,8 +225,9 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
   function authorize(principal: Principal, ask: Ask): Authorized {
     const key = principal.key!;
     const { team, customer } = principal;
-    for (const m of ask.models) {
-      if (!modelAllowed(key.allowedModels, m, ask.targets)) throw new GatewayError("permission_denied", `this API key may not use the model '${m}'`);
+    for (let i = 0; i < ask.models.length; i++) {
+      const m = ask.models[i]!;
+      if (!modelAllowed(key.allowedModels, m, i === 0 ? ask.primary : [])) throw new GatewayError("permission_denied", `this API key may not use the model '${m}'`);
     }
     let targets = key.allowedProviders.length === 0 ? ask.targets : ask.targets.filter((t) => key.allowedProviders.includes(t.provider.id));
     if (targets.length === 0) throw new GatewayError("permission_denied", `this API key may not use the providers that serve '${ask.models[0]}'`);
@@ -231,7 +244,7 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
         price = FREE;
       }
       prices.set(t, price);
-      const out = ask.maxOutputTokens ?? price.maxOutputTokens ?? o.defaultMaxOutputTokens;
+      const out = (ask.maxOutputTokens ?? price.maxOutputTokens ?? o.defaultMaxOutputTokens) * Math.max(1, ask.choices ?? 1);
       // Worst case: every prompt token written to the provider's cache, when that costs more than plain input.
       const worst = price.cacheWrite !== undefined && price.cacheWrite > price.input ? { cacheWriteTokens: ask.promptTokens } : {};
       worstUsd = Math.max(worstUsd, costUsd(price, { inputTokens: ask.promptTokens, outputTokens: out, ...worst }));
@@ -272,7 +285,7 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
     }
     if (setHeader !== undefined) rateHeaders(result.rate, setHeader);
     if (!result.ok) throw refusal(result, principal, now, worstTokens);
-    live.add(id);
+    live.set(id, now);
 
     let open = true;
     /** Replaces the reservation with what the request cost, at every level, once. */

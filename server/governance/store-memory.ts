@@ -100,7 +100,9 @@ export function createMemoryStore(options: { path?: string | undefined } = {}): 
 
   function charge(scope: Scope, window: number | undefined, costNanos: number): ScopeState {
     const s = state(scope);
-    if (window !== undefined && s.window !== window) {
+    // Windows only roll forward: a charge for an older window (a request that began before the
+    // budget's period changed, a skewed clock) goes into the current one rather than wiping it.
+    if (window !== undefined && window > s.window) {
       s.spent = 0;
       s.window = window;
     }
@@ -160,7 +162,7 @@ export function createMemoryStore(options: { path?: string | undefined } = {}): 
       }
       levels.forEach((level, i) => {
         const s = state(level.scope);
-        if (s.window !== level.windowStart) {
+        if (level.windowStart > s.window) {
           s.spent = 0;
           s.window = level.windowStart;
           markDirty(level.scope);
@@ -345,7 +347,7 @@ type Verdict = Pass | { ok: false; reason: RefusalReason; retryAfterMs?: number 
 
 /** Checks one level against its limits; on a pass, returns the TATs to apply. */
 function check(l: LevelReservation, s: ScopeState, now: number): Verdict {
-  const spent = s.window === l.windowStart ? s.spent : 0;
+  const spent = s.window >= l.windowStart ? s.spent : 0;
   if (l.budgetNanos !== undefined && spent + s.reserved + l.costNanos > l.budgetNanos) return { ok: false, reason: "budget" };
   if (l.maxConcurrent !== undefined && s.inFlight + 1 > l.maxConcurrent) return { ok: false, reason: "concurrency" };
   const pass: Pass = { ok: true, rtat: s.rtat, ttat: s.ttat };

@@ -338,7 +338,7 @@ end
 for i, l in ipairs(levels) do
   local s = states[i]
   local spent = 0
-  if s.window == l.window then spent = s.spent end
+  if s.window >= l.window then spent = s.spent end
   if l.budget and spent + s.reserved + l.cost > l.budget then return reply(0, i, 'budget', '') end
   if l.maxc and s.inflight + 1 > l.maxc then return reply(0, i, 'concurrency', '') end
   if l.rpm then
@@ -358,7 +358,7 @@ end
 local held = { 'n', n }
 for i, l in ipairs(levels) do
   local s = states[i]
-  if s.window ~= l.window then
+  if l.window > s.window then
     s.spent = 0
     s.window = l.window
   end
@@ -390,7 +390,8 @@ end
 
 local function charge(s, scope)
   local w = windows[scope]
-  if w ~= nil and s.window ~= w then
+  -- Windows only roll forward; a charge for an older window goes into the current one.
+  if w ~= nil and w > s.window then
     s.spent = 0
     s.window = w
   end

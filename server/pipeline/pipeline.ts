@@ -220,12 +220,15 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
    * key may use (403 otherwise). Nothing is reserved yet: a cache hit
    * reserves nothing.
    */
-  function route(run: Run, model: string, fallbacks: readonly string[], user: string, promptTokens: () => number, maxOutputTokens: number | undefined): Target[] {
-    const targets = deps.plan({ model, fallbacks, user, sessionId: run.entry.sessionId });
+  function route(run: Run, model: string, fallbacks: readonly string[], user: string, promptTokens: () => number, maxOutputTokens: number | undefined, choices = 1): Target[] {
+    const input = { model, fallbacks, user, sessionId: run.entry.sessionId };
+    const targets = deps.plan(input);
     const { principal } = run.entry;
     if (governor === undefined || principal.kind !== "virtual") return targets;
     const models = fallbacks.length === 0 ? [model] : [model, ...fallbacks];
-    run.authorized = governor.authorize(principal, { models, targets, promptTokens: promptTokens(), maxOutputTokens });
+    // The caller's fallbacks never lend their permission to the model it asked for.
+    const primary = fallbacks.length === 0 ? targets : deps.plan({ ...input, fallbacks: [] });
+    run.authorized = governor.authorize(principal, { models, targets, primary, promptTokens: promptTokens(), maxOutputTokens, choices });
     return run.authorized.targets;
   }
 
@@ -289,7 +292,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       try {
         if (capture) run.bodies = { request: toJson(ChatRequestSchema, req), response: null };
         validateChatRequest(req);
-        const targets = route(run, req.model, req.fallbacks, req.user, () => estimatePromptTokens(req), req.maxCompletionTokens ?? req.maxTokens);
+        const targets = route(run, req.model, req.fallbacks, req.user, () => estimatePromptTokens(req), req.maxCompletionTokens ?? req.maxTokens, req.n ?? 1);
         const hit = await lookup(run, req, targets);
         if (hit !== undefined) {
           hit.gateway = gatewayInfo(run);
@@ -301,7 +304,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
           (t, call) => t.provider.chat({ ...req, model: t.model }, call));
         run.upstreamMs = performance.now() - run.upstreamStart;
         await settle(run, completion.usage, completionChars(completion));
-        if (run.cache?.store !== undefined) cache!.save(run.cache, completion, costOf(run, completion.usage));
+        // An answer from a fallback is not stored under the primary target's key.
+        if (run.cache?.store !== undefined && run.target === targets[0]) cache!.save(run.cache, completion, costOf(run, completion.usage));
         completion.gateway = gatewayInfo(run);
         if (run.bodies) run.bodies.response = toJson(ChatCompletionSchema, completion);
         finish(run, completion.usage, undefined, undefined, {
@@ -319,14 +323,16 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     async stream(req, options, entry) {
       const run = begin(entry, "chat_stream", req.model);
       let opened: OpenedStream;
+      let primary: Target | undefined;
       try {
         if (capture) run.bodies = { request: toJson(ChatRequestSchema, req), response: null };
         validateChatRequest(req);
-        const targets = route(run, req.model, req.fallbacks, req.user, () => estimatePromptTokens(req), req.maxCompletionTokens ?? req.maxTokens);
+        const targets = route(run, req.model, req.fallbacks, req.user, () => estimatePromptTokens(req), req.maxCompletionTokens ?? req.maxTokens, req.n ?? 1);
         const hit = await lookup(run, req, targets);
         if (hit !== undefined) return replay(run, hit, options.includeUsage);
         await reserve(run);
         if (run.cache?.store !== undefined) run.assembler = new StreamAssembler();
+        primary = targets[0];
         // A stream counts as started only once its first chunk is in: a failure before that falls back like any other.
         opened = await invoke(invokeDeps, run, targets, req.model, tracing.enabled ? chatAttributes(req) : undefined,
           async (t, call) => {
@@ -347,10 +353,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         // The breakers heard "success" at the first chunk; a failure after it still counts (never as a probe's).
         if (err !== undefined) health.settle(target!, key, GatewayError.from(err), token!);
         health.done(target!, key);
-        // A stream cut short is still charged for what the provider produced (it bills it).
-        if (err === undefined || usage !== undefined || outputChars > 0) await settle(run, usage, outputChars);
-        // Only a stream that finished cleanly is stored.
-        if (err === undefined && run.assembler !== undefined) {
+        // Once a stream has opened the provider bills at least its prompt: a stream cut short (by the
+        // caller or the provider) is charged the prompt and what came of the answer, never released.
+        await settle(run, usage, outputChars);
+        // Only a stream that finished cleanly, from the target the cache key names, is stored.
+        if (err === undefined && run.assembler !== undefined && run.target === primary) {
           const whole = run.assembler.result();
           if (whole !== undefined) cache!.save(run.cache!, whole, costOf(run, usage));
         }
@@ -398,7 +405,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         if (model === "") throw new GatewayError("invalid_request", "model: required", { param: "model" });
         const maxTokens = typeof body["max_tokens"] === "number" ? body["max_tokens"] : undefined;
         // A coarse over-estimate of the prompt: the body's size (no tokenizer on the hot path).
-        const all = route(run, model, [], typeof body["user"] === "string" ? body["user"] : "", () => Math.ceil(JSON.stringify(body).length / 2), path === "completions" ? maxTokens : 0);
+        const count = (v: unknown): number => (typeof v === "number" && Number.isInteger(v) && v > 0 ? v : 1);
+        // Completions answer best_of (or n) choices; images come n at a time and are priced by their output tokens.
+        const choices = Math.max(count(body["n"]), count(body["best_of"]));
+        const maxOut = path === "completions" ? maxTokens : path === "images/generations" ? undefined : 0;
+        const all = route(run, model, [], typeof body["user"] === "string" ? body["user"] : "", () => Math.ceil(JSON.stringify(body).length / 2), maxOut, choices);
         const targets = all.filter((t) => t.provider.forward !== undefined);
         if (targets.length === 0) {
           const t = all[0];
@@ -455,7 +466,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       err = e;
       throw GatewayError.from(e);
     } finally {
-      if (err === undefined || usage !== undefined) await settleForwarded(run, usage);
+      // Bytes already went out: without usage, the reserved worst case is charged (never less than it may have cost).
+      await settleForwarded(run, usage);
       finish(run, usage, err);
     }
   }

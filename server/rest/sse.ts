@@ -35,7 +35,11 @@ export function writeEvent(res: Res, json: string): Promise<void> | undefined {
  * resolves when it is safe to write the next: the socket drained or closed.
  */
 export function writeFrame(res: Res, frame: string | Uint8Array): Promise<void> | undefined {
+  // A caller already gone: its "close" has fired and no "drain" will come, so waiting would hang
+  // the handler (and the request's reservation) for ever. The loop sees the abort and stops.
+  if (res.destroyed || res.writableEnded) return undefined;
   if (res.write(frame)) return undefined;
+  if (res.destroyed) return undefined;
   return new Promise((resolve) => {
     const done = (): void => {
       res.off("drain", done);

@@ -8,7 +8,8 @@ import {
   SearchRequestsResponseSchema,
   type LogFilter as LogFilterMessage,
 } from "../../gen/switchyard/v1/logs_pb.ts";
-import { invalid } from "../errors/errors.ts";
+import { GatewayError, invalid } from "../errors/errors.ts";
+import type { Entry } from "../pipeline/pipeline.ts";
 import type { Bucket, GroupBy, LogFilter } from "../telemetry/log-store.ts";
 import type { RequestLog } from "../telemetry/request-log.ts";
 import { rpcCall, rpcEntry } from "./context.ts";
@@ -29,14 +30,22 @@ const BUCKET: Record<number, Bucket> = {
 };
 
 /**
- * switchyard.v1.LogService over the request log. Until role-based admin
- * access exists, any caller with a gateway key may read it.
+ * The request log holds every tenant's traffic: the admin key and the
+ * operator's static gateway keys may read it, virtual keys (tenants) may not.
+ * Finer roles come with role-based admin access.
+ */
+function operatorOnly(entry: Entry): void {
+  if (entry.principal.kind === "virtual") throw new GatewayError("permission_denied", "the request log is readable with the admin key only");
+}
+
+/**
+ * switchyard.v1.LogService over the request log (see operatorOnly for who may read it).
  */
 export function registerLogService(router: ConnectRouter, log: RequestLog): void {
   router.service(LogService, {
     searchRequests(req, ctx) {
       return rpcCall(async () => {
-        rpcEntry(ctx);
+        operatorOnly(rpcEntry(ctx));
         const pageSize = req.pageSize === 0 ? 100 : req.pageSize;
         if (pageSize > 1000) throw invalid("page_size: at most 1000", "page_size");
         let page;
@@ -58,7 +67,7 @@ export function registerLogService(router: ConnectRouter, log: RequestLog): void
     },
     aggregateRequests(req, ctx) {
       return rpcCall(async () => {
-        rpcEntry(ctx);
+        operatorOnly(rpcEntry(ctx));
         const groupBy = GROUP_BY[req.groupBy];
         if (groupBy === undefined) throw invalid("group_by: required (key, team, customer, model or provider)", "group_by");
         const bucket = BUCKET[req.bucket] ?? "none";
