@@ -251,6 +251,31 @@ describe("exact cache", () => {
   });
 });
 
+describe("charged hits", () => {
+  it("charges hits like answers when configured, and refuses them past the budget", async () => {
+    const gw = await startTestGateway({
+      admin: { key: ADMIN },
+      cache: { mode: "exact", chargeHits: true },
+      governance: { pricing: { "gpt-4o-mini": { input: 0, output: 1000 } } },
+      providers: [openaiProvider(standin.url, { models: MODELS })],
+    });
+    try {
+      // "echo: hi" is 2 tokens at $0.001: the budget covers the answer and one charged hit.
+      const { key, secret } = await admin<CreatedKey>(gw.url, ADMIN, "KeyService/CreateKey", { name: "payer", budget: { limitUsd: 0.004, period: "PERIOD_DAY" } });
+      const body = { messages: [{ role: "user", content: "hi" }], max_tokens: 2 };
+      expect((await chat(gw.url, secret, body)).headers.get("x-switchyard-cache")).toBe("miss");
+      expect((await chat(gw.url, secret, body)).headers.get("x-switchyard-cache")).toBe("hit");
+      const b = await admin<any>(gw.url, ADMIN, "BudgetService/GetBudget", { keyId: key.id });
+      expect(b.spentUsd).toBeCloseTo(0.004, 9);
+      const refused = await chat(gw.url, secret, body);
+      expect(refused.status).toBe(429);
+      expect(refused.body.error.code).toBe("budget_exceeded");
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
 describe("semantic cache", () => {
   let gw: TestGateway;
   beforeAll(async () => {

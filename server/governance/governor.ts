@@ -87,8 +87,8 @@ export interface Governor {
   authorize(principal: Principal, ask: Ask): Authorized;
   /** Reserves an authorized request's worst case at every level, or throws the refusal (429/503). */
   reserve(authorized: Authorized, setHeader?: (name: string, value: string) => void): Promise<Admission>;
-  /** Charges a cache hit to the key's levels when configured (chargeHits); returns what was charged. */
-  chargeHit(authorized: Authorized, usd: number): Promise<number>;
+  /** Cache hits are charged like answers (cache.chargeHits): reserved against budgets and limits, then settled. */
+  readonly chargeHits: boolean;
   /** What a served answer cost by the pricing table (0 when unpriced), for requests outside governance. */
   costOf(target: Target, usage: Usage | undefined): number;
   /** Whether a virtual key may use a model (by the name it is listed under, and the target it is). */
@@ -356,28 +356,13 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
       void store.keyCount().then((n) => (keysExist = n > 0), () => undefined);
     },
     settleFailures: () => failedSettles,
+    chargeHits: o.chargeHits === true,
     allowsModel(principal, providerId, model, listedAs) {
       const key = principal.key;
       if (key === undefined) return true;
       if (key.allowedProviders.length > 0 && !key.allowedProviders.includes(providerId)) return false;
       const target = { provider: { id: providerId }, model } as Target;
       return modelAllowed(key.allowedModels, listedAs, [target]);
-    },
-    async chargeHit(a, usd) {
-      if (o.chargeHits !== true || usd <= 0) return 0;
-      const { key, team, customer } = a.principal;
-      const now = Date.now();
-      const windows: Record<Scope, number> = { [`key:${key!.id}`]: windowStart(key!.budget?.period ?? "none", now) };
-      if (team !== undefined) windows[`team:${team.id}`] = windowStart(team.budget?.period ?? "none", now);
-      if (customer !== undefined) windows[`customer:${customer.id}`] = windowStart(customer.budget?.period ?? "none", now);
-      // An id nobody reserved: the store charges the scopes in `windows` directly.
-      const input = { id: randomUUID(), costNanos: Math.round(usd * NANOS), tokens: 0, windows, now };
-      try {
-        await store.settle(input);
-      } catch (err) {
-        void retrySettle(input, err);
-      }
-      return usd;
     },
     costOf(target, usage) {
       if (usage === undefined) return 0;

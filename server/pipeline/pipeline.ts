@@ -274,7 +274,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const hit = run.cache?.completion;
     if (hit === undefined) return undefined;
     run.target = t;
-    if (governor !== undefined && run.authorized !== undefined) run.costUsd = await governor.chargeHit(run.authorized, run.cache!.savedUsd);
+    // Charged hits go through the budget and limits like any answer (refused when spent); by default hits are free.
+    if (governor?.chargeHits === true && run.authorized !== undefined) {
+      await reserve(run);
+      await settle(run, hit.usage, 0);
+    }
     return hit;
   }
 
