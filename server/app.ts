@@ -237,7 +237,21 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const responseStore = g.store === "redis"
     ? await createRedisResponseStore({ url: g.redis.url, prefix: g.redis.prefix, commandTimeoutMs: g.redis.commandTimeoutMs })
     : createSqliteResponseStore(join(config.dataDir, "responses.db"));
-  const responses = { store: responseStore, scope: config.responses.scope, ttlMs: config.responses.ttlDays * 86_400_000 };
+  const openaiProviders = new Set(config.providers.filter((p) => p.type === "openai").map((p) => p.id));
+  const responses = {
+    store: responseStore,
+    scope: config.responses.scope,
+    ttlMs: config.responses.ttlDays * 86_400_000,
+    // OpenAI's own models get the Responses API passed through untouched; everything else is translated.
+    passthrough: (model: string): string | undefined => {
+      try {
+        const id = resolve(model).provider.id;
+        return openaiProviders.has(id) ? id : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+  };
   const rest = createRestHandler({
     responses,
     pipeline,

@@ -41,7 +41,8 @@ describe("exact cache", () => {
       admin: { key: ADMIN },
       cache: { mode: "exact" },
       governance: { pricing: { "gpt-4o-mini": { input: 0, output: 1000 } } },
-      providers: [openaiProvider(standin.url, { models: MODELS })],
+      // openai-compatible: /v1/responses is translated (and cached) rather than passed to OpenAI's own.
+      providers: [openaiProvider(standin.url, { models: MODELS, type: "openai-compatible" })],
     });
   });
   afterAll(async () => {

@@ -24,7 +24,9 @@ beforeAll(async () => {
   gw = await startTestGateway({
     admin: { key: ADMIN },
     providers: [
-      openaiProvider(openai.url),
+      // openai-compatible: translated like any provider. "oai" is OpenAI itself: passed through.
+      openaiProvider(openai.url, { type: "openai-compatible" }),
+      openaiProvider(openai.url, { id: "oai" }),
       { id: "anthropic", type: "anthropic", baseUrl: anthropic.url, keys: ["sk-ant-test"] },
     ],
   });
@@ -139,6 +141,48 @@ describe("stored responses", () => {
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect((err as Error).message).toMatch(/web_search/);
+  });
+});
+
+describe("OpenAI's own Responses API, passed through", () => {
+  it("forwards the body untouched: built-in tools, unknown fields, store as sent", async () => {
+    openai.requests.length = 0;
+    const r = await client.responses.create({ model: "oai/gpt-4o-mini", input: "cats", tools: [{ type: "web_search" }], store: false, truncation: "auto" } as never);
+    assertMatchesSchema("Response", r);
+    expect(r.output.map((o) => o.type)).toEqual(["web_search_call", "message"]);
+    const sent = openai.requests.find((q) => q.path === "/v1/responses")!.body as Record<string, unknown>;
+    expect(sent).toMatchObject({ model: "gpt-4o-mini", input: "cats", tools: [{ type: "web_search" }], store: false, truncation: "auto", stream: false });
+    expect(gw.records.at(-1)).toMatchObject({ operation: "responses", ok: true, provider: "oai" });
+    expect(gw.records.at(-1)!.usage?.completionTokens).toBeGreaterThan(0);
+  });
+
+  it("streams OpenAI's events as they come, and keeps the usage", async () => {
+    const stream = await client.responses.create({ model: "oai/gpt-4o-mini", input: "stream me", stream: true });
+    const types: string[] = [];
+    let final: OpenAI.Responses.Response | undefined;
+    for await (const e of stream) {
+      types.push(e.type);
+      if (e.type === "response.completed") final = e.response;
+    }
+    expect(types[0]).toBe("response.created");
+    expect(types.at(-1)).toBe("response.completed");
+    const message = final?.output.find((o) => o.type === "message");
+    expect(message?.type === "message" ? message.content[0] : undefined).toMatchObject({ type: "output_text", text: "echo: stream me" });
+    await gw.waitForRecords(1);
+    expect(gw.records.at(-1)).toMatchObject({ operation: "responses", ok: true });
+    expect(gw.records.at(-1)!.usage?.completionTokens).toBe(final?.usage?.output_tokens);
+  });
+
+  it("sends a follow-up back to the provider that made the response, never elsewhere", async () => {
+    const first = await client.responses.create({ model: "oai/gpt-4o-mini", input: "remember this" });
+    const elsewhere = await client.responses.create({ model: "anthropic/claude-sonnet-4-5", previous_response_id: first.id, input: "and?" }).catch((e: unknown) => e);
+    expect(elsewhere).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((elsewhere as Error).message).toMatch(/made by provider 'oai'/);
+    openai.requests.length = 0;
+    const next = await client.responses.create({ model: "oai/gpt-4o-mini", previous_response_id: first.id, input: "and?" });
+    expect(next.output_text).toBe("echo: and?");
+    expect(openai.requests.find((q) => q.path === "/v1/responses")!.body).toMatchObject({ previous_response_id: first.id });
+    expect((await client.responses.retrieve(first.id)).id).toBe(first.id);
   });
 });
 

@@ -14,7 +14,7 @@ let gw: TestGateway;
 
 beforeAll(async () => {
   openai = await startOpenAIStandin();
-  gw = await startTestGateway({ admin: { key: ADMIN }, providers: [openaiProvider(openai.url)] });
+  gw = await startTestGateway({ admin: { key: ADMIN }, providers: [openaiProvider(openai.url, { type: "openai-compatible" })] });
 });
 
 afterAll(async () => {

@@ -80,7 +80,7 @@ export interface Entry {
   setHeader?: ((name: string, value: string) => void) | undefined;
 }
 
-export type Operation = "chat" | "chat_stream" | "embed" | "completions" | "moderations" | "images" | "speech" | "transcriptions";
+export type Operation = "chat" | "chat_stream" | "embed" | "completions" | "moderations" | "images" | "speech" | "transcriptions" | "responses";
 
 /** One finished request, as accounting, metrics and logs see it. */
 export interface RequestRecord {
@@ -412,7 +412,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         const count = (v: unknown): number => (typeof v === "number" && Number.isInteger(v) && v > 0 ? v : 1);
         // Completions answer best_of (or n) choices; images come n at a time and are priced by their output tokens.
         const choices = Math.max(count(body["n"]), count(body["best_of"]));
-        const maxOut = path === "completions" ? maxTokens : path === "images/generations" ? undefined : 0;
+        const maxOutput = typeof body["max_output_tokens"] === "number" ? body["max_output_tokens"] : undefined;
+        const maxOut = path === "completions" ? maxTokens : path === "responses" ? maxOutput : path === "images/generations" ? undefined : 0;
         const all = route(run, model, [], typeof body["user"] === "string" ? body["user"] : "", () => Math.ceil(JSON.stringify(body).length / 2), maxOut, choices);
         const targets = all.filter((t) => t.provider.forward !== undefined);
         if (targets.length === 0) {
@@ -456,15 +457,25 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   async function* relayBytes(run: Run, body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
     let err: unknown = new GatewayError("canceled", "the caller canceled the stream");
     let usage: Usage | undefined;
-    let tail = "";
+    let pending = "";
+    let withUsage = "";
     const decoder = new TextDecoder();
     try {
       for await (const chunk of body) {
-        // Only the last event carries usage: keep a short tail to find it in.
-        tail = (tail + decoder.decode(chunk, { stream: true })).slice(-4096);
+        // Usage comes in one of the last events (it may hold a whole Response): keep the latest
+        // complete event that mentions it, and the incomplete rest, bounded.
+        pending += decoder.decode(chunk, { stream: true });
+        const end = pending.lastIndexOf("\n\n");
+        if (end !== -1) {
+          const complete = pending.slice(0, end);
+          pending = pending.slice(end + 2);
+          const at = complete.lastIndexOf('"usage"');
+          if (at !== -1) withUsage = complete.slice(complete.lastIndexOf("\n\n", at) + 1);
+        }
+        if (pending.length > MAX_EVENT_CHARS) pending = "";
         yield chunk;
       }
-      usage = streamUsage(tail);
+      usage = streamUsage(withUsage);
       err = undefined;
     } catch (e) {
       err = e;
@@ -483,11 +494,14 @@ const FORWARD_OPS: Record<ForwardPath, Operation> = {
   "images/generations": "images",
   "audio/speech": "speech",
   "audio/transcriptions": "transcriptions",
+  "responses": "responses",
 };
 
 /** Usage as OpenAI's other endpoints report it (prompt/completion tokens, or input/output tokens). */
 function forwardedUsage(json: unknown): Usage | undefined {
-  const u = (json as { usage?: Record<string, unknown> } | null)?.usage;
+  const j = json as { usage?: Record<string, unknown>; response?: { usage?: Record<string, unknown> } } | null;
+  // The Responses API reports usage in the Response object, which its last event carries.
+  const u = j?.usage ?? j?.response?.usage;
   if (u === null || typeof u !== "object") return undefined;
   const n = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) && v >= 0 ? Math.min(Math.floor(v), 0xffff_ffff) : 0);
   const prompt = n(u["prompt_tokens"] ?? u["input_tokens"]);
@@ -495,7 +509,10 @@ function forwardedUsage(json: unknown): Usage | undefined {
   return { $typeName: "switchyard.v1.Usage", promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion, cachedTokens: 0, reasoningTokens: 0, cacheWriteTokens: 0 };
 }
 
-/** The usage in the last `data:` event of an SSE tail that has one. */
+/** Longest SSE event searched for usage (a Response object with its whole output). */
+const MAX_EVENT_CHARS = 4 * 1024 * 1024;
+
+/** The usage in the last `data:` line of an SSE event that has one. */
 function streamUsage(tail: string): Usage | undefined {
   const events = tail.split("\n").filter((l) => l.startsWith("data: {"));
   for (let i = events.length - 1; i >= 0; i--) {

@@ -44,7 +44,7 @@ export interface Provider {
 }
 
 /** OpenAI endpoints the gateway forwards to OpenAI-format providers. */
-export type ForwardPath = "completions" | "moderations" | "images/generations" | "audio/speech" | "audio/transcriptions";
+export type ForwardPath = "completions" | "moderations" | "images/generations" | "audio/speech" | "audio/transcriptions" | "responses";
 
 export interface ForwardRequest {
   path: ForwardPath;

@@ -15,6 +15,12 @@ export interface ResponsesDeps {
   store: ResponseStore;
   scope: ScopeLevel;
   ttlMs: number;
+  /**
+   * The provider id when a model is served by OpenAI's own Responses API:
+   * such requests pass through untouched (built-in tools, unknown items,
+   * `store` as sent). Undefined: translated through the canonical request.
+   */
+  passthrough?: ((model: string) => string | undefined) | undefined;
 }
 
 /** One event of a Responses stream. */
@@ -81,6 +87,32 @@ interface Prepared {
 export function createResponsesApi(deps: { pipeline: Pipeline; responses: ResponsesDeps }): ResponsesApi {
   const { pipeline, responses: r } = deps;
 
+  /**
+   * Whether a request goes to OpenAI's own Responses API as it is: its model
+   * is OpenAI's, or it continues a response that came from there (which
+   * only that provider can continue: never silently elsewhere).
+   */
+  async function passthroughTo(decoded: DecodedResponsesRequest, entry: Entry): Promise<string | undefined> {
+    const provider = r.passthrough?.(decoded.request.model);
+    if (decoded.previousResponseId === undefined) return provider;
+    const prev = await r.store.get(decoded.previousResponseId, tenantScope(entry.principal, r.scope), Date.now());
+    // Unknown here (made at OpenAI directly, or not stored): OpenAI's models ask OpenAI, others get "not found".
+    if (prev === undefined) return provider;
+    if (prev.origin === undefined) return undefined; // ours, translated: continued on any provider
+    if (provider !== prev.origin) {
+      throw new GatewayError("invalid_request", `Previous response '${decoded.previousResponseId}' was made by provider '${prev.origin}', which keeps its conversation; continue it with one of that provider's models.`, { param: "previous_response_id" });
+    }
+    return provider;
+  }
+
+  /** Keeps what a passed-through response needs here: who made it and what it said (the provider keeps the conversation). */
+  async function pin(provider: string, scope: string, raw: Record<string, unknown>, response: unknown): Promise<void> {
+    const res = response as Record<string, unknown> | null;
+    if (raw["store"] === false || res === null || typeof res["id"] !== "string") return;
+    const now = Date.now();
+    await r.store.put({ id: res["id"], scope, createdAt: now, expiresAt: now + r.ttlMs, response: res, inputItems: inputItemsOf(raw["input"]), conversation: [], origin: provider }).catch(() => undefined);
+  }
+
   async function prepare(body: unknown, entry: Entry): Promise<Prepared> {
     entry.api = "responses";
     const decoded = decodeResponsesRequest(body);
@@ -128,8 +160,23 @@ export function createResponsesApi(deps: { pipeline: Pipeline; responses: Respon
     }
   }
 
+  /** The raw body with the provider's model name, for OpenAI's own Responses API. */
+  function passBody(decoded: DecodedResponsesRequest, stream: boolean): Record<string, unknown> {
+    const { fallbacks: _gatewayOnly, ...body } = decoded.raw;
+    return { ...body, stream };
+  }
+
   return {
     async create(body, entry) {
+      entry.api = "responses";
+      const decoded = decodeResponsesRequest(body);
+      const provider = await passthroughTo(decoded, entry);
+      if (provider !== undefined) {
+        const out = await pipeline.forward("responses", passBody(decoded, false), entry);
+        if (out.kind !== "json") throw new GatewayError("upstream_error", `provider '${provider}' answered a Responses request with a stream`);
+        await pin(provider, tenantScope(entry.principal, r.scope), decoded.raw, out.json);
+        return { response: out.json as Record<string, unknown>, gateway: out.gateway };
+      }
       const p = await prepare(body, entry);
       const completion = await pipeline.complete(p.decoded.request, entry);
       const response = encodeResponse(completion, { id: p.id, createdAt: p.createdAt, request: p.echo });
@@ -137,6 +184,15 @@ export function createResponsesApi(deps: { pipeline: Pipeline; responses: Respon
       return { response, gateway: completion.gateway };
     },
     async stream(body, entry) {
+      entry.api = "responses";
+      const decoded = decodeResponsesRequest(body);
+      const provider = await passthroughTo(decoded, entry);
+      if (provider !== undefined) {
+        const out = await pipeline.forward("responses", passBody(decoded, true), entry);
+        if (out.kind !== "stream") throw new GatewayError("upstream_error", `provider '${provider}' did not stream a streamed Responses request`);
+        const gen = passedEvents(out.body, entry, (final) => pin(provider, tenantScope(entry.principal, r.scope), decoded.raw, final));
+        return { gateway: out.gateway, [Symbol.asyncIterator]: () => gen };
+      }
       const p = await prepare(body, entry);
       const chunks = await pipeline.stream(p.decoded.request, { includeUsage: true }, entry);
       const it = chunks[Symbol.asyncIterator]();
@@ -160,6 +216,36 @@ export function createResponsesApi(deps: { pipeline: Pipeline; responses: Respon
       return { object: "list", data, first_id: data[0]?.["id"] ?? null, last_id: data.at(-1)?.["id"] ?? null, has_more: false };
     },
   };
+}
+
+/**
+ * OpenAI's own event stream, frame by frame as it came (nothing re-encoded);
+ * the final Response is kept (pinned) once `response.completed` has passed.
+ */
+async function* passedEvents(body: AsyncIterable<Uint8Array>, entry: Entry, keep: (response: unknown) => Promise<void>): AsyncGenerator<ResponseEvent> {
+  const decoder = new TextDecoder();
+  let pending = "";
+  let last: FrameEvent | undefined;
+  for await (const chunk of body) {
+    pending += decoder.decode(chunk, { stream: true }).replaceAll("\r\n", "\n");
+    for (let end = pending.indexOf("\n\n"); end !== -1; end = pending.indexOf("\n\n")) {
+      const frame = pending.slice(0, end + 2);
+      pending = pending.slice(end + 2);
+      if (!frame.includes("data: ")) continue;
+      yield (last = new FrameEvent(frame.startsWith("event: ") ? frame : `event: ${eventType(frame)}\n${frame}`));
+    }
+    if (entry.signal.aborted) return;
+  }
+  if (last !== undefined && last.type === "response.completed") await keep(last.event["response"]);
+}
+
+/** A frame without an `event:` line names its type in its data. */
+function eventType(frame: string): string {
+  try {
+    return String((JSON.parse(frame.slice(frame.indexOf("data: ") + 6)) as { type?: unknown }).type ?? "message");
+  } catch {
+    return "message";
+  }
 }
 
 /**

@@ -21,6 +21,12 @@ export interface StoredResponse {
   inputItems: Record<string, unknown>[];
   /** The conversation so far, this response's output included: canonical messages, proto JSON. */
   conversation: unknown[];
+  /**
+   * Set when the response came from OpenAI's own Responses API, passed
+   * through (the provider id): it keeps the conversation, so a follow-up
+   * must go back to that provider.
+   */
+  origin?: string | undefined;
 }
 
 export interface ResponseStore {

@@ -15,7 +15,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { parseChatRequest, planChat, renderChunks, renderCompletion } from "./openai/chat.ts";
 import { parseEmbeddingsRequest, renderEmbeddings } from "./openai/embeddings.ts";
-import { parseMultipart, renderImages, renderModeration, renderSpeech, renderTextCompletion, renderTextCompletionChunks, renderTranscription } from "./openai/other.ts";
+import { parseMultipart, renderImages, renderModeration, renderResponse, renderResponseEvents, renderSpeech, renderTextCompletion, renderTextCompletionChunks, renderTranscription } from "./openai/other.ts";
 import { renderModelList, retrieveModel } from "./openai/models.ts";
 import { RateLimiter } from "./openai/ratelimit.ts";
 import { defaultErrorFor, type ErrorAnswer, estimateTokens, newId, openAIErrors, type OpenAIErrorBody } from "./openai/wire.ts";
@@ -213,6 +213,18 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
       const parsed = parseEmbeddingsRequest(body ?? {}, models, dimensions);
       if (!parsed.ok) return sendError(x, parsed.error);
       return sendJson(x, 200, renderEmbeddings(parsed.value), {}, cut);
+    }
+    if (method === "POST" && path === "/v1/responses") {
+      if (body === INVALID_JSON) return sendError(x, openAIErrors.invalidJson());
+      const b = (body ?? {}) as Record<string, unknown>;
+      if (typeof b["model"] !== "string" || !models.has(b["model"])) {
+        return sendError(x, { status: 400, body: { error: { message: `The requested model '${String(b["model"])}' does not exist.`, type: "invalid_request_error", param: "model", code: "model_not_found" } } });
+      }
+      if (b["stream"] !== true) return sendJson(x, 200, renderResponse(b), {}, cut);
+      x.res.writeHead(200, { ...commonHeaders(x), "content-type": "text/event-stream; charset=utf-8" });
+      for (const frame of renderResponseEvents(b)) x.res.write(frame);
+      x.res.end();
+      return;
     }
     if (method === "POST" && path === "/v1/audio/speech") {
       const b = (body ?? {}) as Record<string, unknown>;

@@ -113,3 +113,81 @@ export function renderTranscription(body: Json): Json {
   }
   return { text };
 }
+
+/** The text of the last user input of a Responses request (a string input, or the last user message's text parts). */
+function lastUserText(input: unknown): string {
+  if (typeof input === "string") return input;
+  if (!Array.isArray(input)) return "";
+  for (let i = input.length - 1; i >= 0; i--) {
+    const item = input[i] as Json;
+    if (item["role"] !== "user") continue;
+    const c = item["content"];
+    if (typeof c === "string") return c;
+    if (Array.isArray(c)) return c.map((p) => (typeof (p as Json)["text"] === "string" ? (p as Json)["text"] : "")).join("");
+  }
+  return "";
+}
+
+/**
+ * OpenAI's own Responses API, for passthrough tests: "echo: <last user
+ * text>" as a message item, preceded by a web_search_call item when the
+ * request has a web_search tool (a built-in tool only OpenAI runs).
+ */
+export function renderResponse(body: Json): Json {
+  const text = `echo: ${lastUserText(body["input"])}`;
+  const tools = Array.isArray(body["tools"]) ? (body["tools"] as Json[]) : [];
+  const output: Json[] = [];
+  if (tools.some((t) => t["type"] === "web_search")) {
+    output.push({ type: "web_search_call", id: id("ws"), status: "completed", action: { type: "search", query: lastUserText(body["input"]) } });
+  }
+  output.push({ type: "message", id: id("msg"), status: "completed", role: "assistant", content: [{ type: "output_text", text, annotations: [], logprobs: [] }] });
+  const input = estimateTokens(JSON.stringify(body["input"] ?? ""));
+  const out = estimateTokens(text);
+  return {
+    id: `resp_${randomBytes(16).toString("hex")}`,
+    object: "response",
+    created_at: Math.floor(Date.now() / 1000),
+    status: "completed",
+    error: null,
+    incomplete_details: null,
+    instructions: body["instructions"] ?? null,
+    model: String(body["model"]),
+    output,
+    parallel_tool_calls: true,
+    previous_response_id: body["previous_response_id"] ?? null,
+    store: body["store"] ?? true,
+    temperature: 1,
+    text: { format: { type: "text" } },
+    tool_choice: "auto",
+    tools,
+    top_p: 1,
+    truncation: "disabled",
+    usage: { input_tokens: input, input_tokens_details: { cached_tokens: 0, cache_write_tokens: 0 }, output_tokens: out, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: input + out },
+    metadata: body["metadata"] ?? {},
+  };
+}
+
+/** The same Response as OpenAI's typed event stream (whole frames, with sequence numbers). */
+export function renderResponseEvents(body: Json): string[] {
+  const done = renderResponse(body);
+  const start = { ...done, status: "in_progress", output: [], usage: null };
+  let seq = 0;
+  const events: Json[] = [{ type: "response.created", response: start }, { type: "response.in_progress", response: start }];
+  (done["output"] as Json[]).forEach((item, outputIndex) => {
+    if (item["type"] !== "message") {
+      events.push({ type: "response.output_item.added", output_index: outputIndex, item }, { type: "response.output_item.done", output_index: outputIndex, item });
+      return;
+    }
+    const text = ((item["content"] as Json[])[0] as Json)["text"] as string;
+    events.push({ type: "response.output_item.added", output_index: outputIndex, item: { ...item, status: "in_progress", content: [] } });
+    events.push({ type: "response.content_part.added", item_id: item["id"], output_index: outputIndex, content_index: 0, part: { type: "output_text", text: "", annotations: [], logprobs: [] } });
+    for (let i = 0; i < text.length; i += 4) {
+      events.push({ type: "response.output_text.delta", item_id: item["id"], output_index: outputIndex, content_index: 0, delta: text.slice(i, i + 4), logprobs: [] });
+    }
+    events.push({ type: "response.output_text.done", item_id: item["id"], output_index: outputIndex, content_index: 0, text, logprobs: [] });
+    events.push({ type: "response.content_part.done", item_id: item["id"], output_index: outputIndex, content_index: 0, part: { type: "output_text", text, annotations: [], logprobs: [] } });
+    events.push({ type: "response.output_item.done", output_index: outputIndex, item });
+  });
+  events.push({ type: "response.completed", response: done });
+  return events.map((e) => `event: ${String(e["type"])}\ndata: ${JSON.stringify({ ...e, sequence_number: seq++ })}\n\n`);
+}
