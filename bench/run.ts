@@ -27,7 +27,10 @@ import { BENCH_DIR, buildGo, pinnedArgv, pinSelfToCpu0, probeTaskset, ROOT } fro
 
 const RESULTS_DIR = path.join(BENCH_DIR, "results");
 
-const ALL_SCENARIOS = ["chat", "stream", "embed"] as const;
+const ALL_SCENARIOS = ["chat", "stream", "embed", "responses", "responses-stream"] as const;
+/** Scenarios the stand-in cannot answer itself: "direct" runs their Chat Completions equivalent. */
+const DIRECT_EQUIVALENT: Partial<Record<Scenario, Scenario>> = { responses: "chat", "responses-stream": "stream" };
+const STREAMED = new Set<string>(["stream", "responses-stream"]);
 type Scenario = (typeof ALL_SCENARIOS)[number];
 
 const DEFAULT_GATEWAY_CMD = "node server/main.ts --port {port} --host 127.0.0.1";
@@ -60,7 +63,11 @@ const USAGE = `usage: node bench/run.ts [options]
   --chunks N          SSE content chunks per streamed answer (default 20)
   --chunk-gap D       stand-in delay between SSE content chunks (default 0ms)
   --timeout D         per-request timeout in the load generator (default 10s)
-  --scenarios LIST    comma-separated subset of chat,stream,embed (default all)
+  --scenarios LIST    comma-separated subset of chat,stream,embed,responses,responses-stream
+                      (default chat,stream,embed). The responses scenarios send
+                      /v1/responses through the gateway (translated to chat
+                      completions) and compare with direct chat completions
+
   --gateway-cmd CMD   how to start the gateway, run by /bin/sh; placeholders
                       {port} {host} {upstream} (default:
                       "${DEFAULT_GATEWAY_CMD}")
@@ -94,7 +101,7 @@ function parseOptions(argv: string[]): Options {
       chunks: { type: "string", default: "20" },
       "chunk-gap": { type: "string", default: "0ms" },
       timeout: { type: "string", default: "10s" },
-      scenarios: { type: "string", default: ALL_SCENARIOS.join(",") },
+      scenarios: { type: "string", default: "chat,stream,embed" },
       "gateway-cmd": { type: "string" },
       header: { type: "string", multiple: true },
       "no-pin": { type: "boolean", default: false },
@@ -324,6 +331,9 @@ async function startGateway(
   redisUrl: string | undefined,
 ): Promise<{ child: Child; command: string }> {
   const env: NodeJS.ProcessEnv = { ...process.env, OPENAI_API_KEY: "sk-bench", OPENAI_BASE_URL: upstream };
+  // The stand-in speaks Chat Completions only: without a key the provider is openai-compatible, so
+  // /v1/responses is translated (as for every provider but OpenAI itself) rather than passed through.
+  if (opts.scenarios.some((s) => s in DIRECT_EQUIVALENT)) delete env["OPENAI_API_KEY"];
   if (opts.cache !== "off") env["SWITCHYARD_CACHE"] = opts.cache;
   if (opts.governance !== "none") {
     env["SWITCHYARD_ADMIN_KEY"] = BENCH_ADMIN_KEY;
@@ -388,7 +398,7 @@ async function runLoad(
 ): Promise<RunResult> {
   const argv = loadgenArgv(rig.pinned, {
     url: baseUrl,
-    mode: scenario,
+    mode: target === "direct" ? (DIRECT_EQUIVALENT[scenario] ?? scenario) : scenario,
     rate: opts.rate,
     durationS: opts.duration,
     warmupS: opts.warmup,
@@ -512,7 +522,7 @@ function report(results: ScenarioResult[], opts: Options): string {
   const signed = (v: number): string => (v >= 0 ? "+" : "") + v.toFixed(3);
   const lat: string[][] = [["scenario", "rate", "target", "metric", "p50 ms", "p90 ms", "p99 ms", "max ms", "ok/sent", "errors"]];
   for (const r of results) {
-    const metrics: Metric[] = r.scenario === "stream" ? ["ttft", "total"] : ["total"];
+    const metrics: Metric[] = STREAMED.has(r.scenario) ? ["ttft", "total"] : ["total"];
     for (const metric of metrics) {
       for (const run of [r.direct, r.gateway]) {
         const p = pick(run.load, metric);
@@ -666,7 +676,7 @@ async function main(): Promise<void> {
     }
     const [direct, gw] = runs;
     const added: ScenarioResult["added"] = { total: addedFor(direct.load, gw.load, "total") };
-    if (scenario === "stream") added.ttft = addedFor(direct.load, gw.load, "ttft");
+    if (STREAMED.has(scenario)) added.ttft = addedFor(direct.load, gw.load, "ttft");
     results.push({ scenario, direct, gateway: gw, added });
   }
 

@@ -69,6 +69,20 @@ func chatBody(stream bool) []byte {
 	return b
 }
 
+// responsesBody is the chat request as a Responses API request: the same
+// 900-character prompt as input.
+func responsesBody(stream bool) []byte {
+	req := map[string]any{
+		"model": "gpt-4o-mini",
+		"input": strings.Repeat(userText, 22)[:900],
+	}
+	if stream {
+		req["stream"] = true
+	}
+	b, _ := json.Marshal(req)
+	return b
+}
+
 func embedBody(base64 bool) []byte {
 	req := map[string]any{
 		"model": "text-embedding-3-small",
@@ -140,7 +154,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 func main() {
 	baseURL := flag.String("url", "http://127.0.0.1:8080/v1", "base URL, e.g. http://127.0.0.1:8080/v1")
-	mode := flag.String("mode", "chat", "chat | stream | embed")
+	mode := flag.String("mode", "chat", "chat | stream | embed | responses | responses-stream")
 	rate := flag.Float64("rate", 1000, "requests per second")
 	duration := &durationFlag{15 * time.Second}
 	warmup := &durationFlag{3 * time.Second}
@@ -169,6 +183,11 @@ func main() {
 		path, body, stream = "/chat/completions", chatBody(true), true
 	case "embed":
 		path, body = "/embeddings", embedBody(*embedB64)
+	case "responses":
+		path, body = "/responses", responsesBody(false)
+	case "responses-stream":
+		path, body, stream = "/responses", responsesBody(true), true
+		responsesStream = true
 	default:
 		fmt.Fprintf(os.Stderr, "loadgen: unknown -mode %q\n", *mode)
 		os.Exit(2)
@@ -353,6 +372,10 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }
 
 var doneMarker = []byte("data: [DONE]")
 
+// Responses API streams end with this event rather than [DONE].
+var completedMarker = []byte("event: response.completed")
+var responsesStream = false
+
 // exchange performs one request and reads the whole body, timing it against
 // the scheduled send time.
 func exchange(client *http.Client, req *http.Request, sched time.Time, stream bool, s sample) sample {
@@ -369,6 +392,7 @@ func exchange(client *http.Client, req *http.Request, sched time.Time, stream bo
 	var tail []byte // last bytes of the body, to check how it ended
 	var whole []byte
 	first := true
+	completed := false
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
@@ -378,6 +402,9 @@ func exchange(client *http.Client, req *http.Request, sched time.Time, stream bo
 			}
 			if stream {
 				tail = append(tail, buf[:n]...)
+				if responsesStream && !completed && bytes.Contains(tail, completedMarker) {
+					completed = true
+				}
 				if len(tail) > 64 {
 					tail = tail[len(tail)-64:]
 				}
@@ -409,6 +436,10 @@ func exchange(client *http.Client, req *http.Request, sched time.Time, stream bo
 	if stream {
 		if first {
 			s.err = "stream: empty body"
+		} else if responsesStream {
+			if !completed {
+				s.err = fmt.Sprintf("stream: no response.completed event (ends %q)", tail)
+			}
 		} else if !bytes.HasSuffix(bytes.TrimRight(tail, "\r\n "), doneMarker) {
 			s.err = fmt.Sprintf("stream: body does not end with data: [DONE] (ends %q)", tail)
 		}
