@@ -29,6 +29,9 @@ export interface StoredResponse {
   origin?: string | undefined;
 }
 
+/** How long stored responses wait in memory before they are written (a crash loses at most this much). */
+const FLUSH_MS = 50;
+
 export interface ResponseStore {
   get(id: string, scope: string, now: number): Promise<StoredResponse | undefined>;
   put(r: StoredResponse): Promise<void>;
@@ -37,7 +40,12 @@ export interface ResponseStore {
   close(): Promise<void>;
 }
 
-/** The embedded store: SQLite under the data directory (expired rows are swept every minute). */
+/**
+ * The embedded store: SQLite under the data directory (expired rows are
+ * swept every minute). Writes are batched: kept in memory (and served from
+ * there) and written every FLUSH_MS in one transaction, since a commit per
+ * response would cost more than the rest of the request.
+ */
 export function createSqliteResponseStore(path: string): ResponseStore {
   mkdirSync(dirname(path), { recursive: true });
   const db = new DatabaseSync(path);
@@ -51,19 +59,43 @@ export function createSqliteResponseStore(path: string): ResponseStore {
   const sweepStmt = db.prepare("DELETE FROM responses WHERE expires_at <= ?");
   const timer = setInterval(() => sweepStmt.run(Date.now()), 60_000);
   timer.unref();
+  const pending = new Map<string, StoredResponse>();
+  let flushing: NodeJS.Timeout | undefined;
+  const flush = (): void => {
+    flushing = undefined;
+    if (pending.size === 0) return;
+    db.exec("BEGIN");
+    try {
+      for (const r of pending.values()) putStmt.run(r.id, r.scope, r.createdAt, r.expiresAt, JSON.stringify(r));
+      db.exec("COMMIT");
+      pending.clear();
+    } catch {
+      db.exec("ROLLBACK"); // kept for the next flush
+    }
+  };
   return {
     async get(id, scope, now) {
+      const p = pending.get(id);
+      if (p !== undefined) return p.scope === scope && p.expiresAt > now ? p : undefined;
       const row = getStmt.get(id, scope, now);
       return row === undefined ? undefined : (JSON.parse(String(row["body"])) as StoredResponse);
     },
     async put(r) {
-      putStmt.run(r.id, r.scope, r.createdAt, r.expiresAt, JSON.stringify(r));
+      pending.set(r.id, r);
+      if (flushing === undefined) {
+        flushing = setTimeout(flush, FLUSH_MS);
+        flushing.unref();
+      }
     },
     async delete(id, scope) {
-      return Number(delStmt.run(id, scope).changes) > 0;
+      const p = pending.get(id);
+      if (p !== undefined && p.scope === scope) pending.delete(id);
+      return Number(delStmt.run(id, scope).changes) > 0 || (p !== undefined && p.scope === scope);
     },
     async close() {
       clearInterval(timer);
+      if (flushing !== undefined) clearTimeout(flushing);
+      flush();
       db.close();
     },
   };

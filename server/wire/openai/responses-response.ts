@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { FinishReason, type ChatCompletion, type Message } from "../../../gen/switchyard/v1/chat_pb.ts";
 import type { Usage } from "../../../gen/switchyard/v1/common_pb.ts";
 import { isRecord, type JsonRecord } from "./json.ts";
@@ -86,12 +86,17 @@ function echoTool(t: JsonRecord): JsonRecord {
 
 /** A new Response id, `resp_` and 48 hex digits like OpenAI's. */
 export function newResponseId(): string {
-  return `resp_${randomBytes(24).toString("hex")}`;
+  return `resp_${hex48()}`;
 }
 
 /** An output item id with OpenAI's prefix: `msg`, `fc`, `rs`, or `call` for a call id a provider left empty. */
 export function newItemId(prefix: "msg" | "fc" | "rs" | "call"): string {
-  return `${prefix}_${randomBytes(24).toString("hex")}`;
+  return `${prefix}_${hex48()}`;
+}
+
+/** 48 random hex digits from UUIDs (cached randomness: much cheaper per call than randomBytes). */
+function hex48(): string {
+  return (randomUUID() + randomUUID()).replaceAll("-", "").slice(0, 48);
 }
 
 export type ResponseStatus = "in_progress" | "completed" | "incomplete" | "failed";
