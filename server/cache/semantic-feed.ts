@@ -1,4 +1,4 @@
-import { Redis } from "ioredis";
+import { connectRedis } from "../redis/connect.ts";
 
 /** One prompt vector a gateway stored, for the others to index. */
 export interface SemanticRecord {
@@ -29,15 +29,7 @@ export async function createRedisSemanticFeed(options: {
   onRecord: (r: SemanticRecord) => void;
 }): Promise<SemanticFeed> {
   const stream = `{${options.prefix}}:csem`;
-  const redis = new Redis(options.url, {
-    lazyConnect: true,
-    commandTimeout: options.commandTimeoutMs,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
-  });
-  redis.on("error", () => undefined);
-  await redis.connect().catch(() => undefined);
+  const redis = await connectRedis(options.url, options.commandTimeoutMs);
   /** Our own records come back through the stream too; they are already indexed. */
   const mine = new Set<string>();
   let last = "0-0";

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { Redis } from "ioredis";
+import { connectRedis } from "../redis/connect.ts";
 import type { CacheEntry, CacheStats, CacheStore, EntryLabels, PurgeFilter } from "./types.ts";
 
 export interface RedisCacheStoreOptions {
@@ -47,18 +47,8 @@ export async function createRedisCacheStore(options: RedisCacheStoreOptions): Pr
   const P = `{${options.prefix ?? "sy"}}`;
   const commandTimeout = options.commandTimeoutMs ?? 500;
   const maxBytes = options.maxBytes ?? 0;
-  const redis = new Redis(options.url, {
-    lazyConnect: true,
-    commandTimeout,
-    connectTimeout: Math.max(1000, commandTimeout * 2),
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    autoResendUnfulfilledCommands: false,
-    retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
-  });
-  // Connection errors surface as misses and healthy() === false; without a listener ioredis logs them.
-  redis.on("error", () => undefined);
-  await redis.connect().catch(() => undefined);
+  // Connection errors surface as misses and healthy() === false.
+  const redis = await connectRedis(options.url, commandTimeout);
 
   const all = `${P}:ci:all`;
   const entryKey = (key: string) => `${P}:c:${key}`;

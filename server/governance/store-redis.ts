@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
+import { connectRedis } from "../redis/connect.ts";
 import { clampPageSize, decodePageToken, encodePageToken, isAfter, rateState, type Tats } from "./store-memory.ts";
 import type {
   Customer,
@@ -37,19 +38,8 @@ export interface RedisStoreOptions {
 export async function createRedisStore(options: RedisStoreOptions): Promise<GovernanceStore> {
   const P = `{${options.prefix ?? "sy"}}`;
   const commandTimeout = options.commandTimeoutMs ?? 500;
-  const redis = new Redis(options.url, {
-    lazyConnect: true,
-    commandTimeout,
-    connectTimeout: Math.max(1000, commandTimeout * 2),
-    enableOfflineQueue: false,
-    // A command cut off by a dropped connection fails rather than running again after reconnecting.
-    maxRetriesPerRequest: 0,
-    autoResendUnfulfilledCommands: false,
-    retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
-  });
-  // Connection errors surface as failed calls and healthy() === false; without a listener ioredis logs them.
-  redis.on("error", () => undefined);
-  await redis.connect().catch(() => undefined);
+  // Connection errors surface as failed calls and healthy() === false.
+  const redis = await connectRedis(options.url, commandTimeout);
 
   const k = {
     resexp: `${P}:resexp`,

@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { Redis } from "ioredis";
+import { connectRedis } from "../redis/connect.ts";
 
 /**
  * Stored responses (the Responses API's `store`): what a response said and
@@ -104,15 +104,7 @@ export function createSqliteResponseStore(path: string): ResponseStore {
 /** Shared by every instance: one JSON value per response, expiring by itself. */
 export async function createRedisResponseStore(options: { url: string; prefix: string; commandTimeoutMs: number }): Promise<ResponseStore> {
   const P = `{${options.prefix}}:resp:`;
-  const redis = new Redis(options.url, {
-    lazyConnect: true,
-    commandTimeout: options.commandTimeoutMs,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
-  });
-  redis.on("error", () => undefined);
-  await redis.connect().catch(() => undefined);
+  const redis = await connectRedis(options.url, options.commandTimeoutMs);
   return {
     async get(id, scope, now) {
       const raw = await redis.get(P + id);

@@ -3,11 +3,11 @@ import { GatewayError } from "../errors/errors.ts";
 import type { Principal } from "../governance/authenticate.ts";
 import type { Entry } from "../pipeline/pipeline.ts";
 import type { Target } from "../routing/resolve.ts";
-import { toAnthropicError } from "../wire/anthropic/errors.ts";
 import { decodeMessagesRequest } from "../wire/anthropic/request-decode.ts";
 import { isRecord } from "../wire/openai/json.ts";
 import { restEntry, type RestDeps } from "./context.ts";
-import { readJsonBody, retryHeaders, sendJson, type Req, type Res } from "./http.ts";
+import { readJsonBody, sendJson, type Req, type Res } from "./http.ts";
+import { sendAnthropicError } from "./messages.ts";
 
 /** Counts a request's input tokens with the provider its model resolves to. */
 export type TokenCounter = (request: ChatRequest, entry: Entry) => Promise<number>;
@@ -79,11 +79,4 @@ function decodeCountRequest(body: unknown): ChatRequest {
   return request;
 }
 
-function sendAnthropicError(res: Res, err: GatewayError): void {
-  if (res.headersSent || res.destroyed) return;
-  const { status, body } = toAnthropicError(err);
-  const headers: Record<string, string> = {};
-  const id = res.getHeader("x-request-id");
-  if (typeof id === "string") headers["request-id"] = id;
-  sendJson(res, status, body, { ...headers, ...retryHeaders(err) });
-}
+

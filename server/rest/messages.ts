@@ -70,7 +70,8 @@ async function serve(req: Req, res: Res, deps: RestDeps, startedAt: number): Pro
   }
 }
 
-function sendAnthropicError(res: Res, err: GatewayError): void {
+/** Anthropic's error JSON with Anthropic's status, and its `request-id` header, unless the response has started. */
+export function sendAnthropicError(res: Res, err: GatewayError): void {
   if (res.headersSent || res.destroyed) return;
   const { status, body } = toAnthropicError(err);
   const headers: Record<string, string> = {};
