@@ -302,6 +302,16 @@ describe("semantic cache", () => {
     expect(upstreamChats() - before).toBe(1);
   });
 
+  it("refuses a caller over its limits before paying for an embedding", async () => {
+    const { secret } = await admin<CreatedKey>(gw.url, ADMIN, "KeyService/CreateKey", { name: "limited", limits: { rpm: 1 } });
+    const body = (content: string) => ({ messages: [{ role: "user", content }], temperature: 0, max_tokens: undefined });
+    expect((await chat(gw.url, secret, body("what colour is the sky on mars"))).status).toBe(200);
+    const embeddings = (): number => standin.requests.filter((r) => r.path === "/v1/embeddings").length;
+    const before = embeddings();
+    expect((await chat(gw.url, secret, body("what colour is the sky on venus"))).status).toBe(429);
+    expect(embeddings()).toBe(before);
+  });
+
   it("never matches across system prompts or conversation history", async () => {
     const sys = (content: string) => ({ role: "system", content });
     await chat(gw.url, ADMIN, { messages: [sys("Translate to French."), { role: "user", content: "good morning my friend" }], temperature: 0, max_tokens: undefined });

@@ -65,7 +65,11 @@ export interface ResponseCache {
    * before anything is reserved. Undefined: the cache is off for this
    * caller. Never throws: a broken store or embedding call is a miss.
    */
-  lookup(principal: Principal, req: ChatRequest, target: string, directives: CacheDirectives | undefined, signal: AbortSignal, endpoint: Endpoint): Promise<CacheTicket | undefined>;
+  lookup(
+    principal: Principal, req: ChatRequest, target: string, directives: CacheDirectives | undefined, signal: AbortSignal, endpoint: Endpoint,
+    /** Runs before a semantic lookup's embedding call (governance reserves there); may throw a refusal. */
+    beforeEmbedding?: () => void | Promise<void>,
+  ): Promise<CacheTicket | undefined>;
   /** Stores a complete, successful answer (in the background; never throws). */
   save(ticket: CacheTicket, completion: ChatCompletion, costUsd: number): void;
   /** Indexes a prompt vector another instance stored (its entry is in the shared store). */
@@ -161,7 +165,7 @@ export function createResponseCache(o: CacheOptions): ResponseCache {
   }
 
   return {
-    async lookup(principal, req, target, d, signal, endpoint) {
+    async lookup(principal, req, target, d, signal, endpoint, beforeEmbedding) {
       const pol = policy(principal);
       if (pol.mode === "off") return undefined;
       const ticket: CacheTicket = { status: "bypass", savedUsd: 0 };
@@ -209,6 +213,7 @@ export function createResponseCache(o: CacheOptions): ResponseCache {
         ticket.status = "miss";
       }
       if (semantic) {
+        await beforeEmbedding?.();
         try {
           const partition = partitionKey(scope, endpoint, target, req, o.semantic.prompt);
           const vector = await o.semantic.embed!(promptText(req, o.semantic.prompt), signal);

@@ -235,7 +235,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   /** Reserves the worst case at every level before the request leaves (a refusal is final: it never falls back). */
   function reserve(run: Run): void | Promise<void> {
     const a = run.authorized;
-    if (a === undefined) return;
+    if (a === undefined || run.admission !== undefined) return; // nothing to govern, or reserved already
     return governor!.reserve(a, run.entry.setHeader).then((admission) => {
       run.admission = admission;
     });
@@ -270,7 +270,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   async function lookup(run: Run, req: ChatRequest, targets: Target[]): Promise<ChatCompletion | undefined> {
     if (cache === undefined || targets.length === 0) return undefined;
     const t = targets[0]!;
-    run.cache = await cache.lookup(run.entry.principal, req, `${t.provider.id}/${t.model}`, run.entry.cache, run.signal, run.entry.api ?? "chat");
+    // A semantic lookup pays for an embedding: a caller over its limits or budget is refused before it.
+    run.cache = await cache.lookup(run.entry.principal, req, `${t.provider.id}/${t.model}`, run.entry.cache, run.signal, run.entry.api ?? "chat", () => reserve(run));
     const hit = run.cache?.completion;
     if (hit === undefined) return undefined;
     run.target = t;
@@ -278,6 +279,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     if (governor?.chargeHits === true && run.authorized !== undefined) {
       await reserve(run);
       await settle(run, hit.usage, 0);
+    } else {
+      run.admission?.release();
+      run.admission = undefined;
     }
     return hit;
   }
