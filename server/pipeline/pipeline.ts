@@ -592,15 +592,26 @@ async function* relay(
   }
 }
 
-/** Output characters of a chunk (text, reasoning, tool calls); only counted until usage arrives. */
+/**
+ * Output of a chunk (text, reasoning, tool calls) in "characters" for the
+ * token estimate of streams without usage (about 3 per token): a non-ASCII
+ * character counts 3, since CJK text runs about a token per character.
+ */
 function chunkChars(chunk: ChatChunk): number {
   let n = 0;
   for (const c of chunk.choices) {
     const d = c.delta;
     if (d === undefined) continue;
-    n += (d.content?.length ?? 0) + (d.reasoningContent?.length ?? 0);
-    for (const t of d.toolCalls) n += t.name.length + (t.arguments?.length ?? 0);
+    n += weighted(d.content) + weighted(d.reasoningContent);
+    for (const t of d.toolCalls) n += weighted(t.name) + weighted(t.arguments);
   }
+  return n;
+}
+
+function weighted(s: string | undefined): number {
+  if (s === undefined) return 0;
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) n += 2;
   return n;
 }
 
@@ -611,8 +622,9 @@ function completionChars(c: ChatCompletion): number {
   for (const ch of c.choices) {
     const m = ch.message;
     if (m === undefined) continue;
-    n += (m.content?.length ?? 0) + (m.reasoningContent?.length ?? 0);
-    for (const t of m.toolCalls) n += (t.function?.name.length ?? 0) + (t.function?.arguments.length ?? 0);
+    for (const p of m.content) if (p.part.case === "text") n += weighted(p.part.value);
+    n += weighted(m.reasoningContent);
+    for (const t of m.toolCalls) n += weighted(t.function?.name) + weighted(t.function?.arguments);
   }
   return n;
 }
