@@ -135,6 +135,20 @@ describe("audio", () => {
   });
 });
 
+it("charges images, speech and transcription by their units", async () => {
+  const { key, secret } = await admin<CreatedKey>(gw.url, ADMIN, "KeyService/CreateKey", { name: "units", budget: { limitUsd: 5, period: "PERIOD_DAY" } });
+  const keyed = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: secret, maxRetries: 0 });
+  const spent = async (): Promise<number> => (await admin<any>(gw.url, ADMIN, "BudgetService/GetBudget", { keyId: key.id })).spentUsd ?? 0;
+  await keyed.images.generate({ model: "openai/dall-e-3", prompt: "a lighthouse", n: 2 });
+  expect(await spent()).toBeCloseTo(2 * 0.04, 9); // $0.04 an image
+  await (await keyed.audio.speech.create({ model: "openai/tts-1", voice: "alloy", input: "Hello there" })).arrayBuffer();
+  await gw.waitForRecords(1);
+  await new Promise((r) => setTimeout(r, 50));
+  expect(await spent()).toBeCloseTo(0.08 + (11 / 1e6) * 15, 9); // $15 per million characters
+  await keyed.audio.transcriptions.create({ model: "openai/whisper-1", file: await OpenAI.toFile(Buffer.alloc(240_000), "talk.mp3") });
+  expect(await spent()).toBeCloseTo(0.08 + (11 / 1e6) * 15 + (60 / 60) * 0.006, 9); // 60 s reported, $0.006 a minute
+});
+
 it("refuses providers that do not serve the endpoint, naming them", async () => {
   const err = await client.completions.create({ model: "anthropic/claude-sonnet-4-5", prompt: "Hi" }).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(OpenAI.BadRequestError);

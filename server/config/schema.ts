@@ -236,6 +236,10 @@ export const configSchema = z.strictObject({
             cachedInput: z.number().min(0).optional(),
             cacheWrite: z.number().min(0).optional(),
             maxOutputTokens: z.int().positive().optional(),
+            /** Unit-priced models: USD per image, per million characters spoken, per minute transcribed. */
+            perImage: z.number().min(0).optional(),
+            perMillionChars: z.number().min(0).optional(),
+            perMinute: z.number().min(0).optional(),
           }),
         )
         .default({}),

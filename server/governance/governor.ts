@@ -6,7 +6,7 @@ import type { Logger } from "../telemetry/log.ts";
 import { credential, type HeaderGetter, type Principal } from "./authenticate.ts";
 import { isVirtualKey, sameHash } from "./keys.ts";
 import { windowEnd, windowStart } from "./periods.ts";
-import { costUsd, type Price, type Pricing } from "./pricing.ts";
+import { costUsd, type Price, type Pricing, type Units } from "./pricing.ts";
 import { rateHeaders } from "./rate-headers.ts";
 import type { Budget, GovernanceStore, LevelReservation, Limits, RateState, ReserveResult, Scope } from "./types.ts";
 
@@ -42,6 +42,8 @@ export interface Ask {
   primary: readonly Target[];
   /** Choices asked for (n, best_of): the output worst case is multiplied by it. */
   choices?: number | undefined;
+  /** Unit-priced endpoints: the most units the request can be billed (images, characters, audio seconds). */
+  units?: Units | undefined;
   promptTokens: number;
   /** The caller's max_tokens; undefined: the model's limit. Embeddings: 0. */
   maxOutputTokens: number | undefined;
@@ -69,7 +71,7 @@ export interface Admission {
    * Resolves once the store has it (callers await it before answering, so a
    * served request is always accounted); failures are retried in the background.
    */
-  settle(target: Target, usage: Usage | undefined, outputChars: number): Promise<number>;
+  settle(target: Target, usage: Usage | undefined, outputChars: number, units?: Units): Promise<number>;
   /** Charges the whole reservation (an answer served without usage: never charge less than it may have cost). */
   settleReserved(): Promise<number>;
   /** Frees the reservation without charging (nothing was served). */
@@ -90,7 +92,7 @@ export interface Governor {
   /** Cache hits are charged like answers (cache.chargeHits): reserved against budgets and limits, then settled. */
   readonly chargeHits: boolean;
   /** What a served answer cost by the pricing table (0 when unpriced), for requests outside governance. */
-  costOf(target: Target, usage: Usage | undefined): number;
+  costOf(target: Target, usage: Usage | undefined, units?: Units): number;
   /** Whether a virtual key may use a model (by the name it is listed under, and the target it is). */
   allowsModel(principal: Principal, providerId: string, model: string, listedAs: string): boolean;
   /** No keys of any kind exist: local traffic is served without one. */
@@ -247,7 +249,7 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
       const out = (ask.maxOutputTokens ?? price.maxOutputTokens ?? o.defaultMaxOutputTokens) * Math.max(1, ask.choices ?? 1);
       // Worst case: every prompt token written to the provider's cache, when that costs more than plain input.
       const worst = price.cacheWrite !== undefined && price.cacheWrite > price.input ? { cacheWriteTokens: ask.promptTokens } : {};
-      worstUsd = Math.max(worstUsd, costUsd(price, { inputTokens: ask.promptTokens, outputTokens: out, ...worst }));
+      worstUsd = Math.max(worstUsd, costUsd(price, { inputTokens: ask.promptTokens, outputTokens: out, units: ask.units, ...worst }));
       worstTokens = Math.max(worstTokens, ask.promptTokens + out);
     }
     if (prices.size < targets.length) {
@@ -307,7 +309,7 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
     return {
       targets,
       rate: result.rate,
-      async settle(target, usage, outputChars) {
+      async settle(target, usage, outputChars, units) {
         const price = prices.get(target) ?? FREE;
         const input = usage?.promptTokens ?? a.promptTokens;
         const output = usage?.completionTokens ?? Math.ceil(outputChars / 3);
@@ -316,6 +318,7 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
           outputTokens: output,
           cachedInputTokens: usage?.cachedTokens ?? 0,
           cacheWriteTokens: usage?.cacheWriteTokens ?? 0,
+          units,
         });
         return charge(usd, input + output);
       },
@@ -364,11 +367,11 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
       const target = { provider: { id: providerId }, model } as Target;
       return modelAllowed(key.allowedModels, listedAs, [target]);
     },
-    costOf(target, usage) {
-      if (usage === undefined) return 0;
+    costOf(target, usage, units) {
+      if (usage === undefined && units === undefined) return 0;
       const price = pricing.lookup(o.providerTypes.get(target.provider.id) ?? "", target.provider.id, target.model);
       if (price === undefined) return 0;
-      return costUsd(price, { inputTokens: usage.promptTokens, outputTokens: usage.completionTokens, cachedInputTokens: usage.cachedTokens, cacheWriteTokens: usage.cacheWriteTokens });
+      return costUsd(price, { inputTokens: usage?.promptTokens ?? 0, outputTokens: usage?.completionTokens ?? 0, cachedInputTokens: usage?.cachedTokens, cacheWriteTokens: usage?.cacheWriteTokens, units });
     },
     async close() {
       clearInterval(pollTimer);

@@ -29,6 +29,12 @@ export interface Price {
   maxOutputTokens?: number | undefined;
   maxInputTokens?: number | undefined;
   longContext?: LongContextPrice | undefined;
+  /** Models priced by their units rather than tokens: USD per image generated, */
+  perImage?: number | undefined;
+  /** per million characters of text spoken (speech), */
+  perMillionChars?: number | undefined;
+  /** per minute of audio transcribed. */
+  perMinute?: number | undefined;
 }
 
 /** A price from configuration (USD per 1M tokens); input and output are required there too. */
@@ -39,6 +45,9 @@ export interface PriceOverride {
   cacheWrite?: number | undefined;
   maxOutputTokens?: number | undefined;
   maxInputTokens?: number | undefined;
+  perImage?: number | undefined;
+  perMillionChars?: number | undefined;
+  perMinute?: number | undefined;
 }
 
 export interface Pricing {
@@ -59,6 +68,15 @@ export interface CostUsage {
   outputTokens: number;
   cachedInputTokens?: number | undefined;
   cacheWriteTokens?: number | undefined;
+  /** Units of unit-priced models (see Price.perImage and friends). */
+  units?: Units | undefined;
+}
+
+/** What unit-priced endpoints are billed by. */
+export interface Units {
+  images?: number | undefined;
+  characters?: number | undefined;
+  audioSeconds?: number | undefined;
 }
 
 interface Table {
@@ -215,5 +233,8 @@ export function costUsd(price: Price, usage: CostUsage): number {
     cached * (rates.cachedInput ?? rates.input) +
     writes * (rates.cacheWrite ?? rates.input) +
     Math.max(0, usage.outputTokens) * rates.output;
-  return micros / 1_000_000;
+  const u = usage.units;
+  const units = u === undefined ? 0
+    : (u.images ?? 0) * (price.perImage ?? 0) + ((u.characters ?? 0) / 1_000_000) * (price.perMillionChars ?? 0) + ((u.audioSeconds ?? 0) / 60) * (price.perMinute ?? 0);
+  return micros / 1_000_000 + units;
 }

@@ -7,6 +7,7 @@ import type { Model } from "../../gen/switchyard/v1/models_pb.ts";
 import { GatewayError } from "../errors/errors.ts";
 import type { Principal } from "../governance/authenticate.ts";
 import { estimateEmbedTokens, estimatePromptTokens } from "../governance/estimate.ts";
+import type { Units } from "../governance/pricing.ts";
 import type { Admission, Authorized, Governor } from "../governance/governor.ts";
 import type { CacheDirectives, CacheTicket, ResponseCache } from "../cache/cache.ts";
 import { completionToChunks, StreamAssembler } from "../cache/replay.ts";
@@ -220,7 +221,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
    * key may use (403 otherwise). Nothing is reserved yet: a cache hit
    * reserves nothing.
    */
-  function route(run: Run, model: string, fallbacks: readonly string[], user: string, promptTokens: () => number, maxOutputTokens: number | undefined, choices = 1): Target[] {
+  function route(run: Run, model: string, fallbacks: readonly string[], user: string, promptTokens: () => number, maxOutputTokens: number | undefined, choices = 1, units?: Units): Target[] {
     const input = { model, fallbacks, user, sessionId: run.entry.sessionId };
     const targets = deps.plan(input);
     const { principal } = run.entry;
@@ -228,7 +229,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const models = fallbacks.length === 0 ? [model] : [model, ...fallbacks];
     // The caller's fallbacks never lend their permission to the model it asked for.
     const primary = fallbacks.length === 0 ? targets : deps.plan({ ...input, fallbacks: [] });
-    run.authorized = governor.authorize(principal, { models, targets, primary, promptTokens: promptTokens(), maxOutputTokens, choices });
+    run.authorized = governor.authorize(principal, { models, targets, primary, promptTokens: promptTokens(), maxOutputTokens, choices, units });
     return run.authorized.targets;
   }
 
@@ -287,10 +288,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   }
 
   /** Charges what the served request cost; awaited before answering, so a served request is always accounted. */
-  async function settle(run: Run, usage: Usage | undefined, outputChars: number): Promise<void> {
+  async function settle(run: Run, usage: Usage | undefined, outputChars: number, units?: Units): Promise<void> {
     const a = run.admission;
     if (a === undefined) return;
-    run.costUsd = await a.settle(run.target!, usage, outputChars);
+    run.costUsd = await a.settle(run.target!, usage, outputChars, units);
     run.admission = undefined;
   }
 
@@ -418,7 +419,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         const choices = Math.max(count(body["n"]), count(body["best_of"]));
         const maxOutput = typeof body["max_output_tokens"] === "number" ? body["max_output_tokens"] : undefined;
         const maxOut = path === "completions" ? maxTokens : path === "responses" ? maxOutput : path === "images/generations" ? undefined : 0;
-        const all = route(run, model, [], typeof body["user"] === "string" ? body["user"] : "", () => Math.ceil(JSON.stringify(body).length / 2), maxOut, choices);
+        // Images, speech and transcription may be priced by their units: the most they can be billed is reserved.
+        const units = unitsOf(path, body, form, choices);
+        const all = route(run, model, [], typeof body["user"] === "string" ? body["user"] : "", () => Math.ceil(JSON.stringify(body).length / 2), maxOut, choices, units);
         const targets = all.filter((t) => t.provider.forward !== undefined);
         if (targets.length === 0) {
           const t = all[0];
@@ -429,11 +432,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         run.upstreamMs = performance.now() - run.upstreamStart;
         if (res.kind === "json") {
           const usage = forwardedUsage(res.json);
-          await settleForwarded(run, usage);
+          await settleForwarded(run, usage, units === undefined ? undefined : billedUnits(units, res.json));
           finish(run, usage, undefined);
           return { ...res, gateway: gatewayInfo(run) };
         }
-        return { ...res, body: relayBytes(run, res.body), gateway: gatewayInfo(run) };
+        return { ...res, body: relayBytes(run, res.body, units), gateway: gatewayInfo(run) };
       } catch (err) {
         finish(run, undefined, err);
         throw GatewayError.from(err);
@@ -446,9 +449,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
    * usage, at the reserved worst case, so an answer is never charged less
    * than it may have cost.
    */
-  async function settleForwarded(run: Run, usage: Usage | undefined): Promise<void> {
+  async function settleForwarded(run: Run, usage: Usage | undefined, units?: Units): Promise<void> {
     const a = run.admission;
     if (a === undefined) return;
+    // Unit-priced answers are charged by their units (with usage too, when they report tokens).
+    if (units !== undefined) return settle(run, usage, 0, units);
     if (usage === undefined) {
       run.costUsd = await a.settleReserved();
       run.admission = undefined;
@@ -458,7 +463,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   }
 
   /** Passes a forwarded stream's bytes on; its usage (when the last event has one) is charged at the end. */
-  async function* relayBytes(run: Run, body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  async function* relayBytes(run: Run, body: AsyncIterable<Uint8Array>, units: Units | undefined): AsyncGenerator<Uint8Array> {
     let err: unknown = new GatewayError("canceled", "the caller canceled the stream");
     let usage: Usage | undefined;
     let pending = "";
@@ -486,7 +491,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       throw GatewayError.from(e);
     } finally {
       // Bytes already went out: without usage, the reserved worst case is charged (never less than it may have cost).
-      await settleForwarded(run, usage);
+      await settleForwarded(run, usage, units);
       finish(run, usage, err);
     }
   }
@@ -500,6 +505,39 @@ const FORWARD_OPS: Record<ForwardPath, Operation> = {
   "audio/transcriptions": "transcriptions",
   "responses": "responses",
 };
+
+/**
+ * The most units a unit-priced request can be billed: images asked for,
+ * characters to speak, and seconds of audio to transcribe (estimated from
+ * the upload at 16 kbit/s, as low a bitrate as speech is sent at, so it
+ * over-estimates). Undefined for token-priced endpoints.
+ */
+function unitsOf(path: ForwardPath, body: Record<string, unknown>, form: FormData | undefined, n: number): Units | undefined {
+  switch (path) {
+    case "images/generations":
+      return { images: n };
+    case "audio/speech":
+      return { characters: typeof body["input"] === "string" ? body["input"].length : 0 };
+    case "audio/transcriptions": {
+      const file = form?.get("file");
+      return { audioSeconds: file instanceof Blob ? Math.ceil(file.size / 2_000) : 0 };
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** The units an answer was billed: images returned, and the audio duration a transcription reports. */
+function billedUnits(worst: Units, json: unknown): Units {
+  const j = json as { data?: unknown; duration?: unknown; usage?: { type?: unknown; seconds?: unknown } } | null;
+  const units: Units = { ...worst };
+  if (worst.images !== undefined && Array.isArray(j?.data)) units.images = j.data.length;
+  if (worst.audioSeconds !== undefined) {
+    const seconds = j?.usage?.type === "duration" ? j.usage.seconds : j?.duration;
+    if (typeof seconds === "number" && seconds >= 0) units.audioSeconds = seconds;
+  }
+  return units;
+}
 
 /** Usage as OpenAI's other endpoints report it (prompt/completion tokens, or input/output tokens). */
 function forwardedUsage(json: unknown): Usage | undefined {

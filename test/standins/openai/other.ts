@@ -111,7 +111,8 @@ export function renderTranscription(body: Json): Json {
   if (String(body["model"]).startsWith("gpt-4o")) {
     return { text, usage: { type: "tokens", input_tokens: 100, output_tokens: estimateTokens(text), total_tokens: 100 + estimateTokens(text), input_token_details: { text_tokens: 0, audio_tokens: 100 } } };
   }
-  return { text };
+  // whisper-1 reports the audio's duration (here: a 4 kB/s recording).
+  return { text, usage: { type: "duration", seconds: Math.ceil((file?.size ?? 0) / 4000) } };
 }
 
 /** The text of the last user input of a Responses request (a string input, or the last user message's text parts). */
