@@ -357,6 +357,32 @@ describe.each<StoreKind>(["embedded", "redis"])("governance (%s store)", (kind) 
   }
 });
 
+describe("an unreachable Redis", () => {
+  it("fails closed and fast: 503 for virtual keys, not ready, and the store gauge at 0", async () => {
+    // A port nothing listens on.
+    const gw = await startTestGateway({
+      admin: { key: ADMIN },
+      governance: { store: "redis", redis: { url: "redis://127.0.0.1:1", commandTimeoutMs: 200 } },
+      providers: [openaiProvider(standin.url)],
+    });
+    try {
+      const t0 = Date.now();
+      const r = await chat(gw.url, `sk-sy-${"B".repeat(43)}`);
+      expect(r.status).toBe(503);
+      expect(r.body.error.message).toMatch(/cannot check keys and budgets/);
+      expect(Date.now() - t0).toBeLessThan(2000);
+      const ready = await fetch(`${gw.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toEqual({ status: "not_ready", reason: "governance store unreachable" });
+      expect(await (await fetch(`${gw.url}/metrics`)).text()).toMatch(/switchyard_governance_store_up 0/);
+      // The admin key is not governed: it still works.
+      expect((await chat(gw.url, ADMIN)).status).toBe(200);
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
 describe("open gateway", () => {
   it("serves local traffic without keys until a key exists, then refuses without one", async () => {
     const gw = await startTestGateway({ providers: [openaiProvider(standin.url)] });

@@ -131,8 +131,16 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
     staticByHash.set(h, Object.freeze({ id: `key:${h.slice(0, 8)}`, kind: "gateway" }));
   }
   const cache = new Map<string, Cached>();
-  let version = await store.version();
-  let keysExist = (await store.keyCount()) > 0;
+  // A store that cannot be reached at start (Redis down) must not stop the gateway: it starts locked
+  // (as if keys existed) and the version poll picks the real state up once the store answers.
+  let version = -1;
+  let keysExist = true;
+  try {
+    keysExist = (await store.keyCount()) > 0;
+    version = await store.version();
+  } catch (err) {
+    logger.warn("governance store unreachable at start: serving locked until it answers", { store: store.kind, error: err });
+  }
   /** Reservations of requests still running here (id -> when reserved), renewed so they outlive the TTL. */
   const live = new Map<string, number>();
   let failedSettles = 0;
