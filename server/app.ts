@@ -238,7 +238,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     ? await createRedisResponseStore({ url: g.redis.url, prefix: g.redis.prefix, commandTimeoutMs: g.redis.commandTimeoutMs })
     : createSqliteResponseStore(join(config.dataDir, "responses.db"));
   const openaiProviders = new Set(config.providers.filter((p) => p.type === "openai").map((p) => p.id));
-  const responses = {
+  const responsesApi = createResponsesApi({ pipeline, responses: {
     store: responseStore,
     scope: config.responses.scope,
     ttlMs: config.responses.ttlDays * 86_400_000,
@@ -251,9 +251,9 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         return undefined;
       }
     },
-  };
+  } });
   const rest = createRestHandler({
-    responses,
+    responses: responsesApi,
     pipeline,
     authenticate,
     logger,
@@ -267,7 +267,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const handler = connectNodeAdapter({
     routes(router: ConnectRouter) {
       registerServices(router, pipeline);
-      registerResponsesService(router, createResponsesApi({ pipeline, responses }));
+      registerResponsesService(router, responsesApi);
       if (requestLog !== undefined) registerLogService(router, requestLog);
       registerRoutingService(router, routingHealth);
       registerAdminServices(router, admin);

@@ -85,3 +85,30 @@ describe("metrics", () => {
     }
   });
 });
+
+describe("cache gauges", () => {
+  it("read the cache store once per scrape, and still answer when it fails", async () => {
+    const { createMetrics } = await import("../server/telemetry/metrics.ts");
+    const metrics = createMetrics();
+    let calls = 0;
+    let fail = false;
+    metrics.addCache({
+      admin: {
+        async stats() {
+          calls++;
+          if (fail) throw new Error("redis down");
+          return { store: "redis", entries: 7, bytes: 700, maxBytes: 0, evictions: 2, expired: 0, hits: 0, semanticHits: 0, misses: 0, bypasses: 0, savedUsd: 0, semanticEntries: 3 };
+        },
+        purge: async () => 0,
+      },
+    });
+    const first = (await metrics.scrape()).body;
+    expect(first).toMatch(/^switchyard_cache_entries 7$/m);
+    expect(first).toMatch(/^switchyard_cache_semantic_entries 3$/m);
+    expect(calls).toBe(1);
+    await metrics.scrape();
+    expect(calls).toBe(2);
+    fail = true;
+    expect((await metrics.scrape()).body).toMatch(/^switchyard_cache_entries 0$/m);
+  });
+});

@@ -146,5 +146,15 @@ export function estimateEmbedTokens(req: EmbedRequest): number {
  * token) and CJK (~3 bytes a token).
  */
 export function estimateOutputTokensFromText(text: string): number {
-  return Math.ceil(bytes(text) / 3);
+  return outputTokensFromBytes(bytes(text));
+}
+
+/** The same estimate from a byte count gathered piece by piece (a stream's deltas). */
+export function outputTokensFromBytes(utf8Bytes: number): number {
+  return Math.ceil(utf8Bytes / 3);
+}
+
+/** UTF-8 length of a piece of text. */
+export function textBytes(s: string | undefined): number {
+  return bytes(s);
 }

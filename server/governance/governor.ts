@@ -6,9 +6,10 @@ import type { Logger } from "../telemetry/log.ts";
 import { credential, type HeaderGetter, type Principal } from "./authenticate.ts";
 import { isVirtualKey, sameHash } from "./keys.ts";
 import { windowEnd, windowStart } from "./periods.ts";
+import { outputTokensFromBytes } from "./estimate.ts";
 import { costUsd, type Price, type Pricing, type Units } from "./pricing.ts";
 import { rateHeaders } from "./rate-headers.ts";
-import type { Budget, GovernanceStore, LevelReservation, Limits, RateState, ReserveResult, Scope } from "./types.ts";
+import type { Budget, GovernanceStore, LevelReservation, Limits, ReserveResult, Scope } from "./types.ts";
 
 export interface GovernorOptions {
   store: GovernanceStore;
@@ -62,16 +63,13 @@ export interface Authorized {
 
 /** A request's hold on budgets and limits, until it settles or releases. */
 export interface Admission {
-  /** The targets this key may use and that can be priced, in routing order. */
-  readonly targets: Target[];
-  readonly rate: RateState;
   /**
    * Charges the actual cost of the served target (from the provider's usage,
    * or estimated when a stream ended without one) and frees the reservation.
    * Resolves once the store has it (callers await it before answering, so a
    * served request is always accounted); failures are retried in the background.
    */
-  settle(target: Target, usage: Usage | undefined, outputChars: number, units?: Units): Promise<number>;
+  settle(target: Target, usage: Usage | undefined, outputBytes: number, units?: Units): Promise<number>;
   /** Charges the whole reservation (an answer served without usage: never charge less than it may have cost). */
   settleReserved(): Promise<number>;
   /** Frees the reservation without charging (nothing was served). */
@@ -80,14 +78,9 @@ export interface Admission {
 
 export interface Governor {
   authenticate(header: HeaderGetter): Principal | Promise<Principal>;
-  /**
-   * Reserves the request's worst case at every level, or throws the refusal
-   * (403/429/503). Rate-limit headers go to `setHeader` either way.
-   */
-  admit(principal: Principal, ask: Ask, setHeader?: (name: string, value: string) => void): Promise<Admission>;
   /** What the key may use (403 otherwise): the allowed, priced targets. No reservation yet. */
   authorize(principal: Principal, ask: Ask): Authorized;
-  /** Reserves an authorized request's worst case at every level, or throws the refusal (429/503). */
+  /** Reserves an authorized request's worst case at every level, or throws the refusal (429/503); rate-limit headers go to `setHeader` either way. */
   reserve(authorized: Authorized, setHeader?: (name: string, value: string) => void): Promise<Admission>;
   /** Cache hits are charged like answers (cache.chargeHits): reserved against budgets and limits, then settled. */
   readonly chargeHits: boolean;
@@ -271,7 +264,7 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
   }
 
   async function reserve(a: Authorized, setHeader?: (name: string, value: string) => void): Promise<Admission> {
-    const { principal, targets, prices, worstUsd, worstTokens } = a;
+    const { principal, prices, worstUsd, worstTokens } = a;
     const key = principal.key!;
     const { team, customer } = principal;
     const now = Date.now();
@@ -315,12 +308,10 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
       return usd;
     };
     return {
-      targets,
-      rate: result.rate,
-      async settle(target, usage, outputChars, units) {
+      async settle(target, usage, outputBytes, units) {
         const price = prices.get(target) ?? FREE;
         const input = usage?.promptTokens ?? a.promptTokens;
-        const output = usage?.completionTokens ?? Math.ceil(outputChars / 3);
+        const output = usage?.completionTokens ?? outputTokensFromBytes(outputBytes);
         const usd = costUsd(price, {
           inputTokens: input,
           outputTokens: output,
@@ -360,7 +351,6 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
     authenticate,
     authorize,
     reserve,
-    admit: (principal, ask, setHeader) => reserve(authorize(principal, ask), setHeader),
     isOpen,
     invalidate() {
       cache.clear();

@@ -6,7 +6,7 @@ import { EmbedRequestSchema, type EmbedRequest, type EmbedResponse } from "../..
 import type { Model } from "../../gen/switchyard/v1/models_pb.ts";
 import { GatewayError } from "../errors/errors.ts";
 import type { Principal } from "../governance/authenticate.ts";
-import { estimateEmbedTokens, estimatePromptTokens } from "../governance/estimate.ts";
+import { estimateEmbedTokens, estimatePromptTokens, textBytes } from "../governance/estimate.ts";
 import type { Units } from "../governance/pricing.ts";
 import type { Admission, Authorized, Governor } from "../governance/governor.ts";
 import type { CacheDirectives, CacheTicket, ResponseCache } from "../cache/cache.ts";
@@ -288,10 +288,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   }
 
   /** Charges what the served request cost; awaited before answering, so a served request is always accounted. */
-  async function settle(run: Run, usage: Usage | undefined, outputChars: number, units?: Units): Promise<void> {
+  async function settle(run: Run, usage: Usage | undefined, outputBytes: number, units?: Units): Promise<void> {
     const a = run.admission;
     if (a === undefined) return;
-    run.costUsd = await a.settle(run.target!, usage, outputChars, units);
+    run.costUsd = await a.settle(run.target!, usage, outputBytes, units);
     run.admission = undefined;
   }
 
@@ -312,7 +312,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         const completion = await invoke(invokeDeps, run, targets, req.model, tracing.enabled ? chatAttributes(req) : undefined,
           (t, call) => t.provider.chat({ ...req, model: t.model }, call));
         run.upstreamMs = performance.now() - run.upstreamStart;
-        await settle(run, completion.usage, completionChars(completion));
+        await settle(run, completion.usage, completionBytes(completion));
         // An answer from a fallback is not stored under the primary target's key.
         if (run.cache?.store !== undefined && run.target === targets[0]) cache!.save(run.cache, completion, costOf(run, completion.usage));
         completion.gateway = gatewayInfo(run);
@@ -358,13 +358,13 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         throw GatewayError.from(err);
       }
       const { target, key, token } = run;
-      return relay(opened, run, options.includeUsage, observer, async (usage, err, firstChunkMs, outputChars) => {
+      return relay(opened, run, options.includeUsage, observer, async (usage, err, firstChunkMs, outputBytes) => {
         // The breakers heard "success" at the first chunk; a failure after it still counts (never as a probe's).
         if (err !== undefined) health.settle(target!, key, GatewayError.from(err), token!);
         health.done(target!, key);
         // Once a stream has opened the provider bills at least its prompt: a stream cut short (by the
         // caller or the provider) is charged the prompt and what came of the answer, never released.
-        await settle(run, usage, outputChars);
+        await settle(run, usage, outputBytes);
         // Only a stream that finished cleanly, from the target the cache key names, is stored.
         if (err === undefined && run.assembler !== undefined && run.target === primary) {
           const whole = run.assembler.result();
@@ -579,7 +579,7 @@ async function* relay(
   run: Run,
   includeUsage: boolean,
   observer: PipelineObserver,
-  done: (usage: Usage | undefined, err: unknown, firstChunkMs: number | undefined, outputChars: number) => Promise<void>,
+  done: (usage: Usage | undefined, err: unknown, firstChunkMs: number | undefined, outputBytes: number) => Promise<void>,
 ): AsyncGenerator<ChatChunk> {
   const { entry } = run;
   const target = run.target!;
@@ -588,8 +588,8 @@ async function* relay(
   let last = 0;
   let failure: unknown;
   let completed = false;
-  /** Characters of output, to estimate tokens if the stream ends without usage. */
-  let outputChars = 0;
+  /** UTF-8 bytes of output, to estimate tokens if the stream ends without usage. */
+  let outputBytes = 0;
   const { it } = opened;
   let next = opened.first;
   try {
@@ -606,7 +606,7 @@ async function* relay(
       last = now;
       if (run.bodies) collect(run.bodies, chunk);
       run.assembler?.push(chunk);
-      if (usage === undefined) outputChars += chunkChars(chunk);
+      if (usage === undefined) outputBytes += chunkBytes(chunk);
       if (chunk.usage !== undefined) {
         usage = chunk.usage;
         if (!includeUsage) {
@@ -626,43 +626,32 @@ async function* relay(
     // Stops the provider's stream (and its upstream request) unless it ran to its end: the caller
     // left, or this relay failed. Harmless when the provider's iterator already finished.
     if (!completed) await it.return?.().catch(() => undefined);
-    await done(usage, err, firstChunkMs, outputChars);
+    await done(usage, err, firstChunkMs, outputBytes);
   }
 }
 
-/**
- * Output of a chunk (text, reasoning, tool calls) in "characters" for the
- * token estimate of streams without usage (about 3 per token): a non-ASCII
- * character counts 3, since CJK text runs about a token per character.
- */
-function chunkChars(chunk: ChatChunk): number {
+/** UTF-8 bytes of a chunk's output (text, reasoning, tool calls), for the token estimate of streams without usage. */
+function chunkBytes(chunk: ChatChunk): number {
   let n = 0;
   for (const c of chunk.choices) {
     const d = c.delta;
     if (d === undefined) continue;
-    n += weighted(d.content) + weighted(d.reasoningContent);
-    for (const t of d.toolCalls) n += weighted(t.name) + weighted(t.arguments);
+    n += textBytes(d.content) + textBytes(d.reasoningContent);
+    for (const t of d.toolCalls) n += textBytes(t.name) + textBytes(t.arguments);
   }
   return n;
 }
 
-function weighted(s: string | undefined): number {
-  if (s === undefined) return 0;
-  let n = s.length;
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) n += 2;
-  return n;
-}
-
-/** Output characters of a completion, for providers that answer without usage. */
-function completionChars(c: ChatCompletion): number {
+/** UTF-8 bytes of a completion's output, for providers that answer without usage. */
+function completionBytes(c: ChatCompletion): number {
   if (c.usage !== undefined) return 0;
   let n = 0;
   for (const ch of c.choices) {
     const m = ch.message;
     if (m === undefined) continue;
-    for (const p of m.content) if (p.part.case === "text") n += weighted(p.part.value);
-    n += weighted(m.reasoningContent);
-    for (const t of m.toolCalls) n += weighted(t.function?.name) + weighted(t.function?.arguments);
+    for (const p of m.content) if (p.part.case === "text") n += textBytes(p.part.value);
+    n += textBytes(m.reasoningContent);
+    for (const t of m.toolCalls) n += textBytes(t.function?.name) + textBytes(t.function?.arguments);
   }
   return n;
 }

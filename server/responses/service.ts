@@ -1,11 +1,11 @@
 import { fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
-import { MessageSchema, Role, type ChatChunk, type ChatCompletion } from "../../gen/switchyard/v1/chat_pb.ts";
+import { MessageSchema, type ChatChunk, type ChatCompletion } from "../../gen/switchyard/v1/chat_pb.ts";
 import type { GatewayInfo } from "../../gen/switchyard/v1/common_pb.ts";
 import { StreamAssembler } from "../cache/replay.ts";
 import { GatewayError } from "../errors/errors.ts";
 import { tenantScope, type ScopeLevel } from "../governance/scope.ts";
 import type { Entry, Pipeline } from "../pipeline/pipeline.ts";
-import { decodeResponsesRequest, untranslatable, type DecodedResponsesRequest } from "../wire/openai/responses-request.ts";
+import { decodeResponsesRequest, instructionsCount, untranslatable, withHistory, type DecodedResponsesRequest } from "../wire/openai/responses-request.ts";
 import { echoRequest, encodeResponse, newItemId, newResponseId, responseErrorCode, type RequestEcho } from "../wire/openai/responses-response.ts";
 import { createResponsesStreamEncoder } from "../wire/openai/responses-stream.ts";
 import type { ResponseStore } from "./store.ts";
@@ -272,12 +272,6 @@ function notFound(id: string): GatewayError {
   return new GatewayError("not_found", `No response found with id '${id}'.`);
 }
 
-/** How many leading messages are the request's own instructions (never carried to a follow-up). */
-function instructionsLead(d: DecodedResponsesRequest): number {
-  const instructions = d.raw["instructions"];
-  return typeof instructions === "string" && instructions !== "" && d.request.messages[0]?.role === Role.SYSTEM ? 1 : 0;
-}
-
 /**
  * The conversation a follow-up continues: the named response's (the
  * caller's own, still kept), placed after the new request's instructions
@@ -289,16 +283,13 @@ async function continueFrom(d: DecodedResponsesRequest, r: ResponsesDeps, scope:
   if (prev === undefined) {
     throw new GatewayError("invalid_request", `Previous response with id '${d.previousResponseId}' not found.`, { param: "previous_response_id" });
   }
-  const history = prev.conversation.map((m) => fromJson(MessageSchema, m as JsonValue));
-  const msgs = d.request.messages;
-  const lead = instructionsLead(d);
-  d.request.messages = [...msgs.slice(0, lead), ...history, ...msgs.slice(lead)];
+  d.request = withHistory(d, prev.conversation.map((m) => fromJson(MessageSchema, m as JsonValue)));
 }
 
 /** Keeps a response with the conversation it ends (instructions excluded), for follow-ups on any provider. */
 async function keep(r: ResponsesDeps, p: Prepared, c: ChatCompletion, response: Record<string, unknown>): Promise<void> {
   // The request's messages already begin with the previous conversation.
-  const conversation = p.decoded.request.messages.slice(instructionsLead(p.decoded));
+  const conversation = p.decoded.request.messages.slice(instructionsCount(p.decoded));
   const answer = c.choices.find((ch) => ch.index === 0)?.message;
   if (answer !== undefined) conversation.push(answer);
   const now = Date.now();

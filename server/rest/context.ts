@@ -6,7 +6,7 @@ import type { Logger } from "../telemetry/log.ts";
 import { requestIdFrom } from "../pipeline/request-id.ts";
 import { timeoutsFrom } from "../pipeline/timeouts.ts";
 import type { Req, Res } from "./http.ts";
-import type { ResponsesDeps } from "./responses.ts";
+import type { ResponsesApi } from "../responses/service.ts";
 
 /** What the REST routes need from the gateway. */
 export interface RestDeps {
@@ -16,8 +16,8 @@ export interface RestDeps {
   maxBodyBytes: number;
   /** Why the instance should get no traffic (draining, store unreachable); undefined when ready. /readyz reports it. */
   notReady: () => string | undefined;
-  /** Stored responses for the Responses API. */
-  responses?: ResponsesDeps | undefined;
+  /** The Responses API (the same one RPC serves). */
+  responses?: ResponsesApi | undefined;
   /** The Prometheus exposition for GET /metrics. */
   scrapeMetrics: () => Promise<{ contentType: string; body: string }>;
   /** Counts a request's input tokens with its model's provider (POST /v1/messages/count_tokens); see rest/count-tokens.ts. */

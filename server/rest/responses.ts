@@ -1,11 +1,10 @@
 import { GatewayError } from "../errors/errors.ts";
-import { createResponsesApi, type ResponsesApi, type ResponsesDeps } from "../responses/service.ts";
+import type { ResponsesApi } from "../responses/service.ts";
 import { gatewayHeaders } from "./chat.ts";
 import { restEntry, type RestDeps } from "./context.ts";
 import { readJsonBody, sendJson, type Req, type Res } from "./http.ts";
 import { startSse, writeFrame } from "./sse.ts";
 
-export type { ResponsesDeps } from "../responses/service.ts";
 
 /**
  * POST /v1/responses, OpenAI's Responses API, for every provider: the REST
@@ -46,15 +45,7 @@ export async function handleStoredResponse(req: Req, res: Res, deps: RestDeps, s
   sendJson(res, 200, part === "" ? await responses.get(id, entry) : await responses.inputItems(id, entry));
 }
 
-/** One ResponsesApi per gateway (per RestDeps), built on first use. */
-const apis = new WeakMap<RestDeps, ResponsesApi>();
-
 function api(deps: RestDeps): ResponsesApi {
   if (deps.responses === undefined) throw new GatewayError("not_found", "the Responses API is not enabled on this gateway");
-  let a = apis.get(deps);
-  if (a === undefined) {
-    a = createResponsesApi({ pipeline: deps.pipeline, responses: deps.responses });
-    apis.set(deps, a);
-  }
-  return a;
+  return deps.responses;
 }

@@ -1,7 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Operation, PipelineObserver, RequestRecord } from "../pipeline/pipeline.ts";
 import type { ProviderHealth } from "../routing/health.ts";
-import type { CacheAdmin } from "../cache/admin-api.ts";
+import type { CacheAdmin, CacheAdminStats } from "../cache/admin-api.ts";
 
 /** Most distinct model label values kept; later ones are counted as "other" so label sets stay bounded. */
 const MAX_MODELS = 256;
@@ -184,12 +184,14 @@ export function createMetrics(): Metrics {
       });
     },
     addCache(cache) {
+      // One stats call per scrape feeds every gauge (for Redis it samples the store): a scrape
+      // collects all gauges at once, so the first starts the call and the others share it.
+      let current: Promise<CacheAdminStats | undefined> | undefined;
       const read = async (field: "entries" | "bytes" | "maxBytes" | "evictions" | "semanticEntries"): Promise<number> => {
-        try {
-          return (await cache.admin.stats())[field];
-        } catch {
-          return 0; // an unreachable Redis: the scrape still answers
-        }
+        current ??= cache.admin.stats()
+          .catch(() => undefined) // an unreachable Redis: the scrape still answers
+          .finally(() => (current = undefined));
+        return (await current)?.[field] ?? 0;
       };
       const gauge = (name: string, help: string, field: Parameters<typeof read>[0]): void =>
         void new Gauge({ name, help, registers: [registry], async collect() { this.set(await read(field)); } });

@@ -218,9 +218,14 @@ export function untranslatable(body: unknown): string | undefined {
  * after this request's instructions and before its input.
  */
 export function withHistory(d: DecodedResponsesRequest, history: readonly Message[]): ChatRequest {
-  const instructions = d.raw["instructions"];
-  const at = typeof instructions === "string" && instructions !== "" ? 1 : 0;
+  const at = instructionsCount(d);
   return { ...d.request, messages: [...d.request.messages.slice(0, at), ...history, ...d.request.messages.slice(at)] };
+}
+
+/** How many leading canonical messages are this request's `instructions` (0 or 1); they never carry over to a follow-up. */
+export function instructionsCount(d: DecodedResponsesRequest): number {
+  const instructions = d.raw["instructions"];
+  return typeof instructions === "string" && instructions !== "" && d.request.messages[0]?.role === Role.SYSTEM ? 1 : 0;
 }
 
 function missing(param: string): never {
