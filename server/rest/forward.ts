@@ -85,6 +85,9 @@ export async function handleForward(req: Req, res: Res, deps: RestDeps, startedA
   } catch (err) {
     const e = GatewayError.from(err);
     if (!started) throw e; // nothing sent yet: an ordinary HTTP error
+    // An event stream ends with an error event; raw bytes (speech audio) can only be cut, so the
+    // caller sees a truncated body rather than a clean end.
+    if (!out.contentType.startsWith("text/event-stream")) return void res.destroy();
     if (!entry.signal.aborted) res.write(`data: ${JSON.stringify(toOpenAIError(e).body)}\n\n`);
     res.end();
   }
