@@ -18,7 +18,7 @@ const log = createRequestLog({ path, logger: silentLogger });
 
 const usage = { $typeName: "switchyard.v1.Usage", promptTokens: 250, completionTokens: 230, totalTokens: 480, cachedTokens: 0, reasoningTokens: 0, cacheWriteTokens: 0 } as const;
 const record = (i: number): RequestRecord => ({
-  requestId: `bench-${i}`, principal: `key:${(i % 50).toString(16).padStart(8, "0")}`, team: "", customer: "", costUsd: 0, cacheStatus: "", savedUsd: 0, operation: i % 3 === 0 ? "chat_stream" : "chat",
+  requestId: `bench-${i}`, principal: `key:${(i % 50).toString(16).padStart(8, "0")}`, keyName: "", team: "", customer: "", costUsd: 0, cacheStatus: "", savedUsd: 0, operation: i % 3 === 0 ? "chat_stream" : "chat",
   modelAsked: "gpt-4o-mini", provider: "openai", model: "gpt-4o-mini", ok: i % 20 !== 0, errorCode: i % 20 === 0 ? "upstream_error" : undefined,
   usage, latencyMs: 120 + (i % 40), firstChunkMs: i % 3 === 0 ? 80 : undefined, upstreamMs: 119, attempts: 1, tried: ["openai/gpt-4o-mini"],
 });

@@ -11,6 +11,7 @@ import { file_switchyard_v1_keys } from "../gen/switchyard/v1/keys_pb.ts";
 import { file_switchyard_v1_logs } from "../gen/switchyard/v1/logs_pb.ts";
 import { file_switchyard_v1_models } from "../gen/switchyard/v1/models_pb.ts";
 import { file_switchyard_v1_org } from "../gen/switchyard/v1/org_pb.ts";
+import { file_switchyard_v1_providers } from "../gen/switchyard/v1/providers_pb.ts";
 import { file_switchyard_v1_routing } from "../gen/switchyard/v1/routing_pb.ts";
 import { file_switchyard_v1_responses } from "../gen/switchyard/v1/responses_pb.ts";
 import type { Config } from "./config/schema.ts";
@@ -32,25 +33,29 @@ import { createMemoryStore } from "./governance/store-memory.ts";
 import { createRedisStore } from "./governance/store-redis.ts";
 import type { GovernanceStore } from "./governance/types.ts";
 import { createPipeline, type PipelineObserver, type RequestRecord } from "./pipeline/pipeline.ts";
-import { createProvider } from "./providers/registry.ts";
 import type { Provider } from "./providers/types.ts";
 import type { Target } from "./routing/resolve.ts";
 import { createTokenCounter } from "./rest/count-tokens.ts";
 import { createRestHandler } from "./rest/router.ts";
-import { createModelCatalog } from "./routing/catalog.ts";
 import { createHealthRegistry } from "./routing/health.ts";
-import { checkRoutes, createPlanner } from "./routing/plan.ts";
-import { startProbes } from "./routing/probe.ts";
-import { createResolver } from "./routing/resolve.ts";
+import { createLiveRouting } from "./routing/live.ts";
+import { createProviderAdmin, type ProviderAdmin } from "./admin/providers.ts";
+import { createKeyring, openProviderStore } from "./admin/providers-store.ts";
 import { createRequestGate } from "./rpc/context.ts";
 import { createHealth } from "./rpc/health.ts";
 import { registerReflection } from "./rpc/reflection.ts";
 import { registerAdminServices } from "./rpc/admin.ts";
 import { registerCacheService } from "./rpc/cache.ts";
 import { registerLogService } from "./rpc/logs.ts";
+import { registerProviderService } from "./rpc/providers.ts";
 import { registerRoutingService } from "./rpc/routing.ts";
 import { registerServices } from "./rpc/services.ts";
 import { registerResponsesService } from "./rpc/responses.ts";
+import { createUiHandler } from "./admin/ui-assets.ts";
+import { createAdminPlane, markPeer, type AdminPlane } from "./admin/plane.ts";
+import { file_switchyard_v1_audit } from "../gen/switchyard/v1/audit_pb.ts";
+import { file_switchyard_v1_auth } from "../gen/switchyard/v1/auth_pb.ts";
+import { file_switchyard_v1_users } from "../gen/switchyard/v1/users_pb.ts";
 import { silentLogger, type Logger } from "./telemetry/log.ts";
 import { createMetrics, type Metrics } from "./telemetry/metrics.ts";
 import { createRedactor } from "./telemetry/redact.ts";
@@ -137,8 +142,12 @@ const REFLECTED_FILES: readonly DescFile[] = [
   file_switchyard_v1_keys,
   file_switchyard_v1_budgets,
   file_switchyard_v1_org,
+  file_switchyard_v1_providers,
   file_switchyard_v1_cache,
   file_switchyard_v1_responses,
+  file_switchyard_v1_auth,
+  file_switchyard_v1_users,
+  file_switchyard_v1_audit,
   file_grpc_health_v1_health,
   file_google_rpc_error_details,
 ];
@@ -168,14 +177,11 @@ export interface RunningGateway {
  */
 export async function startGateway(config: Config, options: GatewayOptions = {}): Promise<RunningGateway> {
   const logger = options.logger ?? silentLogger;
-  const providers = new Map<string, Provider>();
-  for (const p of config.providers) providers.set(p.id, createProvider(p));
-
-  const catalog = createModelCatalog(providers, config.aliases, (provider, err) =>
-    logger.warn("model discovery failed", { provider, error: err }));
-  const resolve = createResolver(providers, config.aliases, catalog);
-  checkRoutes(config.routes, resolve);
   const routingHealth = createHealthRegistry(config.routing.breaker, config.routing.keyBalance);
+  // Providers, aliases and routes: the configuration's plus ProviderService's, one snapshot swapped whole.
+  // Everything below reads `live.current` when it runs (one property read), never a copy taken here.
+  const live = createLiveRouting({ config, health: routingHealth, logger });
+  const resolve = (model: string): Target => live.current.resolve(model);
   const metrics = createMetrics();
   const t = config.tracing;
   const tracing = createTracing({ endpoint: t.endpoint, tracesEndpoint: t.tracesEndpoint, serviceName: t.serviceName, headers: t.headers, ...options.tracing });
@@ -198,29 +204,44 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const store: GovernanceStore = g.store === "redis"
     ? await createRedisStore({ url: g.redis.url, prefix: g.redis.prefix, commandTimeoutMs: g.redis.commandTimeoutMs })
     : createMemoryStore({ path: join(config.dataDir, "governance.db") });
+  // Built after the governor (it wraps the governor's authenticator); asked only once requests arrive.
+  let plane: AdminPlane | undefined;
   const governor = await createGovernor({
     store,
     pricing: createPricing(g.pricing),
     staticKeys: config.auth.keys,
     adminKey: config.admin.key,
-    providerTypes: new Map(config.providers.map((p) => [p.id, p.type])),
+    providerTypes: live.providerTypes,
     reservationTtlMs: g.reservationTtlMs,
     defaultMaxOutputTokens: g.defaultMaxOutputTokens,
     unpricedModels: g.unpricedModels,
     chargeHits: config.cache.chargeHits,
     logger,
+    adminsExist: () => plane?.adminsExist() ?? false,
   });
-  const cache = await createCache(config, providers, resolve, logger);
+  const cache = await createCache(config, live.current.providers, resolve, logger);
   metrics.addCache(cache);
   // Admin writes on this instance take effect here at once; other instances see them within a poll.
   const admin = createAdmin(store, undefined, () => governor.invalidate());
+  plane = createAdminPlane({ config, admin, inference: governor.authenticate, logger });
+  const adminPlane = plane;
+  // Admin-made providers go live before the port opens; a wrong master key stops the start here.
+  let providerAdmin: ProviderAdmin;
+  try {
+    providerAdmin = createProviderAdmin({ live, logger, store: openProviderStore(adminPlane.store.db, createKeyring(config.dataDir)) });
+  } catch (err) {
+    // Nothing listens yet: release what is open, so a refused start leaves no handles behind.
+    adminPlane.close();
+    await Promise.allSettled([live.close(), governor.close(), cache.close(), requestLog?.close(), tracing.shutdown()]);
+    throw err;
+  }
   metrics.addGauge("switchyard_governance_store_up", "1 when the governance store (embedded, or Redis) answers; 0 while governed requests are refused.", () => (store.healthy() ? 1 : 0));
   metrics.addCounter("switchyard_governance_settle_failures_total", "Spend records given up on after retries (the store was unreachable).", () => governor.settleFailures());
   const pipeline = createPipeline({
-    plan: createPlanner(config.routes, resolve, (t) => routingHealth.inFlight(t)),
+    plan: (input) => live.current.plan(input),
     health: routingHealth,
     retry: config.routing,
-    catalog,
+    catalog: live.catalog,
     observer: composeObservers(metrics, logger, requestLog, options.onRecord),
     tracing,
     captureBodies: requestLog !== undefined && rl.bodies,
@@ -237,7 +258,6 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const responseStore = g.store === "redis"
     ? await createRedisResponseStore({ url: g.redis.url, prefix: g.redis.prefix, commandTimeoutMs: g.redis.commandTimeoutMs })
     : createSqliteResponseStore(join(config.dataDir, "responses.db"));
-  const openaiProviders = new Set(config.providers.filter((p) => p.type === "openai").map((p) => p.id));
   const responsesApi = createResponsesApi({ pipeline, responses: {
     store: responseStore,
     scope: config.responses.scope,
@@ -245,8 +265,9 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     // OpenAI's own models get the Responses API passed through untouched; everything else is translated.
     passthrough: (model: string): string | undefined => {
       try {
-        const id = resolve(model).provider.id;
-        return openaiProviders.has(id) ? id : undefined;
+        const s = live.current;
+        const id = s.resolve(model).provider.id;
+        return s.sources.get(id)?.config.type === "openai" ? id : undefined;
       } catch {
         return undefined;
       }
@@ -264,28 +285,37 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     // POST /v1/messages/count_tokens: free, but a virtual key's allowed models and providers apply.
     countTokens: createTokenCounter(resolve, { authorize: (principal, model, target) => { if (principal.kind === "virtual") governor.authorize(principal, { models: [model], targets: [target], primary: [target], promptTokens: 0, maxOutputTokens: 0 }); } }),
   });
+  // The admin web UI, built into ui/dist and held in memory.
+  const ui = createUiHandler(new URL("../ui/dist/", import.meta.url));
   const handler = connectNodeAdapter({
     routes(router: ConnectRouter) {
       registerServices(router, pipeline);
       registerResponsesService(router, responsesApi);
-      if (requestLog !== undefined) registerLogService(router, requestLog);
-      registerRoutingService(router, routingHealth);
-      registerAdminServices(router, admin);
-      registerCacheService(router, cache.admin);
+      // Admin services: every call authorized by the permission table (server/admin/access.ts) and audited.
+      const o = adminPlane.serviceOptions;
+      if (requestLog !== undefined) registerLogService(router, requestLog, o);
+      registerRoutingService(router, routingHealth, o);
+      registerAdminServices(router, admin, o);
+      registerCacheService(router, cache.admin, o);
+      registerProviderService(router, providerAdmin, o);
+      adminPlane.register(router);
       health.register(router);
       registerReflection(router, REFLECTED_FILES);
     },
-    requestGate: createRequestGate(authenticate),
+    requestGate: createRequestGate(adminPlane.authenticate, adminPlane.isPublic),
     readMaxBytes: config.server.maxBodyBytes,
     writeMaxBytes: 64 * 1024 * 1024,
     shutdownSignal: shutdown.signal,
-    // Every path that is not an RPC: the REST bridge, or UNIMPLEMENTED for gRPC clients.
-    fallback: (req, res) => (isGrpcRequest(req) ? grpcUnimplemented(req, res) : rest(req, res)),
+    // Every path that is not an RPC: the web UI under /ui/, the REST bridge, or UNIMPLEMENTED for gRPC clients.
+    fallback: (req, res) => (isGrpcRequest(req) ? grpcUnimplemented(req, res) : adminPlane.sso(req, res) || ui(req, res) || rest(req, res)),
   });
 
-  const server: OnePortServer = await listenOnePort(handler, { host: config.server.host, port: config.server.port });
-  catalog.start();
-  const stopProbes = config.routing.healthCheckIntervalMs > 0 ? startProbes(providers.values(), routingHealth, config.routing.healthCheckIntervalMs) : () => {};
+  // The audit log records the caller's address from the socket, never from a header the caller sent.
+  const server: OnePortServer = await listenOnePort((req, res) => {
+    markPeer(req);
+    handler(req, res);
+  }, { host: config.server.host, port: config.server.port });
+  live.start();
   const host = server.host.includes(":") ? `[${server.host}]` : server.host;
   let closing: Promise<void> | undefined;
 
@@ -298,16 +328,15 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       closing ??= (async () => {
         ready = false;
         health.setStatus("", "NOT_SERVING");
-        catalog.stop();
-        stopProbes();
         await server.close(graceMs);
         shutdown.abort();
-        await Promise.all([...providers.values()].map((p) => p.close()));
+        await live.close();
         await tracing.shutdown();
         await requestLog?.close();
         await governor.close();
         await cache.close();
         await responseStore.close();
+        adminPlane.close();
       })();
       return closing;
     },

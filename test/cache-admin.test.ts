@@ -1,4 +1,5 @@
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import { BOOTSTRAP_IDENTITY } from "../server/admin/auth.ts";
 import { describe, expect, it } from "vitest";
 import { CacheService } from "../gen/switchyard/v1/cache_pb.ts";
 import { purgeFilterOf, type CacheAdmin, type CacheAdminStats } from "../server/cache/admin-api.ts";
@@ -43,12 +44,12 @@ function fakeCache(stats: CacheAdminStats = STATS) {
 
 // A server interceptor plays the request gate: the principal comes from a test header.
 function client(cache: CacheAdmin) {
-  const transport = createRouterTransport((router) => registerCacheService(router, cache), {
+  const transport = createRouterTransport((router) => registerCacheService(router, cache, {}), {
     router: {
       interceptors: [
         (next) => (req) => {
           const kind = req.header.get("x-test-principal");
-          if (kind === "admin" || kind === "virtual") req.contextValues.set(kPrincipal, { id: kind, kind });
+          if (kind === "admin" || kind === "virtual") req.contextValues.set(kPrincipal, { id: kind, kind, identity: kind === "admin" ? BOOTSTRAP_IDENTITY : undefined });
           return next(req);
         },
       ],
@@ -72,7 +73,7 @@ describe("CacheService", () => {
     ]) {
       const err = await refusal(call());
       expect(err?.code).toBe(Code.PermissionDenied);
-      expect(err?.rawMessage).toBe("admin key required");
+      expect(err?.rawMessage).toBe("admin credentials required");
     }
     expect(fake.statsCalls()).toBe(0);
     expect(fake.purges).toEqual([]);

@@ -52,7 +52,7 @@ describe("validateConfig", () => {
     expect(c).toEqual({
       server: { host: "127.0.0.1", port: 8080, maxBodyBytes: 8 * 1024 * 1024, shutdownGraceMs: 30_000 },
       auth: { keys: [], allowUnauthenticated: false },
-      admin: {},
+      admin: { sessionHours: 12, sessionIdleMinutes: 120, secureCookies: false, auditRetentionDays: 365 },
       responses: { ttlDays: 30, scope: "customer" },
       cache: {
         mode: "off", ttlSeconds: 3_600, scope: "customer", maxBytes: 256 * 1024 * 1024, persist: false, chargeHits: false, storeMultipleChoices: false,

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { BOOTSTRAP_IDENTITY } from "../server/admin/auth.ts";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { beforeEach, describe, expect, it } from "vitest";
 import { BudgetService, Period } from "../gen/switchyard/v1/budgets_pb.ts";
@@ -465,12 +466,12 @@ describe("admin RPC services", () => {
   // In process, no sockets: a server interceptor plays the request gate and
   // sets the principal from a test header.
   function client() {
-    const transport = createRouterTransport((router) => registerAdminServices(router, admin), {
+    const transport = createRouterTransport((router) => registerAdminServices(router, admin, {}), {
       router: {
         interceptors: [
           (next) => (req) => {
             const kind = req.header.get("x-test-principal");
-            if (kind === "admin" || kind === "virtual") req.contextValues.set(kPrincipal, { id: kind, kind });
+            if (kind === "admin" || kind === "virtual") req.contextValues.set(kPrincipal, { id: kind, kind, identity: kind === "admin" ? BOOTSTRAP_IDENTITY : undefined });
             return next(req);
           },
         ],
@@ -491,7 +492,7 @@ describe("admin RPC services", () => {
     ]) {
       const err = await call().then(() => undefined, (e: unknown) => ConnectError.from(e));
       expect(err?.code).toBe(Code.PermissionDenied);
-      expect(err?.rawMessage).toBe("admin key required");
+      expect(err?.rawMessage).toBe("admin credentials required");
     }
     expect(await store.keyCount()).toBe(0);
     expect(changes).toBe(0);

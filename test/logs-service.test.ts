@@ -15,6 +15,7 @@ import { openaiProvider, startTestGateway, type TestGateway } from "./support/ga
 // stored only when enabled, and redacted.
 
 const KEY = "sk-gateway-logs-test-0123456789";
+const ADMIN = "sy-admin-logs-test-0123456789";
 const dataDir = mkdtempSync(join(tmpdir(), "sy-logs-"));
 let standin: OpenAIStandin;
 let gw: TestGateway;
@@ -23,6 +24,7 @@ beforeAll(async () => {
   standin = await startOpenAIStandin();
   gw = await startTestGateway({
     auth: { keys: [KEY] },
+    admin: { key: ADMIN },
     dataDir,
     providers: [openaiProvider(standin.url, { models: ["gpt-4o-mini", "gpt-4o", "text-embedding-3-small"] })],
     requestLog: { bodies: true, redact: ["secrets", "email"] },
@@ -37,7 +39,7 @@ afterAll(async () => {
 const logs = () => createServiceClient(LogService, createConnectTransport({
   baseUrl: gw.url,
   httpVersion: "1.1",
-  interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${KEY}`), next(req))],
+  interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${ADMIN}`), next(req))],
 }));
 
 async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
@@ -84,14 +86,23 @@ describe("LogService", () => {
     const rows = Object.fromEntries(byModel.rows.map((r) => [r.group, r]));
     expect(rows["gpt-4o-mini"]).toMatchObject({ requests: 3n, errors: 0n });
     expect(rows["gpt-4o"]).toMatchObject({ requests: 3n, errors: 1n });
+    for (const r of byModel.rows) {
+      expect(r.latencyP50Ms).toBeGreaterThan(0);
+      expect(r.latencyP99Ms).toBeGreaterThanOrEqual(r.latencyP50Ms);
+      // The gateway's own share: never negative, never more than the whole request.
+      expect(r.overheadP50Ms).toBeGreaterThanOrEqual(0);
+      expect(r.overheadP99Ms).toBeGreaterThanOrEqual(r.overheadP50Ms);
+      expect(r.overheadP99Ms).toBeLessThanOrEqual(r.latencyP99Ms);
+      expect(r.cacheHits).toBe(0n);
+    }
     const perMinute = await logs().aggregateRequests({ filter, groupBy: AggregateRequestsRequest_GroupBy.PROVIDER, bucket: AggregateRequestsRequest_Bucket.MINUTE });
     expect(perMinute.rows.reduce((n, r) => n + r.requests, 0n)).toBe(6n);
   });
 
-  it("answers plain JSON over HTTP (Connect protocol), and refuses callers without a key", async () => {
+  it("answers plain JSON over HTTP (Connect protocol), and refuses callers without admin credentials", async () => {
     const res = await fetch(`${gw.url}/switchyard.v1.LogService/SearchRequests`, {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${KEY}` },
+      headers: { "content-type": "application/json", authorization: `Bearer ${ADMIN}` },
       body: JSON.stringify({ pageSize: 1 }),
     });
     expect(res.status).toBe(200);
@@ -100,9 +111,12 @@ describe("LogService", () => {
     expect(body.nextPageToken).not.toBe("");
     const denied = await fetch(`${gw.url}/switchyard.v1.LogService/SearchRequests`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
     expect(denied.status).toBe(401);
+    // A gateway key is an inference key: the log (every tenant's traffic) is for admins.
+    const inference = await fetch(`${gw.url}/switchyard.v1.LogService/SearchRequests`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${KEY}` }, body: "{}" });
+    expect(inference.status).toBe(403);
     const bad = await fetch(`${gw.url}/switchyard.v1.LogService/SearchRequests`, {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${KEY}` },
+      headers: { "content-type": "application/json", authorization: `Bearer ${ADMIN}` },
       body: JSON.stringify({ pageToken: "not-a-token" }),
     });
     expect(bad.status).toBe(400);
@@ -137,5 +151,18 @@ describe("LogService", () => {
     expect(text).not.toMatch(/jo\d@example\.com/);
     expect(text).not.toContain("sk-live-abcdefghijklmnop");
     expect(text).toContain("streamed"); // the streamed answer was assembled and stored
+  });
+
+  it("stores the upstream time of every request that reached the provider", () => {
+    const db = new DatabaseSync(join(dataDir, "requests.db"), { readOnly: true });
+    const rows = db.prepare("SELECT status, latency_ms, first_chunk_ms, upstream_ms FROM requests WHERE operation LIKE 'chat%'").all() as
+      { status: string; latency_ms: number; first_chunk_ms: number | null; upstream_ms: number | null }[];
+    db.close();
+    const ok = rows.filter((r) => r.status === "ok");
+    expect(ok.length).toBeGreaterThanOrEqual(5);
+    for (const r of ok) {
+      expect(r.upstream_ms).toBeGreaterThan(0);
+      expect(r.upstream_ms).toBeLessThanOrEqual(r.first_chunk_ms ?? r.latency_ms);
+    }
   });
 });

@@ -15,6 +15,9 @@ import { startTestGateway, type TestGateway } from "./support/gateway.ts";
 
 const KEY = "sk-gateway-routing-test-0123456789";
 const AUTH = { authorization: `Bearer ${KEY}`, "content-type": "application/json" };
+// Provider health is admin data: read with the admin key.
+const ADMIN = "sy-admin-routing-test-0123456789";
+const ADMIN_AUTH = { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" };
 const MODEL = "gpt-4o-mini";
 const A_TARGET = "a/gpt-4o-mini";
 const B_TARGET = "b/gpt-4o-mini";
@@ -58,6 +61,7 @@ function providerB(): Provider {
 async function gateway(routing: Routing = {}, extra: Partial<ConfigInput> = {}): Promise<TestGateway> {
   const gw = await startTestGateway({
     auth: { keys: [KEY] },
+    admin: { key: ADMIN },
     providers: [providerA(), providerB()],
     routes: { chat: { targets: [{ model: A_TARGET }], fallbacks: [B_TARGET] } },
     routing: { retries: 1, backoffMs: 10, maxBackoffMs: 50, ...routing },
@@ -132,7 +136,7 @@ interface WireHealth {
 }
 
 async function health(gw: TestGateway): Promise<WireHealth> {
-  const res = await fetch(`${gw.url}/switchyard.v1.RoutingService/GetHealth`, { method: "POST", headers: AUTH, body: "{}" });
+  const res = await fetch(`${gw.url}/switchyard.v1.RoutingService/GetHealth`, { method: "POST", headers: ADMIN_AUTH, body: "{}" });
   expect(res.status).toBe(200);
   return (await res.json()) as WireHealth;
 }
@@ -366,6 +370,7 @@ describe("answers the stand-in cannot give, and a closed port", () => {
     const p = (id: string, baseUrl: string) => ({ id, type: "openai", baseUrl, keys: ["sk-x"], models: [MODEL] }) as Provider;
     gw = await startTestGateway({
       auth: { keys: [KEY] },
+      admin: { key: ADMIN },
       providers: [p("m", malformed.url), p("r", no429.url), p("d", `http://127.0.0.1:${dead}/v1`), providerB()],
       routes: {
         malformed: { targets: [{ model: "m/gpt-4o-mini" }], fallbacks: [B_TARGET] },

@@ -34,11 +34,12 @@ export type Permission =
   | "users.read"
   | "users.write"
   | "audit.read"
+  | "providers.write" // providers (their API keys), aliases and routes: where traffic goes
   | "config.write";
 
 const VIEWER: readonly Permission[] = ["org.read", "keys.read", "budgets.read", "logs.read", "routing.read", "cache.read"];
 const EDITOR: readonly Permission[] = [...VIEWER, "keys.write", "budgets.write", "cache.purge"];
-const ADMIN: readonly Permission[] = [...EDITOR, "org.write", "users.read", "users.write", "audit.read"];
+const ADMIN: readonly Permission[] = [...EDITOR, "org.write", "users.read", "users.write", "audit.read", "providers.write"];
 const OWNER: readonly Permission[] = [...ADMIN, "config.write"];
 
 /** What each role may do, within its grant's scope. */

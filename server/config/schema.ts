@@ -205,6 +205,29 @@ export const configSchema = z.strictObject({
   admin: z
     .strictObject({
       key: z.string().min(16, "the admin key must be at least 16 characters").optional(),
+      /** People's sessions end this long after sign-in… */
+      sessionHours: z.number().positive().max(24 * 30).default(12),
+      /** …or this long after their last use. */
+      sessionIdleMinutes: z.number().positive().max(24 * 60 * 30).default(120),
+      /** Mark session cookies Secure (TLS terminated in front of the gateway). Also on for requests with X-Forwarded-Proto: https. */
+      secureCookies: z.boolean().default(false),
+      /** Audit entries older than this move to JSON Lines files under dataDir/audit-archive (never dropped). */
+      auditRetentionDays: z.number().positive().default(365),
+      /** Single sign-on for the web UI (OpenID Connect). */
+      oidc: z
+        .strictObject({
+          issuer: z.url(),
+          clientId: z.string().min(1),
+          /** ${ENV} references are expanded; absent: a public client (PKCE only). */
+          clientSecret: z.string().min(1).optional(),
+          /** e.g. https://gateway.example.com/ui/auth/oidc/callback */
+          redirectUri: z.url(),
+          scopes: z.string().default("openid email profile"),
+          label: z.string().default("Sign in with SSO"),
+          /** Email domains allowed to sign in; empty: any (people still need an account). */
+          allowedDomains: z.array(z.string().min(1)).default([]),
+        })
+        .optional(),
     })
     .prefault({}),
   governance: z

@@ -27,6 +27,12 @@ export interface GovernorOptions {
   chargeHits?: boolean;
   /** How often other instances' changes are looked for (entity version poll). */
   pollMs?: number;
+  /**
+   * True while admin identities exist (people, admin API keys): one switch
+   * covers both planes, so an admin plane with owners never leaves
+   * inference open.
+   */
+  adminsExist?: () => boolean;
 }
 
 /** What the pipeline asks governance about one request. */
@@ -139,7 +145,8 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
   let failedSettles = 0;
   let lastPollError = 0;
 
-  const isOpen = (): boolean => staticByHash.size === 0 && adminHash === undefined && !keysExist;
+  const adminsExist = o.adminsExist ?? (() => false);
+  const isOpen = (): boolean => staticByHash.size === 0 && adminHash === undefined && !keysExist && !adminsExist();
 
   async function poll(): Promise<void> {
     try {

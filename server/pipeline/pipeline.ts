@@ -100,7 +100,8 @@ export interface RequestRecord {
   firstChunkMs: number | undefined;
   /** Waiting on the provider: until its answer, or for streams until its first chunk. */
   upstreamMs: number | undefined;
-  /** The caller's team and customer (virtual keys), for the request log. */
+  /** The caller's key name, team and customer (virtual keys) as they are now, for the request log. */
+  keyName: string;
   team: string;
   customer: string;
   /** What the request cost, USD (0 when unpriced, or a cache hit). */
@@ -194,6 +195,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     observer.finished({
       requestId: entry.requestId,
       principal: entry.principal.id,
+      keyName: entry.principal.key?.name ?? "",
       team: entry.principal.team?.id ?? "",
       customer: entry.principal.customer?.id ?? "",
       // A hit costs what was charged for it (nothing by default); anything else what it used.

@@ -19,11 +19,12 @@ import { kPrincipal, rpcCall } from "./context.ts";
 
 /**
  * switchyard.v1.KeyService, BudgetService and OrgService over the admin API
- * (server/governance/admin.ts). Only the admin key may call them: every
- * method checks the principal the request gate set before anything else.
+ * (server/governance/admin.ts). Who may call what is decided by the
+ * permission table (server/admin/access.ts), enforced by the interceptor in
+ * `options`.
  * This file only maps messages; the rules live in the admin API.
  */
-export function registerAdminServices(router: ConnectRouter, admin: Admin): void {
+export function registerAdminServices(router: ConnectRouter, admin: Admin, options: ServiceOptions): void {
   router.service(KeyService, {
     createKey: (req, ctx) =>
       asAdmin(ctx, async () => {
@@ -68,7 +69,7 @@ export function registerAdminServices(router: ConnectRouter, admin: Admin): void
         return { key: keyOut(key), secret };
       }),
     revokeKey: (req, ctx) => asAdmin(ctx, async () => ({ key: keyOut(await admin.revokeKey(req.id)) })),
-  });
+  }, options);
 
   router.service(BudgetService, {
     setBudget: (req, ctx) =>
@@ -93,7 +94,7 @@ export function registerAdminServices(router: ConnectRouter, admin: Admin): void
           inFlight: s.inFlight,
         };
       }),
-  });
+  }, options);
 
   router.service(OrgService, {
     createCustomer: (req, ctx) =>
@@ -165,13 +166,20 @@ export function registerAdminServices(router: ConnectRouter, admin: Admin): void
         await admin.deleteTeam(req.id);
         return {};
       }),
-  });
+  }, options);
 }
 
-/** Runs a handler body for the admin key only; gateway errors become Connect errors. */
+/** Per-service options: the access interceptor (server/admin/access.ts) that authorizes every call. */
+export type ServiceOptions = Parameters<ConnectRouter["service"]>[2];
+
+/**
+ * Runs a handler body for an admin caller; gateway errors become Connect
+ * errors. The access interceptor has authorized the call against the
+ * permission table; this only refuses a handler registered without it.
+ */
 export function asAdmin<T>(ctx: HandlerContext, fn: () => Promise<T>): Promise<T> {
   return rpcCall(async () => {
-    if (ctx.values.get(kPrincipal)?.kind !== "admin") throw new GatewayError("permission_denied", "admin key required");
+    if (ctx.values.get(kPrincipal)?.identity === undefined) throw new GatewayError("permission_denied", "admin credentials required");
     return fn();
   });
 }

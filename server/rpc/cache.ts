@@ -1,14 +1,14 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import { CacheService } from "../../gen/switchyard/v1/cache_pb.ts";
 import { purgeFilterOf, type CacheAdmin } from "../cache/admin-api.ts";
-import { asAdmin } from "./admin.ts";
+import { asAdmin, type ServiceOptions } from "./admin.ts";
 
 /**
  * switchyard.v1.CacheService over the cache admin API
- * (server/cache/admin-api.ts). Admin key only, checked before anything else,
- * as for the other admin services. This file only maps messages.
+ * (server/cache/admin-api.ts). Authorized by the permission table
+ * (server/admin/access.ts), as for the other admin services. This file only maps messages.
  */
-export function registerCacheService(router: ConnectRouter, cache: CacheAdmin): void {
+export function registerCacheService(router: ConnectRouter, cache: CacheAdmin, options: ServiceOptions): void {
   router.service(CacheService, {
     getCacheStats: (_req, ctx) =>
       asAdmin(ctx, async () => {
@@ -33,7 +33,7 @@ export function registerCacheService(router: ConnectRouter, cache: CacheAdmin): 
         const filter = purgeFilterOf({ keyId: req.keyId, teamId: req.teamId, customerId: req.customerId, model: req.model, all: req.all });
         return { purged: count(await cache.purge(filter)) };
       }),
-  });
+  }, options);
 }
 
 /** A counter as uint64: stores report plain numbers, maybe fractional or NaN when broken. */

@@ -14,12 +14,15 @@ const kStartedAt = createContextKey<number>(0, { description: "switchyard start 
 /**
  * connect-node's request gate: runs once headers are in, before the body is
  * read, so an unauthenticated caller cannot make the server parse a large
- * message. gRPC health and reflection stay outside auth (probes and grpcurl).
+ * message. gRPC health and reflection stay outside auth (probes and grpcurl),
+ * and so does signing in.
  */
-export function createRequestGate(authenticate: Authenticator): (ctx: HandlerContext) => void | Promise<void> {
+export function createRequestGate(authenticate: Authenticator, isPublic: (method: string) => boolean = () => false): (ctx: HandlerContext) => void | Promise<void> {
   return (ctx) => {
     ctx.values.set(kStartedAt, performance.now());
     if (ctx.service.typeName.startsWith("grpc.")) return;
+    // Signing in needs no credentials (the permission table marks those methods public).
+    if (ctx.service.typeName === "switchyard.v1.AuthService" && isPublic(`${ctx.service.typeName}/${ctx.method.name}`)) return;
     try {
       const p = authenticate((name) => ctx.requestHeader.get(name));
       if (!(p instanceof Promise)) {
@@ -38,10 +41,17 @@ export function createRequestGate(authenticate: Authenticator): (ctx: HandlerCon
   };
 }
 
-/** The pipeline entry for an RPC; ctx.signal aborts on cancel, deadline or disconnect. */
-export function rpcEntry(ctx: HandlerContext): Entry {
+/**
+ * The pipeline entry for an RPC; ctx.signal aborts on cancel, deadline or
+ * disconnect. Admin sessions and admin API keys are refused (they never run
+ * inference) unless `admins` says the call only reads (listing models).
+ */
+export function rpcEntry(ctx: HandlerContext, options: { admins?: boolean } = {}): Entry {
   const principal = ctx.values.get(kPrincipal);
   if (principal === undefined) throw toConnectError(new GatewayError("internal", "request gate did not run"));
+  if (principal.kind === "operator" && options.admins !== true) {
+    throw new GatewayError("permission_denied", "admin sessions and admin API keys manage the gateway; inference needs a virtual key");
+  }
   const requestId = requestIdFrom(ctx.requestHeader.get("x-request-id"));
   ctx.responseHeader.set("x-request-id", requestId);
   return {

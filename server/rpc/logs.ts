@@ -10,9 +10,11 @@ import {
 } from "../../gen/switchyard/v1/logs_pb.ts";
 import { GatewayError, invalid } from "../errors/errors.ts";
 import type { Entry } from "../pipeline/pipeline.ts";
-import type { Bucket, GroupBy, LogFilter } from "../telemetry/log-store.ts";
+import type { Bucket, GroupBy } from "../telemetry/log-aggregate.ts";
+import type { LogFilter } from "../telemetry/log-store.ts";
 import type { RequestLog } from "../telemetry/request-log.ts";
-import { rpcCall, rpcEntry } from "./context.ts";
+import type { ServiceOptions } from "./admin.ts";
+import { rpcCall } from "./context.ts";
 
 const GROUP_BY: Record<number, GroupBy> = {
   [GroupByEnum.KEY]: "key",
@@ -30,22 +32,14 @@ const BUCKET: Record<number, Bucket> = {
 };
 
 /**
- * The request log holds every tenant's traffic: the admin key and the
- * operator's static gateway keys may read it, virtual keys (tenants) may not.
- * Finer roles come with role-based admin access.
+ * switchyard.v1.LogService over the request log. The log holds every
+ * tenant's traffic: the permission table (server/admin/access.ts) lets a
+ * caller read only the customers and teams its grants cover.
  */
-function operatorOnly(entry: Entry): void {
-  if (entry.principal.kind === "virtual") throw new GatewayError("permission_denied", "the request log is readable with the admin key only");
-}
-
-/**
- * switchyard.v1.LogService over the request log (see operatorOnly for who may read it).
- */
-export function registerLogService(router: ConnectRouter, log: RequestLog): void {
+export function registerLogService(router: ConnectRouter, log: RequestLog, options: ServiceOptions): void {
   router.service(LogService, {
-    searchRequests(req, ctx) {
+    searchRequests(req) {
       return rpcCall(async () => {
-        operatorOnly(rpcEntry(ctx));
         const pageSize = req.pageSize === 0 ? 100 : req.pageSize;
         if (pageSize > 1000) throw invalid("page_size: at most 1000", "page_size");
         let page;
@@ -65,9 +59,8 @@ export function registerLogService(router: ConnectRouter, log: RequestLog): void
         });
       });
     },
-    aggregateRequests(req, ctx) {
+    aggregateRequests(req) {
       return rpcCall(async () => {
-        operatorOnly(rpcEntry(ctx));
         const groupBy = GROUP_BY[req.groupBy];
         if (groupBy === undefined) throw invalid("group_by: required (key, team, customer, model or provider)", "group_by");
         const bucket = BUCKET[req.bucket] ?? "none";
@@ -80,11 +73,12 @@ export function registerLogService(router: ConnectRouter, log: RequestLog): void
             errors: BigInt(r.errors),
             promptTokens: BigInt(r.promptTokens),
             completionTokens: BigInt(r.completionTokens),
+            cacheHits: BigInt(r.cacheHits),
           })),
         });
       });
     },
-  });
+  }, options);
 }
 
 function filter(f: LogFilterMessage | undefined): LogFilter {

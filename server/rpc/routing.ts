@@ -3,7 +3,8 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import { CircuitState, GetHealthResponseSchema, RoutingService } from "../../gen/switchyard/v1/routing_pb.ts";
 import type { BreakerState } from "../routing/breaker.ts";
 import type { HealthRegistry } from "../routing/health.ts";
-import { rpcCall, rpcEntry } from "./context.ts";
+import type { ServiceOptions } from "./admin.ts";
+import { rpcCall } from "./context.ts";
 
 const STATE: Record<BreakerState, CircuitState> = {
   closed: CircuitState.CLOSED,
@@ -12,11 +13,10 @@ const STATE: Record<BreakerState, CircuitState> = {
 };
 
 /** switchyard.v1.RoutingService: provider health as routing sees it (also plain JSON over HTTP). */
-export function registerRoutingService(router: ConnectRouter, health: HealthRegistry): void {
+export function registerRoutingService(router: ConnectRouter, health: HealthRegistry, options: ServiceOptions): void {
   router.service(RoutingService, {
-    getHealth(_req, ctx) {
+    getHealth() {
       return rpcCall(async () => {
-        rpcEntry(ctx);
         return create(GetHealthResponseSchema, {
           providers: health.snapshot().map((p) => ({
             provider: p.provider,
@@ -26,5 +26,5 @@ export function registerRoutingService(router: ConnectRouter, health: HealthRegi
         });
       });
     },
-  });
+  }, options);
 }

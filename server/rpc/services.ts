@@ -46,7 +46,8 @@ export function registerServices(router: ConnectRouter, pipeline: Pipeline): voi
 
   router.service(ModelService, {
     listModels(_req, ctx) {
-      return rpcCall(async () => create(ListModelsResponseSchema, { models: await pipeline.listModels(rpcEntry(ctx)) }));
+      // Admins see the model list too (the web UI's providers page); it runs nothing upstream.
+      return rpcCall(async () => create(ListModelsResponseSchema, { models: await pipeline.listModels(rpcEntry(ctx, { admins: true })) }));
     },
   });
 }

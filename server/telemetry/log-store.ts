@@ -1,4 +1,5 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { aggregate, registerAggregateFunctions, type AggregateRow, type Bucket, type GroupBy } from "./log-aggregate.ts";
 
 /**
  * The request log's SQLite store (node:sqlite: no native build). Only the
@@ -26,8 +27,12 @@ export interface LogRow {
   costUsd: number;
   latencyMs: number;
   firstChunkMs: number | null;
+  /** Waiting on the provider (for streams: until its first chunk); null when nothing went upstream, or for rows from before it was stored. */
+  upstreamMs: number | null;
   cacheStatus: string;
   savedUsd: number;
+  /** The key's name when the request was made: stays after the key is renamed, rotated or revoked. */
+  keyName: string;
   attempts: number;
   /** Prompt and answer as JSON, redacted; null unless body logging is on. */
   requestBody: string | null;
@@ -44,19 +49,6 @@ export interface LogFilter {
   provider?: string;
   /** "ok", "error", or one error code. */
   status?: string;
-}
-
-export type GroupBy = "key" | "team" | "customer" | "model" | "provider";
-export type Bucket = "none" | "minute" | "hour" | "day";
-
-export interface AggregateRow {
-  group: string;
-  bucketStartMs: number;
-  requests: number;
-  errors: number;
-  promptTokens: number;
-  completionTokens: number;
-  costUsd: number;
 }
 
 export interface LogStore {
@@ -79,9 +71,13 @@ CREATE TABLE IF NOT EXISTS requests (
   status TEXT NOT NULL,
   prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL,
   cost_usd REAL NOT NULL, latency_ms REAL NOT NULL, first_chunk_ms REAL,
+  -- Before the bodies, so aggregates read it without walking a body's overflow pages
+  -- (files migrated from before it have it last: ADDED_COLUMNS).
+  upstream_ms REAL,
   cache_status TEXT NOT NULL, attempts INTEGER NOT NULL,
   request_body TEXT, response_body TEXT,
-  saved_usd REAL NOT NULL DEFAULT 0
+  saved_usd REAL NOT NULL DEFAULT 0,
+  key_name TEXT NOT NULL DEFAULT ''
 );
 -- A retried write of the same record is a no-op (idempotent accounting). Keyed on the gateway's
 -- own id: request_id comes from callers (x-request-id) and may repeat.
@@ -96,21 +92,27 @@ CREATE INDEX IF NOT EXISTS requests_provider_time ON requests(provider, time_ms)
 
 const COLUMNS = `record_id, time_ms, request_id, key, team, customer, operation, model_asked, provider, model, status,
   prompt_tokens, completion_tokens, cached_tokens, cost_usd, latency_ms, first_chunk_ms, cache_status, attempts,
-  request_body, response_body, saved_usd`;
+  request_body, response_body, saved_usd, upstream_ms, key_name`;
 
-const GROUP_COLUMN: Record<GroupBy, string> = { key: "key", team: "team", customer: "customer", model: "model", provider: "provider" };
-const BUCKET_MS: Record<Bucket, number> = { none: 0, minute: 60_000, hour: 3_600_000, day: 86_400_000 };
+/**
+ * Columns added after the first release, in order: a database file from an
+ * older version gets them (ALTER TABLE ADD COLUMN) when opened; its rows
+ * keep their values and read the column's default.
+ */
+const ADDED_COLUMNS: readonly (readonly [name: string, definition: string])[] = [
+  ["saved_usd", "REAL NOT NULL DEFAULT 0"], // the response cache
+  ["upstream_ms", "REAL"], // overhead percentiles in aggregates
+  ["key_name", "TEXT NOT NULL DEFAULT ''"], // the key's name as it was (audit of spend)
+];
 
 export function openLogStore(path: string): LogStore {
   const db = new DatabaseSync(path);
   // WAL: readers do not block the writer; NORMAL sync is durable across process crashes.
   db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
   db.exec(SCHEMA);
-  // Databases from before the cache existed lack saved_usd.
-  if (!db.prepare("PRAGMA table_info(requests)").all().some((c) => c["name"] === "saved_usd")) {
-    db.exec("ALTER TABLE requests ADD COLUMN saved_usd REAL NOT NULL DEFAULT 0");
-  }
-  const insertStmt = db.prepare(`INSERT OR IGNORE INTO requests (${COLUMNS}) VALUES (${Array(22).fill("?").join(", ")})`);
+  migrate(db);
+  registerAggregateFunctions(db);
+  const insertStmt = db.prepare(`INSERT OR IGNORE INTO requests (${COLUMNS}) VALUES (${Array(24).fill("?").join(", ")})`);
   const cache = new Map<string, StatementSync>();
   const prepared = (sql: string): StatementSync => {
     let s = cache.get(sql);
@@ -125,7 +127,7 @@ export function openLogStore(path: string): LogStore {
         for (const r of rows) {
           insertStmt.run(r.recordId, r.timeMs, r.requestId, r.key, r.team, r.customer, r.operation, r.modelAsked, r.provider, r.model, r.status,
             r.promptTokens, r.completionTokens, r.cachedTokens, r.costUsd, r.latencyMs, r.firstChunkMs, r.cacheStatus, r.attempts,
-            r.requestBody, r.responseBody, r.savedUsd);
+            r.requestBody, r.responseBody, r.savedUsd, r.upstreamMs, r.keyName);
         }
         db.exec("COMMIT");
       } catch (err) {
@@ -154,22 +156,7 @@ export function openLogStore(path: string): LogStore {
 
     aggregate(filter, groupBy, bucket) {
       const { where, params } = whereClause(filter);
-      const size = BUCKET_MS[bucket];
-      const bucketExpr = size === 0 ? "0" : `(time_ms / ${size}) * ${size}`;
-      const col = GROUP_COLUMN[groupBy];
-      const sql = `SELECT ${col} AS grp, ${bucketExpr} AS bucket, COUNT(*) AS requests,
-          SUM(status <> 'ok') AS errors, SUM(prompt_tokens) AS prompt, SUM(completion_tokens) AS completion, SUM(cost_usd) AS cost
-        FROM requests ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
-        GROUP BY grp, bucket ORDER BY bucket, grp`;
-      return (prepared(sql).all(...params) as Record<string, number | string>[]).map((r) => ({
-        group: String(r["grp"]),
-        bucketStartMs: Number(r["bucket"]),
-        requests: Number(r["requests"]),
-        errors: Number(r["errors"]),
-        promptTokens: Number(r["prompt"]),
-        completionTokens: Number(r["completion"]),
-        costUsd: Number(r["cost"]),
-      }));
+      return aggregate(prepared, where, params, groupBy, bucket);
     },
 
     retain(maxAgeMs, maxRows, now = Date.now()) {
@@ -186,6 +173,24 @@ export function openLogStore(path: string): LogStore {
       db.close();
     },
   };
+}
+
+/**
+ * Brings a database file written by an older version up to SCHEMA's
+ * columns. IMMEDIATE: two processes opening one old file do not both add a column.
+ */
+function migrate(db: DatabaseSync): void {
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    const present = new Set(db.prepare("PRAGMA table_info(requests)").all().map((c) => String(c["name"])));
+    for (const [name, definition] of ADDED_COLUMNS) {
+      if (!present.has(name)) db.exec(`ALTER TABLE requests ADD COLUMN ${name} ${definition}`);
+    }
+    db.exec("COMMIT");
+  } catch (err) {
+    db.exec("ROLLBACK");
+    throw err;
+  }
 }
 
 function whereClause(f: LogFilter): { where: string[]; params: (string | number)[] } {
@@ -221,8 +226,10 @@ function toRow(r: Record<string, number | string | null>): LogRow {
     costUsd: Number(r["cost_usd"]),
     latencyMs: Number(r["latency_ms"]),
     firstChunkMs: r["first_chunk_ms"] === null ? null : Number(r["first_chunk_ms"]),
+    upstreamMs: r["upstream_ms"] === null ? null : Number(r["upstream_ms"]),
     cacheStatus: String(r["cache_status"]),
     savedUsd: Number(r["saved_usd"]),
+    keyName: String(r["key_name"] ?? ""),
     attempts: Number(r["attempts"]),
     requestBody: r["request_body"] === null ? null : String(r["request_body"]),
     responseBody: r["response_body"] === null ? null : String(r["response_body"]),

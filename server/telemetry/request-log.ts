@@ -3,7 +3,8 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { Worker } from "node:worker_threads";
 import type { RequestRecord } from "../pipeline/pipeline.ts";
-import type { AggregateRow, Bucket, GroupBy, LogFilter, LogRow } from "./log-store.ts";
+import type { AggregateRow, Bucket, GroupBy } from "./log-aggregate.ts";
+import type { LogFilter, LogRow } from "./log-store.ts";
 import type { Logger } from "./log.ts";
 import type { WorkerConfig, WorkerReply, WorkerRequest } from "./request-log-worker.ts";
 
@@ -179,8 +180,10 @@ function toRow(r: RequestRecord, redact: (text: string) => string): LogRow {
     costUsd: r.costUsd,
     latencyMs: r.latencyMs,
     firstChunkMs: r.firstChunkMs ?? null,
+    upstreamMs: r.upstreamMs ?? null,
     cacheStatus: r.cacheStatus,
     savedUsd: r.savedUsd,
+    keyName: r.keyName,
     attempts: r.attempts,
     requestBody: r.bodies ? redact(JSON.stringify(r.bodies.request)) : null,
     responseBody: r.bodies && r.bodies.response !== null ? redact(JSON.stringify(r.bodies.response)) : null,

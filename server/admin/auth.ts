@@ -1,0 +1,265 @@
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { GatewayError } from "../errors/errors.ts";
+import { credential, type Authenticator, type HeaderGetter, type Principal } from "../governance/authenticate.ts";
+import type { AuditLog } from "./audit.ts";
+import { decoyHash, verifyPassword } from "./passwords.ts";
+import type { AdminStore, ApiKeyRecord, Session, User } from "./store.ts";
+import type { AdminIdentity, Grant } from "./types.ts";
+
+/**
+ * Who an admin caller is: a person through the session cookie, an admin API
+ * key ("sk-sya-…"), or the bootstrap admin key. Also logs people in and out.
+ * The inference authenticator (virtual and static keys) is asked for
+ * everything else, so one gate serves both planes.
+ */
+
+export const SESSION_COOKIE = "sy_session";
+const API_KEY_PREFIX = "sk-sya-";
+const API_KEY_SHAPE = /^sk-sya-[A-Za-z0-9_-]{43}$/;
+
+export interface AdminAuthOptions {
+  store: AdminStore;
+  audit: AuditLog;
+  /** SWITCHYARD_ADMIN_KEY: signs in as the built-in owner. */
+  adminKey?: string | undefined;
+  /** The inference authenticator, asked when no admin credential is presented. */
+  inference: Authenticator;
+  /** A session ends this long after login. */
+  sessionTtlMs: number;
+  /** …or this long after its last use. */
+  sessionIdleMs: number;
+}
+
+/** Where a call came from, for the audit log and login throttling. */
+export interface CallMeta {
+  sourceIp: string;
+  requestId: string;
+}
+
+export interface LoggedIn {
+  identity: AdminIdentity;
+  csrf: string;
+  /** The session cookie's Set-Cookie value, without Secure (the caller adds it under TLS). */
+  cookie: string;
+}
+
+export interface AdminAuth {
+  /** For the RPC request gate: admin credentials first, then inference keys. */
+  authenticate: Authenticator;
+  /** Email and password; throttled; every attempt audited. */
+  loginWithPassword(email: string, password: string, meta: CallMeta): Promise<LoggedIn>;
+  /** The bootstrap admin key; throttled and audited the same way. */
+  loginWithAdminKey(key: string, meta: CallMeta): LoggedIn;
+  /** A verified single sign-on: the user must exist (matched by subject, then by email). */
+  loginWithSso(claims: { subject: string; email: string }, meta: CallMeta): LoggedIn;
+  /** Ends a session; returns the Set-Cookie value that clears the cookie. */
+  logout(identity: AdminIdentity, meta: CallMeta): string;
+  identityOf(user: User): AdminIdentity;
+  /** People or admin API keys exist (the gateway is then never open). */
+  adminsExist(): boolean;
+  /** Re-reads adminsExist after a change made here. */
+  refresh(): void;
+  close(): void;
+}
+
+export const BOOTSTRAP_IDENTITY: AdminIdentity = Object.freeze({
+  kind: "bootstrap",
+  id: "bootstrap",
+  label: "bootstrap admin key",
+  grants: Object.freeze([{ role: "owner", scope: { kind: "global" } }]) as readonly Grant[],
+}) as AdminIdentity;
+
+const BOOTSTRAP: Principal = Object.freeze({ id: "admin", kind: "admin", identity: BOOTSTRAP_IDENTITY });
+
+const sha256 = (s: string): string => createHash("sha256").update(s).digest("hex");
+
+function sameString(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** The value of one cookie in a Cookie header. */
+export function cookieValue(header: string | null | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+export function newApiKeySecret(): string {
+  return API_KEY_PREFIX + randomBytes(32).toString("base64url");
+}
+
+export function isApiKey(token: string): boolean {
+  return token.length === 50 && API_KEY_SHAPE.test(token);
+}
+
+/** Failed logins per email and per address; a success clears the email's count. */
+const WINDOW_MS = 15 * 60_000;
+const MAX_PER_ACCOUNT = 5;
+const MAX_PER_ADDRESS = 20;
+
+interface Failures {
+  count: number;
+  since: number;
+}
+
+export function createAdminAuth(o: AdminAuthOptions): AdminAuth {
+  const { store, audit } = o;
+  const adminHash = o.adminKey === undefined ? undefined : sha256(o.adminKey);
+  const failures = new Map<string, Failures>();
+  let exist = store.userCount() + store.apiKeyCount() > 0;
+  // Another process (the CLI's create-owner) may add the first owner while the gateway runs.
+  const timer = setInterval(() => {
+    exist = store.userCount() + store.apiKeyCount() > 0;
+    store.sweepSessions(Date.now());
+    const cutoff = Date.now() - WINDOW_MS;
+    for (const [k, f] of failures) if (f.since < cutoff) failures.delete(k);
+  }, 1000);
+  timer.unref();
+
+  function identityOf(user: User): AdminIdentity {
+    return { kind: "user", id: user.id, label: user.email, email: user.email, name: user.name, grants: user.grants };
+  }
+
+  function keyIdentity(k: ApiKeyRecord): AdminIdentity {
+    return { kind: "apikey", id: k.id, label: `${k.name} (${k.hint})`, grants: k.grants };
+  }
+
+  function sessionPrincipal(token: string): Principal {
+    const now = Date.now();
+    const session = token.length === 43 ? store.getSession(sha256(token)) : undefined;
+    if (session === undefined || session.expiresAt <= now || session.idleUntil <= now) {
+      throw new GatewayError("unauthenticated", "your session has ended: sign in again");
+    }
+    // The bootstrap owner's sessions end when the admin key is taken out of the configuration.
+    const user = session.userId === "bootstrap" ? undefined : store.getUser(session.userId);
+    const base = session.userId === "bootstrap" ? (adminHash === undefined ? undefined : BOOTSTRAP_IDENTITY) : user === undefined || user.disabled ? undefined : identityOf(user);
+    if (base === undefined) throw new GatewayError("unauthenticated", "your session has ended: sign in again");
+    // Written at most once a minute: each admin call need not be a disk write.
+    const idleUntil = Math.min(session.expiresAt, now + o.sessionIdleMs);
+    if (idleUntil - session.idleUntil > 60_000) store.touchSession(session.id, idleUntil);
+    const identity: AdminIdentity = { ...base, csrf: session.csrf, sessionId: session.id };
+    return { id: identity.id, kind: "operator", identity };
+  }
+
+  function apiKeyPrincipal(presented: string): Principal {
+    const k = isApiKey(presented) ? store.apiKeyByHash(sha256(presented)) : undefined;
+    if (k === undefined) throw new GatewayError("unauthenticated", "invalid admin API key");
+    if (k.revokedAt !== undefined) throw new GatewayError("unauthenticated", "this admin API key has been revoked");
+    if (k.expiresAt !== undefined && k.expiresAt <= Date.now()) throw new GatewayError("unauthenticated", "this admin API key has expired");
+    return { id: k.id, kind: "operator", identity: keyIdentity(k) };
+  }
+
+  const authenticate: Authenticator = (header: HeaderGetter) => {
+    const presented = credential(header);
+    if (presented !== undefined) {
+      if (presented.startsWith(API_KEY_PREFIX)) return apiKeyPrincipal(presented);
+      const p = o.inference(header);
+      const admin = (q: Principal): Principal => (q.kind === "admin" ? BOOTSTRAP : q);
+      return p instanceof Promise ? p.then(admin) : admin(p);
+    }
+    const token = cookieValue(header("cookie"), SESSION_COOKIE);
+    if (token !== undefined) return sessionPrincipal(token);
+    return o.inference(header);
+  };
+
+  function throttle(keys: string[]): void {
+    const now = Date.now();
+    for (const k of keys) {
+      const f = failures.get(k);
+      if (f === undefined || now - f.since > WINDOW_MS) continue;
+      const max = k.startsWith("ip:") ? MAX_PER_ADDRESS : MAX_PER_ACCOUNT;
+      if (f.count >= max) {
+        const wait = Math.ceil((f.since + WINDOW_MS - now) / 1000);
+        throw new GatewayError("rate_limited", `too many failed sign-ins: try again in ${wait} s`);
+      }
+    }
+  }
+
+  function failed(keys: string[]): void {
+    const now = Date.now();
+    for (const k of keys) {
+      const f = failures.get(k);
+      if (f === undefined || now - f.since > WINDOW_MS) failures.set(k, { count: 1, since: now });
+      else f.count++;
+    }
+  }
+
+  function startSession(userId: string, identity: AdminIdentity): LoggedIn {
+    const token = randomBytes(32).toString("base64url");
+    const now = Date.now();
+    const session: Session = {
+      id: sha256(token),
+      userId,
+      csrf: randomBytes(24).toString("base64url"),
+      createdAt: now,
+      expiresAt: now + o.sessionTtlMs,
+      idleUntil: now + Math.min(o.sessionIdleMs, o.sessionTtlMs),
+    };
+    store.createSession(session);
+    const maxAge = Math.floor(o.sessionTtlMs / 1000);
+    return {
+      identity: { ...identity, csrf: session.csrf, sessionId: session.id },
+      csrf: session.csrf,
+      cookie: `${SESSION_COOKIE}=${token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}`,
+    };
+  }
+
+  function refuse(action: string, who: string, reason: string, meta: CallMeta, keys: string[]): never {
+    failed(keys);
+    audit.record({ actorId: "anonymous", actorLabel: who, action, target: "auth", after: { reason }, outcome: "unauthenticated", ...meta });
+    throw new GatewayError("unauthenticated", "sign-in failed: wrong email or password");
+  }
+
+  return {
+    authenticate,
+    async loginWithPassword(email, password, meta) {
+      const normalized = email.trim().toLowerCase();
+      const keys = [`email:${normalized}`, `ip:${meta.sourceIp}`];
+      throttle(keys);
+      const user = normalized === "" ? undefined : store.userByEmail(normalized);
+      // Unknown emails cost the same scrypt as known ones.
+      const ok = await verifyPassword(password, user?.passwordHash ?? (await decoyHash()));
+      if (user === undefined || user.passwordHash === undefined || !ok) refuse("auth.login_failed", normalized.slice(0, 200), "wrong email or password", meta, keys);
+      if (user.disabled) refuse("auth.login_failed", user.email, "user disabled", meta, keys);
+      failures.delete(keys[0]!);
+      store.updateUser({ ...user, lastLoginAt: Date.now() });
+      audit.record({ actorId: user.id, actorLabel: user.email, action: "auth.login", target: `user:${user.id}`, after: { method: "password" }, ...meta });
+      return startSession(user.id, identityOf(user));
+    },
+    loginWithAdminKey(key, meta) {
+      const keys = ["email:bootstrap", `ip:${meta.sourceIp}`];
+      throttle(keys);
+      if (adminHash === undefined || !sameString(sha256(key), adminHash)) refuse("auth.login_failed", "bootstrap admin key", "wrong admin key", meta, keys);
+      failures.delete(keys[0]!);
+      audit.record({ actorId: "bootstrap", actorLabel: BOOTSTRAP_IDENTITY.label, action: "auth.login", target: "user:bootstrap", after: { method: "admin_key" }, ...meta });
+      return startSession("bootstrap", BOOTSTRAP_IDENTITY);
+    },
+    loginWithSso(claims, meta) {
+      const user = store.userBySubject(claims.subject) ?? store.userByEmail(claims.email.toLowerCase());
+      if (user === undefined || user.disabled || (user.ssoSubject !== undefined && user.ssoSubject !== claims.subject)) {
+        audit.record({ actorId: "anonymous", actorLabel: claims.email.slice(0, 200), action: "auth.login_failed", target: "auth", after: { method: "sso", reason: user === undefined ? "no account for this email" : "user disabled or subject mismatch" }, outcome: "unauthenticated", ...meta });
+        throw new GatewayError("permission_denied", "no active account for this email: ask an admin to add you");
+      }
+      const linked = { ...user, ssoSubject: claims.subject, lastLoginAt: Date.now() };
+      store.updateUser(linked);
+      audit.record({ actorId: user.id, actorLabel: user.email, action: "auth.login", target: `user:${user.id}`, after: { method: "sso" }, ...meta });
+      return startSession(user.id, identityOf(linked));
+    },
+    logout(identity, meta) {
+      if (identity.sessionId !== undefined) store.deleteSession(identity.sessionId);
+      audit.record({ actorId: identity.id, actorLabel: identity.label, action: "auth.logout", target: `user:${identity.id}`, ...meta });
+      return `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`;
+    },
+    identityOf,
+    adminsExist: () => exist,
+    refresh() {
+      exist = store.userCount() + store.apiKeyCount() > 0;
+    },
+    close: () => clearInterval(timer),
+  };
+}
