@@ -52,6 +52,10 @@ interface Options {
   governance: "none" | "embedded" | "redis";
   cache: "off" | "exact";
   unique: boolean;
+  /** Set SWITCHYARD_ADMIN_KEY and send inference with it (the gateway is then closed). */
+  admin: boolean;
+  /** The web UI's overview open in headless Chromium during every run, refreshed every 2 s. */
+  uiOpen: boolean;
 }
 
 const USAGE = `usage: node bench/run.ts [options]
@@ -81,6 +85,11 @@ const USAGE = `usage: node bench/run.ts [options]
   --cache MODE        off | exact (default off): SWITCHYARD_CACHE for the gateway
   --unique            every request's prompt distinct (with --cache: all misses);
                       otherwise every request is the same (with --cache: hits)
+  --admin             start the gateway with an admin key and send inference with
+                      it (the baseline for --ui-open)
+  --ui-open           --admin, and the web UI's overview page open in headless
+                      Chromium (on CPU 0) through every run, refreshed every 2 s:
+                      what admin traffic adds to inference
   --no-pin            do not pin with taskset
   -h, --help          this text
 `;
@@ -108,6 +117,8 @@ function parseOptions(argv: string[]): Options {
       governance: { type: "string", default: "none" },
       cache: { type: "string", default: "off" },
       unique: { type: "boolean", default: false },
+      admin: { type: "boolean", default: false },
+      "ui-open": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -147,6 +158,8 @@ function parseOptions(argv: string[]): Options {
     governance: values.governance as Options["governance"],
     cache: values.cache === "exact" ? "exact" : "off",
     unique: values.unique,
+    admin: values.admin || values["ui-open"],
+    uiOpen: values["ui-open"],
   };
 }
 
@@ -335,7 +348,7 @@ async function startGateway(
   // /v1/responses is translated (as for every provider but OpenAI itself) rather than passed through.
   if (opts.scenarios.some((s) => s in DIRECT_EQUIVALENT)) delete env["OPENAI_API_KEY"];
   if (opts.cache !== "off") env["SWITCHYARD_CACHE"] = opts.cache;
-  if (opts.governance !== "none") {
+  if (opts.governance !== "none" || opts.admin) {
     env["SWITCHYARD_ADMIN_KEY"] = BENCH_ADMIN_KEY;
     env["SWITCHYARD_DATA_DIR"] = path.join(RESULTS_DIR, `data-${process.pid}-${port}`);
     if (redisUrl !== undefined) env["SWITCHYARD_REDIS_URL"] = redisUrl;
@@ -618,6 +631,44 @@ async function createBenchKey(base: string): Promise<string> {
   return secret as string;
 }
 
+/**
+ * Signs in to the web UI with the admin key and keeps the overview open,
+ * pressing its Refresh button every 2 s. Chromium runs on CPU 0 (with the
+ * load generator), so what it adds to the gateway is its admin traffic.
+ */
+async function openOverview(rig: Rig, base: string): Promise<{ refreshes(): number; close(): Promise<void> }> {
+  const executable = "/usr/bin/chromium";
+  if (!existsSync(executable)) throw new Error(`--ui-open needs Chromium at ${executable} (apt-get install chromium)`);
+  const wrapper = path.join(RESULTS_DIR, "chromium-cpu0.sh");
+  const pin = pinned(rig, 0, [executable]).map(shellQuote).join(" ");
+  writeFileSync(wrapper, `#!/bin/sh\nexec ${pin} "$@"\n`, { mode: 0o755 });
+  const { chromium } = await import("playwright-core");
+  const browser = await chromium.launch({ executablePath: wrapper, args: ["--no-sandbox"] });
+  const page = await browser.newPage();
+  await page.goto(`${base}/ui/`);
+  await page.getByLabel("Admin key", { exact: true }).fill(BENCH_ADMIN_KEY);
+  await page.getByRole("button", { name: "Sign in with admin key" }).click();
+  await page.getByTestId("overview-totals").waitFor({ timeout: 10_000 });
+  let refreshes = 0;
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      await sleep(2000);
+      if (stopped) break;
+      await page.getByRole("button", { name: "Refresh" }).click().catch(() => {});
+      refreshes++;
+    }
+  })();
+  return {
+    refreshes: () => refreshes,
+    async close() {
+      stopped = true;
+      await loop;
+      await browser.close();
+    },
+  };
+}
+
 function redactHeader(h: string): string {
   const [name] = h.split(":", 1);
   return /^(authorization|api-key|x-api-key|proxy-authorization)$/i.test(name.trim()) ? `${name}: <redacted>` : h;
@@ -659,6 +710,11 @@ async function main(): Promise<void> {
     opts.headers = [`Authorization: Bearer ${secret}`, ...opts.headers.filter((h) => !/^authorization:/i.test(h))];
     console.log(`governance: ${opts.governance} store; virtual key under a team and a customer, budgets and rate limits at every level`);
   }
+  if (opts.admin && opts.governance === "none") {
+    opts.headers = [`Authorization: Bearer ${BENCH_ADMIN_KEY}`, ...opts.headers.filter((h) => !/^authorization:/i.test(h))];
+  }
+  const ui = opts.uiOpen ? await openOverview(rig, `http://127.0.0.1:${gwPort}`) : undefined;
+  if (ui !== undefined) console.log("web UI: overview open in headless Chromium, refreshed every 2 s");
   const gwPid = gateway.child.proc.pid!;
   const idle = sampleTree(gwPid);
   console.log(`stand-in on :${standin.port}; gateway on :${gwPort} (pids ${idle.pids.join(",")}, idle RSS ${mb(idle.rssKb)} MB); log ${path.relative(ROOT, logFile)}`);
@@ -680,6 +736,10 @@ async function main(): Promise<void> {
     results.push({ scenario, direct, gateway: gw, added });
   }
 
+  if (ui !== undefined) {
+    console.log(`web UI: ${ui.refreshes()} overview refreshes during the runs`);
+    await ui.close();
+  }
   console.log("");
   console.log(report(results, opts));
 

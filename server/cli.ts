@@ -10,11 +10,10 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
 import { createAuditLog, GENESIS, verifyChain, type AuditEntry, type VerifyResult } from "./admin/audit.ts";
 import { hashPassword, passwordProblem } from "./admin/passwords.ts";
-import { openAdminStore } from "./admin/store.ts";
+import { newAdminId, normalEmail, openAdminStore } from "./admin/store.ts";
 import { ConfigError, loadConfig } from "./config/load.ts";
 
 const HELP = `Usage: switchyard <command> [options]
@@ -49,8 +48,8 @@ async function dataDir(config: string | undefined): Promise<string> {
 async function createOwner(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { email: { type: "string" }, name: { type: "string" }, config: { type: "string" }, help: { type: "boolean", short: "h" } } });
   if (values.help) return void process.stdout.write(HELP), 0;
-  const email = values.email?.trim().toLowerCase();
-  if (!email || !/^[^\s@]{1,64}@[^\s@]{1,255}$/.test(email)) throw new ConfigError("--email: an email address is required");
+  const email = normalEmail(values.email ?? "");
+  if (email === undefined) throw new ConfigError("--email: an email address is required");
   const password = process.env["SWITCHYARD_OWNER_PASSWORD"] ?? (await readStdin());
   const problem = passwordProblem(password);
   if (problem) throw new ConfigError(problem);
@@ -59,7 +58,7 @@ async function createOwner(args: string[]): Promise<number> {
     if (store.userByEmail(email) !== undefined) throw new ConfigError(`a user with email ${email} exists`);
     const now = Date.now();
     const user = {
-      id: `usr_${randomUUID().replaceAll("-", "").slice(0, 16)}`,
+      id: newAdminId("usr"),
       email,
       name: values.name ?? email,
       passwordHash: await hashPassword(password),

@@ -15,7 +15,6 @@
  */
 import { toJson, type DescMessage, type DescMethodServerStreaming, type DescMethodUnary, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { timingSafeEqual } from "node:crypto";
 import { AuditService } from "../../gen/switchyard/v1/audit_pb.ts";
 import { AuthService } from "../../gen/switchyard/v1/auth_pb.ts";
 import { BudgetService, Period as PeriodEnum, type Budget as BudgetMessage, type Limits as LimitsMessage } from "../../gen/switchyard/v1/budgets_pb.ts";
@@ -32,6 +31,7 @@ import type { Admin } from "../governance/admin.ts";
 import type { Limits, Period } from "../governance/types.ts";
 import { kPrincipal } from "../rpc/context.ts";
 import type { AuditLog } from "./audit.ts";
+import { sameString } from "./auth.ts";
 import { allows, ROLE_PERMISSIONS, type AdminIdentity, type Permission, type Place } from "./types.ts";
 
 /** Looks up where keys and teams sit. */
@@ -311,12 +311,6 @@ export const ADMIN_SERVICES = [AuthService, KeyService, BudgetService, OrgServic
 
 function denied(message: string): ConnectError {
   return new ConnectError(message, Code.PermissionDenied);
-}
-
-function sameString(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 /** The caller's address, set by the gateway from the socket (never from the client). */

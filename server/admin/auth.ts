@@ -1,6 +1,7 @@
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import { GatewayError } from "../errors/errors.ts";
 import { credential, type Authenticator, type HeaderGetter, type Principal } from "../governance/authenticate.ts";
+import { hashSecret as sha256 } from "../governance/keys.ts";
 import type { AuditLog } from "./audit.ts";
 import { decoyHash, verifyPassword } from "./passwords.ts";
 import type { AdminStore, ApiKeyRecord, Session, User } from "./store.ts";
@@ -71,9 +72,8 @@ export const BOOTSTRAP_IDENTITY: AdminIdentity = Object.freeze({
 
 const BOOTSTRAP: Principal = Object.freeze({ id: "admin", kind: "admin", identity: BOOTSTRAP_IDENTITY });
 
-const sha256 = (s: string): string => createHash("sha256").update(s).digest("hex");
-
-function sameString(a: string, b: string): boolean {
+/** Constant-time string comparison (tokens of possibly different lengths). */
+export function sameString(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);

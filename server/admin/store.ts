@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
+import { randomUUID } from "node:crypto";
 import type { Grant } from "./types.ts";
 
 /**
@@ -9,6 +10,19 @@ import type { Grant } from "./types.ts";
  * log shares the file (audit.ts). Admin traffic is light, so every call is a
  * plain synchronous statement; nothing here is on the inference path.
  */
+
+/** Admin-plane ids: a kind prefix and 16 random hex digits ("usr_3f9a…", "adk_…"). */
+export function newAdminId(kind: "usr" | "adk"): string {
+  return `${kind}_${randomUUID().replaceAll("-", "").slice(0, 16)}`;
+}
+
+const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,255}$/;
+
+/** An email as stored (trimmed, lower case), or undefined when it is not one. */
+export function normalEmail(email: string): string | undefined {
+  const e = email.trim().toLowerCase();
+  return EMAIL.test(e) ? e : undefined;
+}
 
 export interface User {
   id: string;

@@ -10,12 +10,12 @@
  *   admin) cannot be changed, disabled or deleted by that caller;
  * - the last enabled owner stays.
  */
-import { createHash, randomUUID } from "node:crypto";
 import { GatewayError, invalid } from "../errors/errors.ts";
+import { hashSecret } from "../governance/keys.ts";
 import type { Resolver } from "./access.ts";
 import { isApiKey, newApiKeySecret, type AdminAuth } from "./auth.ts";
 import { hashPassword, passwordProblem } from "./passwords.ts";
-import type { AdminStore, ApiKeyRecord, User } from "./store.ts";
+import { newAdminId, normalEmail, type AdminStore, type ApiKeyRecord, type User } from "./store.ts";
 import { allows, roleRank, ROLES, scopeContains, type AdminIdentity, type Grant, type Role, type Scope } from "./types.ts";
 
 export type UserInfo = Omit<User, "passwordHash"> & { hasPassword: boolean };
@@ -32,8 +32,6 @@ export interface Users {
   listApiKeys(caller: AdminIdentity, includeRevoked: boolean): ApiKeyInfo[];
   revokeApiKey(caller: AdminIdentity, id: string): Promise<ApiKeyInfo>;
 }
-
-const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,255}$/;
 
 export function userInfo(u: User): UserInfo {
   const { passwordHash, ...rest } = u;
@@ -114,8 +112,8 @@ export function createUsers(store: AdminStore, auth: AdminAuth, resolver: Resolv
   }
 
   function checkEmail(email: string): string {
-    const e = email.trim().toLowerCase();
-    if (!EMAIL.test(e)) throw invalid("email: not an email address", "email");
+    const e = normalEmail(email);
+    if (e === undefined) throw invalid("email: not an email address", "email");
     return e;
   }
 
@@ -136,7 +134,7 @@ export function createUsers(store: AdminStore, auth: AdminAuth, resolver: Resolv
       }
       const now = Date.now();
       const user: User = {
-        id: `usr_${randomUUID().replaceAll("-", "").slice(0, 16)}`,
+        id: newAdminId("usr"),
         email,
         name: checkName(input.name),
         passwordHash: input.password === undefined ? undefined : await hashPassword(input.password),
@@ -205,8 +203,8 @@ export function createUsers(store: AdminStore, auth: AdminAuth, resolver: Resolv
       const secret = newApiKeySecret();
       if (!isApiKey(secret)) throw new Error("admin API key shape");
       const key: ApiKeyRecord = {
-        id: `adk_${randomUUID().replaceAll("-", "").slice(0, 16)}`,
-        hash: createHash("sha256").update(secret).digest("hex"),
+        id: newAdminId("adk"),
+        hash: hashSecret(secret),
         hint: `${secret.slice(0, 10)}…${secret.slice(-4)}`,
         name: checkName(input.name),
         grants: input.grants,
