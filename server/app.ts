@@ -307,12 +307,17 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     writeMaxBytes: 64 * 1024 * 1024,
     shutdownSignal: shutdown.signal,
     // Every path that is not an RPC: the web UI under /ui/, the REST bridge, or UNIMPLEMENTED for gRPC clients.
-    fallback: (req, res) => (isGrpcRequest(req) ? grpcUnimplemented(req, res) : adminPlane.sso(req, res) || ui(req, res) || rest(req, res)),
+    fallback: (req, res) => {
+      if (isGrpcRequest(req)) return grpcUnimplemented(req, res);
+      // One prefix check keeps the UI's routes off the inference path.
+      if (req.url?.startsWith("/ui") && (adminPlane.sso(req, res) || ui(req, res))) return;
+      rest(req, res);
+    },
   });
 
   // The audit log records the caller's address from the socket, never from a header the caller sent.
   const server: OnePortServer = await listenOnePort((req, res) => {
-    markPeer(req);
+    if (req.url?.startsWith("/switchyard.v1.")) markPeer(req);
     handler(req, res);
   }, { host: config.server.host, port: config.server.port });
   live.start();
