@@ -299,3 +299,30 @@ function unenvelope(buf: Uint8Array): any[] {
   }
   return out;
 }
+
+describe("bootstrap sessions", () => {
+  it("end when the admin key changes", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sy-bootstrap-"));
+    const first = await startTestGateway({ dataDir: dir, admin: { key: ADMIN }, providers: [openaiProvider(standin.url)] });
+    let cookie: string;
+    try {
+      const r = await fetch(`${first.url}/switchyard.v1.AuthService/Login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ adminKey: ADMIN }) });
+      cookie = r.headers.get("set-cookie")!.split(";")[0]!;
+    } finally {
+      await first.close();
+    }
+    const whoAmI = (url: string) => fetch(`${url}/switchyard.v1.AuthService/WhoAmI`, { method: "POST", headers: { "content-type": "application/json", cookie }, body: "{}" });
+    const same = await startTestGateway({ dataDir: dir, admin: { key: ADMIN }, providers: [openaiProvider(standin.url)] });
+    try {
+      expect((await whoAmI(same.url)).status).toBe(200);
+    } finally {
+      await same.close();
+    }
+    const rotated = await startTestGateway({ dataDir: dir, admin: { key: ADMIN + "-rotated" }, providers: [openaiProvider(standin.url)] });
+    try {
+      expect((await whoAmI(rotated.url)).status).toBe(401);
+    } finally {
+      await rotated.close();
+    }
+  });
+});

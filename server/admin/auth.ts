@@ -110,6 +110,8 @@ interface Failures {
 export function createAdminAuth(o: AdminAuthOptions): AdminAuth {
   const { store, audit } = o;
   const adminHash = o.adminKey === undefined ? undefined : sha256(o.adminKey);
+  /** The user id of bootstrap sessions: names the admin key by a hash prefix (never the key). */
+  const bootstrapSession = adminHash === undefined ? undefined : `bootstrap:${sha256(adminHash).slice(0, 16)}`;
   const failures = new Map<string, Failures>();
   let exist = store.userCount() + store.apiKeyCount() > 0;
   // Another process (the CLI's create-owner) may add the first owner while the gateway runs.
@@ -135,9 +137,13 @@ export function createAdminAuth(o: AdminAuthOptions): AdminAuth {
     if (session === undefined || session.expiresAt <= now || session.idleUntil <= now) {
       throw new GatewayError("unauthenticated", "your session has ended: sign in again");
     }
-    // The bootstrap owner's sessions end when the admin key is taken out of the configuration.
-    const user = session.userId === "bootstrap" ? undefined : store.getUser(session.userId);
-    const base = session.userId === "bootstrap" ? (adminHash === undefined ? undefined : BOOTSTRAP_IDENTITY) : user === undefined || user.disabled ? undefined : identityOf(user);
+    // The bootstrap owner's sessions are bound to the admin key they signed in with: they end
+    // when the key is changed or taken out of the configuration.
+    const bootstrap = session.userId.startsWith("bootstrap:");
+    const user = bootstrap ? undefined : store.getUser(session.userId);
+    const base = bootstrap
+      ? (bootstrapSession !== undefined && session.userId === bootstrapSession ? BOOTSTRAP_IDENTITY : undefined)
+      : user === undefined || user.disabled ? undefined : identityOf(user);
     if (base === undefined) throw new GatewayError("unauthenticated", "your session has ended: sign in again");
     // Written at most once a minute: each admin call need not be a disk write.
     const idleUntil = Math.min(session.expiresAt, now + o.sessionIdleMs);
@@ -237,7 +243,7 @@ export function createAdminAuth(o: AdminAuthOptions): AdminAuth {
       if (adminHash === undefined || !sameString(sha256(key), adminHash)) refuse("auth.login_failed", "bootstrap admin key", "wrong admin key", meta, keys);
       failures.delete(keys[0]!);
       audit.record({ actorId: "bootstrap", actorLabel: BOOTSTRAP_IDENTITY.label, action: "auth.login", target: "user:bootstrap", after: { method: "admin_key" }, ...meta });
-      return startSession("bootstrap", BOOTSTRAP_IDENTITY);
+      return startSession(bootstrapSession!, BOOTSTRAP_IDENTITY);
     },
     loginWithSso(claims, meta) {
       const user = store.userBySubject(claims.subject) ?? store.userByEmail(claims.email.toLowerCase());
