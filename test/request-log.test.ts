@@ -157,6 +157,33 @@ describe("log store", () => {
     again.close();
   });
 
+  it("opens the first release's database file (no record ids), numbering its rows so none is lost", () => {
+    const path = dbPath();
+    const old = new DatabaseSync(path);
+    old.exec(`CREATE TABLE requests (
+        id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, request_id TEXT NOT NULL,
+        key TEXT NOT NULL, team TEXT NOT NULL, customer TEXT NOT NULL,
+        operation TEXT NOT NULL, model_asked TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
+        status TEXT NOT NULL,
+        prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL,
+        cost_usd REAL NOT NULL, latency_ms REAL NOT NULL, first_chunk_ms REAL,
+        cache_status TEXT NOT NULL, attempts INTEGER NOT NULL,
+        request_body TEXT, response_body TEXT
+      );
+      CREATE INDEX requests_time ON requests(time_ms);`);
+    const insertOld = old.prepare(`INSERT INTO requests (time_ms, request_id, key, team, customer, operation, model_asked, provider, model, status,
+      prompt_tokens, completion_tokens, cached_tokens, cost_usd, latency_ms, first_chunk_ms, cache_status, attempts, request_body, response_body)
+      VALUES (?, 'same-id', 'key:aaaa', '', '', 'chat', 'm', 'openai', 'm', 'ok', 10, 5, 0, 0.001, 10, NULL, '', 1, NULL, NULL)`);
+    for (let k = 0; k < 3; k++) insertOld.run(1_700_000_000_000 + k);
+    old.close();
+
+    const store = openLogStore(path);
+    expect(store.search({}, 10, "").entries.map((e) => [e.recordId, e.keyName, e.savedUsd])).toEqual([["legacy-3", "", 0], ["legacy-2", "", 0], ["legacy-1", "", 0]]);
+    store.insert([row(1, { timeMs: 1_700_000_000_100 })]);
+    expect(store.search({}, 10, "").entries).toHaveLength(4);
+    store.close();
+  });
+
   it("writes a record once however often its write is retried, but never merges callers' request ids", () => {
     const store = openLogStore(dbPath());
     store.insert([row(1)]);

@@ -79,6 +79,10 @@ CREATE TABLE IF NOT EXISTS requests (
   saved_usd REAL NOT NULL DEFAULT 0,
   key_name TEXT NOT NULL DEFAULT ''
 );
+`;
+
+/** Indexes, created after migrate() so an older file has every column they name. */
+const INDEXES = `
 -- A retried write of the same record is a no-op (idempotent accounting). Keyed on the gateway's
 -- own id: request_id comes from callers (x-request-id) and may repeat.
 CREATE UNIQUE INDEX IF NOT EXISTS requests_record_id ON requests(record_id);
@@ -99,7 +103,9 @@ const COLUMNS = `record_id, time_ms, request_id, key, team, customer, operation,
  * older version gets them (ALTER TABLE ADD COLUMN) when opened; its rows
  * keep their values and read the column's default.
  */
-const ADDED_COLUMNS: readonly (readonly [name: string, definition: string])[] = [
+const ADDED_COLUMNS: readonly (readonly [name: string, definition: string, fill?: string])[] = [
+  // The gateway's own record id (unique); rows from before it get one from their row id.
+  ["record_id", "TEXT NOT NULL DEFAULT ''", "UPDATE requests SET record_id = 'legacy-' || id WHERE record_id = ''"],
   ["saved_usd", "REAL NOT NULL DEFAULT 0"], // the response cache
   ["upstream_ms", "REAL"], // overhead percentiles in aggregates
   ["key_name", "TEXT NOT NULL DEFAULT ''"], // the key's name as it was (audit of spend)
@@ -111,6 +117,7 @@ export function openLogStore(path: string): LogStore {
   db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
   db.exec(SCHEMA);
   migrate(db);
+  db.exec(INDEXES);
   registerAggregateFunctions(db);
   const insertStmt = db.prepare(`INSERT OR IGNORE INTO requests (${COLUMNS}) VALUES (${Array(24).fill("?").join(", ")})`);
   const cache = new Map<string, StatementSync>();
@@ -183,8 +190,10 @@ function migrate(db: DatabaseSync): void {
   db.exec("BEGIN IMMEDIATE");
   try {
     const present = new Set(db.prepare("PRAGMA table_info(requests)").all().map((c) => String(c["name"])));
-    for (const [name, definition] of ADDED_COLUMNS) {
-      if (!present.has(name)) db.exec(`ALTER TABLE requests ADD COLUMN ${name} ${definition}`);
+    for (const [name, definition, fill] of ADDED_COLUMNS) {
+      if (present.has(name)) continue;
+      db.exec(`ALTER TABLE requests ADD COLUMN ${name} ${definition}`);
+      if (fill !== undefined) db.exec(fill);
     }
     db.exec("COMMIT");
   } catch (err) {
