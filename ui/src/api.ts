@@ -15,6 +15,7 @@ import { KeyService } from "../../gen/switchyard/v1/keys_pb.ts";
 import { LogService } from "../../gen/switchyard/v1/logs_pb.ts";
 import { ModelService } from "../../gen/switchyard/v1/models_pb.ts";
 import { OrgService } from "../../gen/switchyard/v1/org_pb.ts";
+import { ProviderService } from "../../gen/switchyard/v1/providers_pb.ts";
 import { RoutingService } from "../../gen/switchyard/v1/routing_pb.ts";
 import { UserService } from "../../gen/switchyard/v1/users_pb.ts";
 
@@ -60,6 +61,7 @@ export const api = {
   keys: client(KeyService),
   budgets: client(BudgetService),
   routing: client(RoutingService),
+  providers: client(ProviderService),
   models: client(ModelService),
   cache: client(CacheService),
   users: client(UserService),

@@ -10,7 +10,8 @@ import type { Identity } from "../../gen/switchyard/v1/auth_pb.ts";
 /** Permission names as WhoAmI lists them (server/admin/types.ts holds the table). */
 export type Permission =
   | "org.read" | "org.write" | "keys.read" | "keys.write" | "budgets.read" | "budgets.write" | "logs.read"
-  | "routing.read" | "cache.read" | "cache.purge" | "users.read" | "users.write" | "audit.read" | "config.write";
+  | "routing.read" | "cache.read" | "cache.purge" | "users.read" | "users.write" | "audit.read" | "providers.write"
+  | "config.write";
 
 /** The signed-in caller. */
 export interface Session {
