@@ -3,7 +3,7 @@ import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { brotliDecompressSync, gunzipSync } from "node:zlib";
+import { brotliCompressSync, brotliDecompressSync, gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createUiHandler, type UiHandler } from "../server/admin/ui-assets.ts";
 
@@ -56,6 +56,9 @@ beforeAll(async () => {
   mkdirSync(join(dir, "assets"), { recursive: true });
   writeFileSync(join(dir, "index.html"), INDEX);
   writeFileSync(join(dir, "assets", "app-abc123.js"), SCRIPT);
+  // As the build writes them (ui/vite.config.ts): precompressed siblings, served, never listed as files.
+  writeFileSync(join(dir, "assets", "app-abc123.js.br"), brotliCompressSync(SCRIPT));
+  writeFileSync(join(dir, "assets", "app-abc123.js.gz"), gzipSync(SCRIPT));
   writeFileSync(join(dir, "assets", "app-abc123.css"), "body{}");
   writeFileSync(join(dir, "favicon.svg"), `<svg xmlns="http://www.w3.org/2000/svg">${" ".repeat(400)}</svg>`);
   // Outside the folder: must never be served.
@@ -145,6 +148,11 @@ describe("serving files", () => {
       expect(plain.body.toString()).toBe(SCRIPT);
       expect(plain.headers.vary).toBe("Accept-Encoding");
     }
+    // Without precompressed siblings (the favicon here): a quick gzip made at start, no brotli.
+    const svg = await raw(base, "GET", "/ui/favicon.svg", { "accept-encoding": "br, gzip" });
+    expect(svg.headers["content-encoding"]).toBe("gzip");
+    // The siblings themselves are not files of the UI.
+    expect((await raw(base, "GET", "/ui/assets/app-abc123.js.br")).status).toBe(404);
     // Too small to be worth compressing: always identity.
     expect((await raw(base, "GET", "/ui/assets/app-abc123.css", { "accept-encoding": "br" })).headers["content-encoding"]).toBeUndefined();
   });

@@ -1,6 +1,35 @@
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { brotliCompressSync, constants, gzipSync } from "node:zlib";
 import preact from "@preact/preset-vite";
-import { defineConfig } from "vite";
+import { defineConfig, type Plugin } from "vite";
+
+const DIST = fileURLToPath(new URL("dist", import.meta.url));
+
+/**
+ * Writes a .gz and a .br beside every compressible file, once, at build time:
+ * the gateway serves them as they are and never compresses at start (brotli
+ * at its best quality takes seconds here). Both outputs are deterministic.
+ */
+function precompress(): Plugin {
+  return {
+    name: "switchyard-precompress",
+    apply: "build",
+    closeBundle() {
+      for (const name of readdirSync(DIST, { recursive: true, encoding: "utf8" })) {
+        const file = join(DIST, name);
+        if (!statSync(file).isFile() || !/\.(html|js|css|svg|json|txt)$/.test(name)) continue;
+        const body = readFileSync(file);
+        if (body.length <= 256) continue;
+        writeFileSync(`${file}.gz`, gzipSync(body, { level: 9 }));
+        writeFileSync(`${file}.br`, brotliCompressSync(body, {
+          params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: body.length, [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT },
+        }));
+      }
+    },
+  };
+}
 
 /**
  * The admin web UI: built into ui/dist, which is committed and served by the
@@ -12,7 +41,7 @@ export default defineConfig({
   root: fileURLToPath(new URL(".", import.meta.url)),
   base: "/ui/",
   publicDir: "public",
-  plugins: [preact({ prerender: { enabled: false }, devtoolsInProd: false })],
+  plugins: [preact({ prerender: { enabled: false }, devtoolsInProd: false }), precompress()],
   build: {
     outDir: "dist",
     emptyOutDir: true,

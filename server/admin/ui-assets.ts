@@ -1,8 +1,9 @@
 /**
  * Serves the admin web UI (ui/dist, built by `npm run build:ui`) under /ui/.
  *
- * Every file is read into memory once, when the handler is created, with its
- * gzip and brotli variants computed then; a request only picks a buffer from
+ * Every file is read into memory once, when the handler is created, with the
+ * gzip and brotli variants the build wrote beside it (ui/vite.config.ts; a
+ * build without them gets a quick gzip here); a request only picks a buffer from
  * a map, so no request path ever reaches the file system (no traversal, no
  * per-request I/O). Paths without a file extension that name no file are the
  * single-page app's own routes and get index.html. Paths under /ui/auth/ are
@@ -12,7 +13,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { brotliCompressSync, constants as zlib, gzipSync } from "node:zlib";
+import { gzipSync } from "node:zlib";
 import type { NodeRequest, NodeResponse } from "../transport/node-http.ts";
 
 /** Answers a request when its path is /ui or under /ui/ (true), or leaves it to the caller (false). */
@@ -111,7 +112,7 @@ function loadAssets(root: string): Map<string, Asset> | undefined {
   const out = new Map<string, Asset>();
   for (const name of readdirSync(root, { recursive: true, encoding: "utf8" })) {
     const file = join(root, name);
-    if (!statSync(file).isFile()) continue;
+    if (!statSync(file).isFile() || name.endsWith(".gz") || name.endsWith(".br")) continue;
     const rel = relative(root, file).split(sep).join("/");
     const ext = rel.slice(rel.lastIndexOf(".") + 1).toLowerCase();
     const body = readFileSync(file);
@@ -123,10 +124,9 @@ function loadAssets(root: string): Map<string, Asset> | undefined {
       identity: body,
     };
     if (COMPRESSIBLE.has(ext) && body.length > 256) {
-      asset.gzip = smaller(gzipSync(body, { level: 9 }), body);
-      asset.br = smaller(brotliCompressSync(body, {
-        params: { [zlib.BROTLI_PARAM_QUALITY]: 11, [zlib.BROTLI_PARAM_SIZE_HINT]: body.length, [zlib.BROTLI_PARAM_MODE]: zlib.BROTLI_MODE_TEXT },
-      }), body);
+      // Precompressed by the build; compressing here at the best settings would cost seconds of start-up.
+      asset.gzip = smaller(existsSync(`${file}.gz`) ? readFileSync(`${file}.gz`) : gzipSync(body, { level: 6 }), body);
+      asset.br = existsSync(`${file}.br`) ? smaller(readFileSync(`${file}.br`), body) : undefined;
     }
     out.set(rel === "index.html" ? PREFIX : PREFIX + rel, asset);
   }
