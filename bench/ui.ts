@@ -27,7 +27,7 @@ const dataDir = mkdtempSync(join(tmpdir(), "sy-bench-ui-"));
 const log = openLogStore(join(dataDir, "requests.db"));
 const now = Date.now();
 const rows = Array.from({ length: ROWS }, (_, i) => ({
-  recordId: `r${i}`, timeMs: now - Math.floor((i / ROWS) * 86_400_000), requestId: `q${i}`, key: `key_${i % 20}`, keyName: `k${i % 20}`, team: `t${i % 4}`, customer: "c",
+  recordId: `r${i}`, timeMs: now - Math.floor((i / ROWS) * 86_400_000), requestId: `q${i}`, key: `key_${i % 20}`, keyName: `k${i % 20}`, targets: ["openai/gpt-4o-mini"], team: `t${i % 4}`, customer: "c",
   operation: "chat", modelAsked: "gpt-4o-mini", provider: i % 3 === 0 ? "anthropic" : "openai", model: "gpt-4o-mini", status: i % 50 === 0 ? "upstream_error" : "ok",
   promptTokens: 250, completionTokens: 120, cachedTokens: 0, costUsd: 0.0001, latencyMs: 300 + (i % 200), firstChunkMs: null, upstreamMs: 299 + (i % 200),
   cacheStatus: i % 10 === 0 ? "hit" : "miss", savedUsd: 0, attempts: 1, requestBody: null, responseBody: null,

@@ -76,6 +76,16 @@ describe("LogService", () => {
     expect(rest.entries).toHaveLength(1);
     expect(rest.nextPageToken).toBe("");
 
+    // Pages carry no bodies; one request's detail does, redacted, with the targets it tried.
+    expect(all.entries.every((e) => e.requestBody === "" && e.responseBody === "")).toBe(true);
+    const secretRow = all.entries.find((e) => e.model === "gpt-4o" && e.operation === "chat" && e.status === "ok")!;
+    const detail = await logs().searchRequests({ filter: { ...filter, requestId: secretRow.requestId }, includeBodies: true });
+    expect(detail.entries).toHaveLength(1);
+    expect(detail.entries[0]!.requestBody).toContain("my key is");
+    expect(detail.entries[0]!.requestBody).not.toContain("sk-live-abcdefghijklmnop");
+    expect(detail.entries[0]!.responseBody).not.toBe("");
+    expect(detail.entries[0]!.targets).toEqual(["openai/gpt-4o"]);
+
     const errors = await logs().searchRequests({ filter: { ...filter, status: "error" } });
     expect(errors.entries.map((e) => e.status)).toEqual(["upstream_error"]);
     const streamed = (await logs().searchRequests({ filter: { ...filter, model: "gpt-4o", status: "ok" } })).entries.find((e) => e.operation === "chat_stream")!;

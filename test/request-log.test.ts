@@ -18,6 +18,7 @@ function row(i: number, over: Partial<LogRow> = {}): LogRow {
     requestId: `req-${i}`,
     key: i % 2 === 0 ? "key:aaaa" : "key:bbbb",
     keyName: "",
+    targets: ["openai/gpt-4o-mini"],
     team: "",
     customer: "",
     operation: "chat",

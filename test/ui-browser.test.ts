@@ -70,7 +70,7 @@ async function focused(page: Page): Promise<string> {
 describe.skipIf(!hasChromium)("the web UI in Chromium", () => {
   beforeAll(async () => {
     standin = await startOpenAIStandin();
-    gw = await startTestGateway({ admin: { key: ADMIN }, providers: [openaiProvider(standin.url)] });
+    gw = await startTestGateway({ admin: { key: ADMIN }, providers: [openaiProvider(standin.url)], requestLog: { bodies: true } });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
   });
 
@@ -174,6 +174,9 @@ describe.skipIf(!hasChromium)("the web UI in Chromium", () => {
     const detail = page.getByTestId("request-detail");
     await expect(detail.textContent()).resolves.toMatch(/Teamui-team/);
     await expect(detail.textContent()).resolves.toMatch(/Statusok/);
+    // The detail view fetches the stored bodies and the targets tried.
+    await expect(detail.getByTestId("request-targets").textContent()).resolves.toMatch(/^openai\//);
+    await expect(detail.getByTestId("request-body").textContent()).resolves.toMatch(/"messages"/);
 
     // And in the team's spend.
     await nav("Customers & Teams").click();

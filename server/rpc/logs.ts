@@ -54,6 +54,9 @@ export function registerLogService(router: ConnectRouter, log: RequestLog, optio
             ...e,
             timeMs: BigInt(e.timeMs),
             firstChunkMs: e.firstChunkMs ?? undefined,
+            // Bodies only when asked: a page of a hundred rows stays small.
+            requestBody: req.includeBodies ? e.requestBody ?? "" : "",
+            responseBody: req.includeBodies ? e.responseBody ?? "" : "",
           })),
           nextPageToken: page.nextPageToken,
         });
@@ -92,5 +95,6 @@ function filter(f: LogFilterMessage | undefined): LogFilter {
     model: f.model,
     provider: f.provider,
     status: f.status,
+    requestId: f.requestId,
   };
 }

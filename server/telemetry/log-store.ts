@@ -33,6 +33,8 @@ export interface LogRow {
   savedUsd: number;
   /** The key's name when the request was made: stays after the key is renamed, rotated or revoked. */
   keyName: string;
+  /** Every target tried, in order ("provider/model"). */
+  targets: string[];
   attempts: number;
   /** Prompt and answer as JSON, redacted; null unless body logging is on. */
   requestBody: string | null;
@@ -49,6 +51,7 @@ export interface LogFilter {
   provider?: string;
   /** "ok", "error", or one error code. */
   status?: string;
+  requestId?: string;
 }
 
 export interface LogStore {
@@ -77,7 +80,8 @@ CREATE TABLE IF NOT EXISTS requests (
   cache_status TEXT NOT NULL, attempts INTEGER NOT NULL,
   request_body TEXT, response_body TEXT,
   saved_usd REAL NOT NULL DEFAULT 0,
-  key_name TEXT NOT NULL DEFAULT ''
+  key_name TEXT NOT NULL DEFAULT '',
+  targets TEXT NOT NULL DEFAULT '[]'
 );
 `;
 
@@ -96,7 +100,7 @@ CREATE INDEX IF NOT EXISTS requests_provider_time ON requests(provider, time_ms)
 
 const COLUMNS = `record_id, time_ms, request_id, key, team, customer, operation, model_asked, provider, model, status,
   prompt_tokens, completion_tokens, cached_tokens, cost_usd, latency_ms, first_chunk_ms, cache_status, attempts,
-  request_body, response_body, saved_usd, upstream_ms, key_name`;
+  request_body, response_body, saved_usd, upstream_ms, key_name, targets`;
 
 /**
  * Columns added after the first release, in order: a database file from an
@@ -109,6 +113,7 @@ const ADDED_COLUMNS: readonly (readonly [name: string, definition: string, fill?
   ["saved_usd", "REAL NOT NULL DEFAULT 0"], // the response cache
   ["upstream_ms", "REAL"], // overhead percentiles in aggregates
   ["key_name", "TEXT NOT NULL DEFAULT ''"], // the key's name as it was (audit of spend)
+  ["targets", "TEXT NOT NULL DEFAULT '[]'"], // every target tried, for the detail view
 ];
 
 export function openLogStore(path: string): LogStore {
@@ -119,7 +124,7 @@ export function openLogStore(path: string): LogStore {
   migrate(db);
   db.exec(INDEXES);
   registerAggregateFunctions(db);
-  const insertStmt = db.prepare(`INSERT OR IGNORE INTO requests (${COLUMNS}) VALUES (${Array(24).fill("?").join(", ")})`);
+  const insertStmt = db.prepare(`INSERT OR IGNORE INTO requests (${COLUMNS}) VALUES (${Array(25).fill("?").join(", ")})`);
   const cache = new Map<string, StatementSync>();
   const prepared = (sql: string): StatementSync => {
     let s = cache.get(sql);
@@ -134,7 +139,7 @@ export function openLogStore(path: string): LogStore {
         for (const r of rows) {
           insertStmt.run(r.recordId, r.timeMs, r.requestId, r.key, r.team, r.customer, r.operation, r.modelAsked, r.provider, r.model, r.status,
             r.promptTokens, r.completionTokens, r.cachedTokens, r.costUsd, r.latencyMs, r.firstChunkMs, r.cacheStatus, r.attempts,
-            r.requestBody, r.responseBody, r.savedUsd, r.upstreamMs, r.keyName);
+            r.requestBody, r.responseBody, r.savedUsd, r.upstreamMs, r.keyName, JSON.stringify(r.targets));
         }
         db.exec("COMMIT");
       } catch (err) {
@@ -207,6 +212,7 @@ function whereClause(f: LogFilter): { where: string[]; params: (string | number)
   const params: (string | number)[] = [];
   if (f.startTimeMs) (where.push("time_ms >= ?"), params.push(f.startTimeMs));
   if (f.endTimeMs) (where.push("time_ms < ?"), params.push(f.endTimeMs));
+  if (f.requestId) (where.push("request_id = ?"), params.push(f.requestId));
   for (const col of ["key", "team", "customer", "model", "provider"] as const) {
     const v = f[col];
     if (v) (where.push(`${col} = ?`), params.push(v));
@@ -239,6 +245,7 @@ function toRow(r: Record<string, number | string | null>): LogRow {
     cacheStatus: String(r["cache_status"]),
     savedUsd: Number(r["saved_usd"]),
     keyName: String(r["key_name"] ?? ""),
+    targets: JSON.parse(String(r["targets"] ?? "[]")) as string[],
     attempts: Number(r["attempts"]),
     requestBody: r["request_body"] === null ? null : String(r["request_body"]),
     responseBody: r["response_body"] === null ? null : String(r["response_body"]),

@@ -184,6 +184,7 @@ function toRow(r: RequestRecord, redact: (text: string) => string): LogRow {
     cacheStatus: r.cacheStatus,
     savedUsd: r.savedUsd,
     keyName: r.keyName,
+    targets: r.tried,
     attempts: r.attempts,
     requestBody: r.bodies ? redact(JSON.stringify(r.bodies.request)) : null,
     responseBody: r.bodies && r.bodies.response !== null ? redact(JSON.stringify(r.bodies.response)) : null,

@@ -91,6 +91,16 @@ function Detail({ entry: e, onClose }: { entry: RequestLogEntry; onClose: () => 
     ["Cost", usd(e.costUsd)], ["Saved by cache", usd(e.savedUsd)], ["Latency", ms(e.latencyMs)],
     ["First chunk", e.firstChunkMs === undefined ? "" : ms(e.firstChunkMs)], ["Cache", e.cacheStatus], ["Attempts", String(e.attempts)],
   ];
+  // The row as listed has no bodies; fetch this one with them (and the targets it tried). Naming its
+  // team or customer keeps the call within a scoped admin's reach.
+  const full = useLoad(async () => {
+    const res = await api.logs.searchRequests({
+      filter: { requestId: e.requestId, key: e.key, team: e.team, customer: e.team === "" ? e.customer : "", startTimeMs: e.timeMs, endTimeMs: e.timeMs + 1n },
+      includeBodies: true,
+      pageSize: 10,
+    });
+    return res.entries[0];
+  }, [e.requestId, e.timeMs]);
   const panel = useRef<HTMLElement>(null);
   useEffect(() => panel.current?.focus(), [e.requestId]);
   return (
@@ -104,6 +114,26 @@ function Detail({ entry: e, onClose }: { entry: RequestLogEntry; onClose: () => 
           <div key={k}><dt>{k}</dt><dd>{v}</dd></div>
         ))}
       </dl>
+      <ErrorBox error={full.error} />
+      {full.data !== undefined && (
+        <>
+          <h3>Targets tried</h3>
+          <ol data-testid="request-targets">{full.data.targets.map((t, i) => <li key={i}>{t}</li>)}</ol>
+          <h3>Request body</h3>
+          {full.data.requestBody === "" ? <p class="muted">Not stored (request bodies are logged only with requestLog.bodies on).</p> : <pre class="body" data-testid="request-body">{pretty(full.data.requestBody)}</pre>}
+          <h3>Response body</h3>
+          {full.data.responseBody === "" ? <p class="muted">Not stored.</p> : <pre class="body" data-testid="response-body">{pretty(full.data.responseBody)}</pre>}
+        </>
+      )}
     </section>
   );
+}
+
+/** Stored bodies are redacted JSON: indent them for reading. */
+function pretty(json: string): string {
+  try {
+    return JSON.stringify(JSON.parse(json), null, 2);
+  } catch {
+    return json;
+  }
 }
