@@ -58,7 +58,8 @@ export function createRequestLog(options: RequestLogOptions): RequestLog {
     maxRows: options.maxRows ?? 2_000_000,
     retentionEveryMs: 5 * 60_000,
   };
-  const worker = new Worker(new URL("./request-log-worker.ts", import.meta.url), { workerData: workerConfig });
+  // The worker's file has this module's own extension: .ts from source, .js once compiled.
+  const worker = new Worker(new URL(`./request-log-worker${import.meta.url.slice(import.meta.url.lastIndexOf("."))}`, import.meta.url), { workerData: workerConfig });
   worker.unref();
   let queue: LogRow[] = [];
   let droppedCount = 0;
