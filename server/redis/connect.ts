@@ -1,4 +1,4 @@
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 
 /**
  * A Redis connection as every shared store here wants it: calls fail fast
@@ -10,6 +10,8 @@ import { Redis } from "ioredis";
  * healthy() says whether the connection is up.
  */
 export async function connectRedis(url: string, commandTimeoutMs: number): Promise<Redis> {
+  // Loaded on first use: a gateway on embedded defaults never pays for ioredis at start.
+  const { Redis } = await import("ioredis");
   const redis = new Redis(url, {
     lazyConnect: true,
     commandTimeout: commandTimeoutMs,
