@@ -6,6 +6,7 @@ import { file_google_rpc_error_details } from "../gen/google/rpc/error_details_p
 import { file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.ts";
 import { file_switchyard_v1_budgets } from "../gen/switchyard/v1/budgets_pb.ts";
 import { file_switchyard_v1_chat } from "../gen/switchyard/v1/chat_pb.ts";
+import { file_switchyard_v1_config } from "../gen/switchyard/v1/config_pb.ts";
 import { file_switchyard_v1_embeddings } from "../gen/switchyard/v1/embeddings_pb.ts";
 import { file_switchyard_v1_keys } from "../gen/switchyard/v1/keys_pb.ts";
 import { file_switchyard_v1_logs } from "../gen/switchyard/v1/logs_pb.ts";
@@ -23,7 +24,8 @@ import { createMemoryCacheStore } from "./cache/store-memory.ts";
 import { createRedisCacheStore } from "./cache/store-redis.ts";
 import { createRedisSemanticFeed, type SemanticFeed } from "./cache/semantic-feed.ts";
 import type { CacheStore } from "./cache/types.ts";
-import { ConfigError } from "./config/load.ts";
+import { ConfigError, type LoadOptions } from "./config/load.ts";
+import { createConfigReloader, type ReloadResult } from "./config/reload.ts";
 import { createAdmin } from "./governance/admin.ts";
 import { createRedisResponseStore, createSqliteResponseStore } from "./responses/store.ts";
 import { createResponsesApi } from "./responses/service.ts";
@@ -46,6 +48,7 @@ import { createHealth } from "./rpc/health.ts";
 import { registerReflection } from "./rpc/reflection.ts";
 import { registerAdminServices } from "./rpc/admin.ts";
 import { registerCacheService } from "./rpc/cache.ts";
+import { registerConfigService } from "./rpc/config.ts";
 import { registerLogService } from "./rpc/logs.ts";
 import { registerProviderService } from "./rpc/providers.ts";
 import { registerRoutingService } from "./rpc/routing.ts";
@@ -148,6 +151,7 @@ const REFLECTED_FILES: readonly DescFile[] = [
   file_switchyard_v1_auth,
   file_switchyard_v1_users,
   file_switchyard_v1_audit,
+  file_switchyard_v1_config,
   file_grpc_health_v1_health,
   file_google_rpc_error_details,
 ];
@@ -160,6 +164,12 @@ export interface GatewayOptions {
   onRecord?: (r: RequestRecord) => void;
   /** Overrides of the tracing configuration (tests shorten the export interval). */
   tracing?: Partial<TracingOptions>;
+  /**
+   * The file `config` was loaded from: it is re-read on ReloadConfig and
+   * `reloadConfig()` (SIGHUP), and, with `watch`, whenever it changes.
+   * `load` repeats what the first load was given (command-line overrides).
+   */
+  configFile?: { path: string; load?: Omit<LoadOptions, "file"> | undefined; watch?: boolean | undefined } | undefined;
 }
 
 export interface RunningGateway {
@@ -167,6 +177,8 @@ export interface RunningGateway {
   readonly port: number;
   /** No gateway, admin or virtual key exists: inference is served without one. */
   isOpen(): boolean;
+  /** Re-reads the configuration file now (SIGHUP); throws ConfigError when it is refused (the running one stays). */
+  reloadConfig(): Promise<ReloadResult>;
   /** Graceful stop: not ready, stop accepting, drain for up to the configured grace. */
   close(graceMs?: number): Promise<void>;
 }
@@ -235,12 +247,42 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     await Promise.allSettled([live.close(), governor.close(), cache.close(), requestLog?.close(), tracing.shutdown()]);
     throw err;
   }
+  // The configuration in effect, one snapshot replaced whole by a reload; its live fields go to their owners here.
+  const cacheCanEmbed = config.cache.semantic.embeddingModel !== undefined || live.current.providers.has("openai");
+  const reloader = createConfigReloader({
+    initial: config,
+    file: options.configFile?.path,
+    load: options.configFile?.load,
+    logger,
+    apply(next) {
+      const m = next.cache.mode;
+      if ((m === "semantic" || m === "both") && !cacheCanEmbed) {
+        throw new ConfigError(`invalid configuration: cache.mode: '${m}' needs an embedding model (cache.semantic.embeddingModel), and setting one takes a restart`);
+      }
+      // Routing first: it is the part that can still refuse.
+      live.replaceConfig(next);
+      governor.setStaticKeys(next.auth.keys);
+      cache.setDefaults({ mode: m, ttlSeconds: next.cache.ttlSeconds, threshold: next.cache.semantic.threshold });
+    },
+    audit: (e) => adminPlane.audit.record({
+      actorId: "system",
+      actorLabel: e.trigger === "signal" ? "system (SIGHUP)" : "system (config file changed)",
+      action: "config.reload",
+      target: `config:${e.file}`,
+      before: e.before,
+      after: e.after,
+      outcome: e.outcome,
+    }),
+  });
   metrics.addGauge("switchyard_governance_store_up", "1 when the governance store (embedded, or Redis) answers; 0 while governed requests are refused.", () => (store.healthy() ? 1 : 0));
   metrics.addCounter("switchyard_governance_settle_failures_total", "Spend records given up on after retries (the store was unreachable).", () => governor.settleFailures());
   const pipeline = createPipeline({
     plan: (input) => live.current.plan(input),
     health: routingHealth,
-    retry: config.routing,
+    // Each request reads the live configuration's retry settings once.
+    get retry() {
+      return reloader.current.config.routing;
+    },
     catalog: live.catalog,
     observer: composeObservers(metrics, logger, requestLog, options.onRecord),
     tracing,
@@ -298,6 +340,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       registerAdminServices(router, admin, o);
       registerCacheService(router, cache.admin, o);
       registerProviderService(router, providerAdmin, o);
+      registerConfigService(router, reloader, o);
       adminPlane.register(router);
       health.register(router);
       registerReflection(router, REFLECTED_FILES);
@@ -321,6 +364,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     handler(req, res);
   }, { host: config.server.host, port: config.server.port });
   live.start();
+  if (options.configFile?.watch === true) reloader.watch();
   const host = server.host.includes(":") ? `[${server.host}]` : server.host;
   let closing: Promise<void> | undefined;
 
@@ -328,10 +372,12 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     url: `http://${host}:${server.port}`,
     port: server.port,
     isOpen: () => governor.isOpen(),
+    reloadConfig: () => reloader.reload("signal"),
     close(graceMs = config.server.shutdownGraceMs) {
       // Idempotent: a second call (a second signal, a test's cleanup) waits for the first.
       closing ??= (async () => {
         ready = false;
+        reloader.close();
         health.setStatus("", "NOT_SERVING");
         await server.close(graceMs);
         shutdown.abort();

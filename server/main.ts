@@ -23,6 +23,8 @@ Without --config, providers come from the environment (several keys: comma-separ
   OLLAMA_BASE_URL, VLLM_BASE_URL
 Data directory (request log): SWITCHYARD_DATA_DIR (default .data)
 Traces: OTEL_EXPORTER_OTLP_ENDPOINT (OTLP/HTTP); none when unset
+The --config file is re-read when it changes and on SIGHUP; settings that need a
+restart (server, dataDir, stores, tracing, admin) are reported and keep their values.
 Admin key: SWITCHYARD_ADMIN_KEY (admin services: virtual keys, budgets, teams).
 Shared governance state for several instances: SWITCHYARD_REDIS_URL.
 Gateway keys: SWITCHYARD_API_KEYS (comma-separated, ungoverned). With no key of
@@ -49,7 +51,8 @@ async function main(): Promise<void> {
     port = Number(values.port);
     if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new ConfigError(`--port: '${values.port}' is not a port number`);
   }
-  const config = await loadConfig({ file: values.config, host: values.host, port, logLevel: values["log-level"] });
+  const overrides = { host: values.host, port, logLevel: values["log-level"] };
+  const config = await loadConfig({ file: values.config, ...overrides });
   checkExposure(config);
   const logger = createLogger(config.logLevel);
   if (config.providers.length === 0) {
@@ -58,7 +61,9 @@ async function main(): Promise<void> {
     });
   }
 
-  const gateway = await startGateway(config, { logger });
+  // The file is watched and re-read on change and on SIGHUP, with the same command-line overrides.
+  const configFile = values.config === undefined ? undefined : { path: values.config, load: overrides, watch: true };
+  const gateway = await startGateway(config, { logger, configFile });
   if (gateway.isOpen()) {
     logger.warn("no keys exist (no virtual key, no SWITCHYARD_ADMIN_KEY, no SWITCHYARD_API_KEYS): inference is served without a key to anyone who can reach this address; it is refused without one as soon as any key exists", { host: config.server.host });
   }
@@ -82,6 +87,11 @@ async function main(): Promise<void> {
     );
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
+  // A refused reload is logged (with the bad field) by the gateway; the running configuration stays.
+  process.on("SIGHUP", () => {
+    if (configFile === undefined) logger.warn("SIGHUP: nothing to reload (no --config file)");
+    else gateway.reloadConfig().catch(() => {});
+  });
   process.on("SIGINT", () => stop("SIGINT"));
 }
 

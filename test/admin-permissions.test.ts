@@ -13,6 +13,8 @@
  * - people, the audit log, the cache's global stats and where traffic goes
  *   (providers, aliases, routes) are global; provider health and the
  *   routing table are readable with any grant that reads routing;
+ * - the live configuration is read by those who may change providers and
+ *   reloaded by owners only;
  * - an admin API key holds at most its creator's grants.
  */
 import type { DescMessage, DescMethod, DescMethodServerStreaming, DescMethodUnary, MessageInitShape } from "@bufbuild/protobuf";
@@ -22,6 +24,7 @@ import { AuditService } from "../gen/switchyard/v1/audit_pb.ts";
 import { AuthService } from "../gen/switchyard/v1/auth_pb.ts";
 import { BudgetService, Period } from "../gen/switchyard/v1/budgets_pb.ts";
 import { CacheService } from "../gen/switchyard/v1/cache_pb.ts";
+import { ConfigService } from "../gen/switchyard/v1/config_pb.ts";
 import { KeyService } from "../gen/switchyard/v1/keys_pb.ts";
 import { AggregateRequestsRequest_GroupBy, LogService } from "../gen/switchyard/v1/logs_pb.ts";
 import { OrgService } from "../gen/switchyard/v1/org_pb.ts";
@@ -41,12 +44,15 @@ const ADMIN = "sy-admin-permissions-test-key-0123456789";
 
 type Perm =
   | "org.read" | "org.write" | "keys.read" | "keys.write" | "budgets.read" | "budgets.write"
-  | "logs.read" | "routing.read" | "cache.read" | "cache.purge" | "users.read" | "users.write" | "audit.read" | "providers.write";
+  | "logs.read" | "routing.read" | "cache.read" | "cache.purge" | "users.read" | "users.write" | "audit.read" | "providers.write"
+  | "config.write";
 
 const VIEWS: Perm[] = ["org.read", "keys.read", "budgets.read", "logs.read", "routing.read", "cache.read"];
 const EDITS: Perm[] = [...VIEWS, "keys.write", "budgets.write", "cache.purge"];
 const ADMINS: Perm[] = [...EDITS, "org.write", "users.read", "users.write", "audit.read", "providers.write"];
-const PERMS: Record<Role, ReadonlySet<Perm>> = { viewer: new Set(VIEWS), editor: new Set(EDITS), admin: new Set(ADMINS), owner: new Set(ADMINS) };
+// Only owners re-read the configuration file.
+const OWNS: Perm[] = [...ADMINS, "config.write"];
+const PERMS: Record<Role, ReadonlySet<Perm>> = { viewer: new Set(VIEWS), editor: new Set(EDITS), admin: new Set(ADMINS), owner: new Set(OWNS) };
 const RANK: Record<Role, number> = { viewer: 0, editor: 1, admin: 2, owner: 3 };
 
 /** The fixture world: which customer each team sits in. Throwaway teams are added as they are made. */
@@ -431,6 +437,10 @@ function otherCases(): MethodCase[] {
         },
       },
     ]),
+    // The configuration shows how everything is set up: those who may change providers read it; owners reload it.
+    // This gateway has no file, so an authorized reload is refused by the handler with FailedPrecondition.
+    on(ConfigService.method.getConfig, false, [fixed("the configuration", need("providers.write", G), () => ({}))]),
+    on(ConfigService.method.reloadConfig, true, [fixed("the file", need("config.write", G), () => ({}), Code.FailedPrecondition)]),
     on(AuditService.method.listAuditEvents, false, [fixed("the log", need("audit.read", G), () => ({ pageSize: 1 }))]),
     on(AuditService.method.verifyAudit, false, [fixed("the log", need("audit.read", G), () => ({}))]),
     on(AuditService.method.exportAudit, false, [fixed("the log", need("audit.read", G), () => ({ startTimeMs: BigInt(Date.now() - 1000) }))]),

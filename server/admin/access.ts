@@ -19,6 +19,7 @@ import { AuditService } from "../../gen/switchyard/v1/audit_pb.ts";
 import { AuthService } from "../../gen/switchyard/v1/auth_pb.ts";
 import { BudgetService, Period as PeriodEnum, type Budget as BudgetMessage, type Limits as LimitsMessage } from "../../gen/switchyard/v1/budgets_pb.ts";
 import { CacheService } from "../../gen/switchyard/v1/cache_pb.ts";
+import { ConfigService } from "../../gen/switchyard/v1/config_pb.ts";
 import { KeyService } from "../../gen/switchyard/v1/keys_pb.ts";
 import { LogService, type LogFilter } from "../../gen/switchyard/v1/logs_pb.ts";
 import { OrgService } from "../../gen/switchyard/v1/org_pb.ts";
@@ -283,6 +284,11 @@ rule(ProviderService.method.deleteAlias, { permission: "providers.write", places
 rule(ProviderService.method.setRoute, { permission: "providers.write", places: GLOBAL, audit: { action: "route.set", target: (m) => `route:${m.name}` } });
 rule(ProviderService.method.deleteRoute, { permission: "providers.write", places: GLOBAL, audit: { action: "route.delete", target: (m) => `route:${m.name}` } });
 
+// The configuration shows where traffic goes and how the gateway is set up (secrets redacted):
+// readable by those who may change providers; re-reading the file is the owner's.
+rule(ConfigService.method.getConfig, { permission: "providers.write", places: GLOBAL });
+rule(ConfigService.method.reloadConfig, { permission: "config.write", places: GLOBAL, audit: { action: "config.reload", target: () => "config" } });
+
 rule(UserService.method.createUser, { permission: "users.write", places: GLOBAL, audit: { action: "user.create", target: outId("user", "user") } });
 rule(UserService.method.getUser, { permission: "users.read", places: GLOBAL });
 rule(UserService.method.listUsers, { permission: "users.read", places: GLOBAL });
@@ -307,7 +313,7 @@ export function isPublicMethod(name: string): boolean {
 const CSRF_EXEMPT = new Set(["switchyard.v1.AuthService/WhoAmI", "switchyard.v1.AuthService/GetAuthConfig", "switchyard.v1.AuthService/Login"]);
 
 /** The services the table governs (registered with the interceptor). */
-export const ADMIN_SERVICES = [AuthService, KeyService, BudgetService, OrgService, CacheService, LogService, RoutingService, ProviderService, UserService, AuditService] as const;
+export const ADMIN_SERVICES = [AuthService, KeyService, BudgetService, OrgService, CacheService, LogService, RoutingService, ProviderService, ConfigService, UserService, AuditService] as const;
 
 function denied(message: string): ConnectError {
   return new ConnectError(message, Code.PermissionDenied);

@@ -75,7 +75,16 @@ export interface ResponseCache {
   /** Indexes a prompt vector another instance stored (its entry is in the shared store). */
   remember(r: SemanticRecord): void;
   readonly admin: CacheAdmin;
+  /** Replaces the configured defaults (a reloaded configuration); keys, teams and customers still override them. */
+  setDefaults(d: CacheDefaults): void;
   close(): Promise<void>;
+}
+
+/** The configuration's cache settings that can change while running. */
+export interface CacheDefaults {
+  mode: CacheMode;
+  ttlSeconds: number;
+  threshold: number;
 }
 
 /**
@@ -92,10 +101,13 @@ export function createResponseCache(o: CacheOptions): ResponseCache {
   /** Every semantic entry in insertion order, to keep the total bounded: entry key -> partition. */
   const semanticEntries = new Map<string, string>();
 
+  let defaults: CacheDefaults = { mode: o.mode, ttlSeconds: o.ttlSeconds, threshold: o.semantic.threshold };
+
   function policy(p: Principal): Required<Pick<CachePolicy, "mode">> & CachePolicy {
-    let mode: CacheMode = o.mode;
-    let ttlSeconds: number | undefined = o.ttlSeconds;
-    let threshold: number | undefined = o.semantic.threshold;
+    const d = defaults;
+    let mode: CacheMode = d.mode;
+    let ttlSeconds: number | undefined = d.ttlSeconds;
+    let threshold: number | undefined = d.threshold;
     // The most specific level wins, field by field: customer, then team, then key.
     for (const level of [p.customer?.cache, p.team?.cache, p.key?.cache]) {
       if (level === undefined) continue;
@@ -180,8 +192,8 @@ export function createResponseCache(o: CacheOptions): ResponseCache {
       }
       const now = Date.now();
       const scope = scopeOf(principal);
-      const ttlSeconds = Math.min(pol.ttlSeconds ?? o.ttlSeconds, d?.ttlSeconds ?? Infinity);
-      const threshold = Math.max(pol.threshold ?? o.semantic.threshold, d?.threshold ?? 0);
+      const ttlSeconds = Math.min(pol.ttlSeconds ?? defaults.ttlSeconds, d?.ttlSeconds ?? Infinity);
+      const threshold = Math.max(pol.threshold ?? defaults.threshold, d?.threshold ?? 0);
       const key = exactKey(scope, endpoint, target, req);
       const labels: EntryLabels = {
         scope,
@@ -274,6 +286,9 @@ export function createResponseCache(o: CacheOptions): ResponseCache {
       },
     },
 
+    setDefaults(next) {
+      defaults = { ...next };
+    },
     close: () => store.close(),
   };
 }

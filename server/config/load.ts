@@ -301,7 +301,8 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   return issue.message;
 }
 
-function deepFreeze<T>(value: T): T {
+/** Freezes a value and everything in it (configuration snapshots are immutable). */
+export function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === "object") {
     for (const v of Object.values(value)) deepFreeze(v);
     Object.freeze(value);

@@ -96,6 +96,8 @@ export interface Governor {
   allowsModel(principal: Principal, providerId: string, model: string, listedAs: string): boolean;
   /** No keys of any kind exist: local traffic is served without one. */
   isOpen(): boolean;
+  /** Replaces the static gateway keys (auth.keys) at once: a reloaded configuration. */
+  setStaticKeys(keys: readonly string[]): void;
   /** Drops cached keys and entities (an admin write on this instance). */
   invalidate(): void;
   /** Settles that failed and were given up on (spend not recorded), for /metrics. */
@@ -124,11 +126,15 @@ type Cached = Principal | null | Promise<Principal | null>;
 export async function createGovernor(o: GovernorOptions): Promise<Governor> {
   const { store, pricing, logger } = o;
   const adminHash = o.adminKey === undefined ? undefined : sha256(o.adminKey);
-  const staticByHash = new Map<string, Principal>();
-  for (const k of o.staticKeys) {
-    const h = sha256(k);
-    staticByHash.set(h, Object.freeze({ id: `key:${h.slice(0, 8)}`, kind: "gateway" }));
-  }
+  const staticMap = (keys: readonly string[]): Map<string, Principal> => {
+    const out = new Map<string, Principal>();
+    for (const k of keys) {
+      const h = sha256(k);
+      out.set(h, Object.freeze({ id: `key:${h.slice(0, 8)}`, kind: "gateway" }));
+    }
+    return out;
+  };
+  let staticByHash = staticMap(o.staticKeys);
   const cache = new Map<string, Cached>();
   // A store that cannot be reached at start (Redis down) must not stop the gateway: it starts locked
   // (as if keys existed) and the version poll picks the real state up once the store answers.
@@ -359,6 +365,9 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
     authorize,
     reserve,
     isOpen,
+    setStaticKeys(keys) {
+      staticByHash = staticMap(keys);
+    },
     invalidate() {
       cache.clear();
       void store.keyCount().then((n) => (keysExist = n > 0), () => undefined);

@@ -134,7 +134,8 @@ export interface PipelineDeps {
   /** The ordered targets for a request (routes, fallbacks). */
   plan: (input: PlanInput) => Target[];
   health: HealthRegistry;
-  retry: RetryPolicy;
+  /** Read once per request as it starts its attempts: may be a getter returning the live configuration's. */
+  readonly retry: RetryPolicy;
   catalog: ModelCatalog;
   observer: PipelineObserver;
   tracing: Tracing;
@@ -169,7 +170,14 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   const { catalog, observer, tracing, logger, health } = deps;
   const capture = deps.captureBodies === true;
   const { governor, cache } = deps;
-  const invokeDeps: InvokeDeps = { health, retry: deps.retry, tracingEnabled: tracing.enabled };
+  // `retry` is read when each request starts invoking (deps.retry may be a getter over the live configuration).
+  const invokeDeps: InvokeDeps = {
+    health,
+    get retry() {
+      return deps.retry;
+    },
+    tracingEnabled: tracing.enabled,
+  };
 
   function begin(entry: Entry, op: Operation, asked: string): Run {
     observer.started(op);

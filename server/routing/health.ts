@@ -101,12 +101,19 @@ export function createHealthRegistry(breaker: BreakerOptions, balance: "round-ro
   const keys = new Map<string, { states: KeyState[]; next: number }>();
   const idOf = (t: Target): string => `${t.provider.id}/${t.model}`;
 
+  const newKey = (): KeyState => ({ breaker: new CircuitBreaker(breaker), inFlight: 0, coolUntil: 0 });
+  /**
+   * Key states by provider id. A provider replaced with more keys (a reloaded
+   * file, UpdateProvider) gets states for the new ones; states are never
+   * dropped, so calls still running on the old provider keep theirs, and
+   * keys are picked among the first `keyCount` only.
+   */
   const keysOf = (p: Provider) => {
     let k = keys.get(p.id);
     if (k === undefined) {
-      const states = Array.from({ length: p.keyCount }, () => ({ breaker: new CircuitBreaker(breaker), inFlight: 0, coolUntil: 0 }));
-      keys.set(p.id, (k = { states, next: 0 }));
+      keys.set(p.id, (k = { states: Array.from({ length: p.keyCount }, newKey), next: 0 }));
     }
+    while (k.states.length < p.keyCount) k.states.push(newKey());
     return k;
   };
 
@@ -119,10 +126,11 @@ export function createHealthRegistry(breaker: BreakerOptions, balance: "round-ro
       if (p.keyCount === 0) return undefined;
       const k = keysOf(p);
       const now = Date.now();
+      const n = p.keyCount;
       let best: number | null = null;
-      for (let i = 0; i < k.states.length; i++) {
+      for (let i = 0; i < n; i++) {
         // Round-robin starts from a moving offset; least-busy takes the fewest in flight.
-        const idx = (k.next + i) % k.states.length;
+        const idx = (k.next + i) % n;
         const s = k.states[idx]!;
         if (s.coolUntil > now || !s.breaker.allows(now)) continue;
         if (best === null) {
@@ -132,11 +140,11 @@ export function createHealthRegistry(breaker: BreakerOptions, balance: "round-ro
           best = idx;
         }
       }
-      k.next = (k.next + 1) % k.states.length;
+      k.next = (k.next + 1) % n;
       if (best !== null) return best;
       // Every usable key is rate-limited: rather than refuse locally, use the one that cools first
       // (the provider then answers for itself). Keys with an open circuit stay out.
-      for (let i = 0; i < k.states.length; i++) {
+      for (let i = 0; i < n; i++) {
         const s = k.states[i]!;
         if (!s.breaker.allows(now)) continue;
         if (best === null || s.coolUntil < k.states[best]!.coolUntil) best = i;
@@ -202,7 +210,7 @@ export function createHealthRegistry(breaker: BreakerOptions, balance: "round-ro
     hasFreeKey(p) {
       if (p.keyCount < 2) return false;
       const now = Date.now();
-      return keysOf(p).states.some((s) => s.coolUntil <= now && s.breaker.allows(now));
+      return keysOf(p).states.slice(0, p.keyCount).some((s) => s.coolUntil <= now && s.breaker.allows(now));
     },
 
     retryInMs(list) {

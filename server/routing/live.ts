@@ -14,7 +14,8 @@ import { createResolver, type Target } from "./resolve.ts";
 /**
  * Live routing: the providers, aliases and routes requests are sent by, as
  * ONE immutable snapshot that is replaced whole. The configuration's part
- * never changes; the admin part (ProviderService) does. A change is built
+ * changes when the file is reloaded, the admin part through ProviderService;
+ * each leaves the other as it is. A change is built
  * and validated completely before it is swapped in with one assignment; a
  * bad change is refused with the reason and the old snapshot keeps serving.
  * A request plans once, so it keeps the snapshot it started with: its
@@ -59,6 +60,12 @@ export interface LiveRouting {
    * validation and before the swap, and a throw from it also changes nothing.
    */
   apply(admin: AdminRouting, persist?: () => void): RoutingSnapshot;
+  /**
+   * Replaces the configuration's part (a reloaded file), keeping the admin
+   * part. Throws invalid_request when the result would not route or a name
+   * is also an admin one (nothing changes then).
+   */
+  replaceConfig(config: LiveRoutingOptions["config"]): RoutingSnapshot;
   /** Starts model discovery and (when configured) health probes. */
   start(): void;
   /** Stops discovery and probes, and closes every provider (graceful). */
@@ -120,16 +127,18 @@ export function createLiveRouting(o: LiveRoutingOptions): LiveRouting {
     return { providers, sources, aliases, routes, resolve, plan: createPlanner(routes, resolve, inFlight), catalog };
   }
 
-  const configEntries = new Map<string, Entry>();
-  for (const p of o.config.providers) configEntries.set(p.id, entry(p, "config"));
+  let cfg = o.config;
+  let configEntries = new Map<string, Entry>();
+  for (const p of cfg.providers) configEntries.set(p.id, entry(p, "config"));
   let entries: ReadonlyMap<string, Entry> = configEntries;
-  let current = snapshot(entries, { ...o.config.aliases }, { ...o.config.routes });
-  checkRoutes(o.config.routes, current.resolve);
+  let adminPart: AdminRouting = { providers: [], aliases: {}, routes: {} };
+  let current = snapshot(entries, { ...cfg.aliases }, { ...cfg.routes });
+  checkRoutes(cfg.routes, current.resolve);
   for (const e of entries.values()) providerTypes.set(e.id, e.type);
 
   function restartProbes(): void {
     stopProbes();
-    const ms = o.config.routing.healthCheckIntervalMs;
+    const ms = cfg.routing.healthCheckIntervalMs;
     stopProbes = ms > 0 ? startProbes(current.providers.values(), o.health, ms) : () => {};
   }
 
@@ -141,6 +150,43 @@ export function createLiveRouting(o: LiveRoutingOptions): LiveRouting {
     }, retireAfterMs);
     timer.unref();
     retiring.set(e, timer);
+  }
+
+  /** The entry for a provider: the running one when its settings and source are unchanged, else a new one. */
+  function reuse(c: ProviderConfig, source: "config" | "admin", created: Entry[]): Entry {
+    const old = entries.get(c.id);
+    if (old !== undefined && old.source === source && old.fingerprint === JSON.stringify(c)) return old;
+    const e = entry(c, source);
+    created.push(e);
+    return e;
+  }
+
+  /**
+   * Validates a candidate and swaps it in; `persist` runs between the two.
+   * On any throw, the providers made for the candidate are closed and nothing changes.
+   */
+  function commit(next: Map<string, Entry>, created: Entry[], build: () => { aliases: Record<string, string>; routes: Record<string, Route> }, persist: (() => void) | undefined, done: () => void): RoutingSnapshot {
+    try {
+      const { aliases, routes } = build();
+      const candidate = snapshot(next, aliases, routes);
+      validate(candidate);
+      persist?.();
+      // The swap: one assignment. Everything below only tidies up.
+      const before = entries;
+      entries = next;
+      current = candidate;
+      done();
+      for (const e of next.values()) providerTypes.set(e.id, e.type);
+      for (const e of before.values()) if (next.get(e.id) !== e) retire(e);
+      if (started) {
+        for (const e of created) e.catalog.start();
+        restartProbes();
+      }
+      return candidate;
+    } catch (err) {
+      for (const e of created) void e.provider.close().catch(() => {});
+      throw err;
+    }
   }
 
   return {
@@ -161,36 +207,38 @@ export function createLiveRouting(o: LiveRoutingOptions): LiveRouting {
         for (const c of admin.providers) {
           if (configEntries.has(c.id)) throw invalid(`provider '${c.id}' is defined in the configuration file`, "id");
           if (next.has(c.id)) throw invalid(`provider '${c.id}' is given twice`, "id");
-          const old = entries.get(c.id);
-          const fingerprint = JSON.stringify(c);
-          if (old !== undefined && old.source === "admin" && old.fingerprint === fingerprint) {
-            next.set(c.id, old);
-          } else {
-            const e = entry(c, "admin");
-            created.push(e);
-            next.set(c.id, e);
-          }
+          next.set(c.id, reuse(c, "admin", created));
         }
-        const aliases = merge("alias", o.config.aliases, admin.aliases);
-        const routes = merge("route", o.config.routes, admin.routes);
-        const candidate = snapshot(next, aliases, routes);
-        validate(candidate);
-        persist?.();
-        // The swap: one assignment. Everything below only tidies up.
-        const before = entries;
-        entries = next;
-        current = candidate;
-        for (const e of next.values()) providerTypes.set(e.id, e.type);
-        for (const e of before.values()) if (next.get(e.id) !== e) retire(e);
-        if (started) {
-          for (const e of created) e.catalog.start();
-          restartProbes();
-        }
-        return candidate;
       } catch (err) {
         for (const e of created) void e.provider.close().catch(() => {});
         throw err;
       }
+      const build = () => ({ aliases: merge("alias", cfg.aliases, admin.aliases), routes: merge("route", cfg.routes, admin.routes) });
+      return commit(next, created, build, persist, () => {
+        adminPart = admin;
+      });
+    },
+    replaceConfig(config) {
+      const fromFile = new Map<string, Entry>();
+      const next = new Map<string, Entry>();
+      const created: Entry[] = [];
+      const adminIds = new Set(adminPart.providers.map((p) => p.id));
+      try {
+        for (const c of config.providers) {
+          if (adminIds.has(c.id)) throw invalid(`providers: '${c.id}' is also a provider made through ProviderService; delete one of the two`, "id");
+          fromFile.set(c.id, reuse(c, "config", created));
+        }
+        for (const [id, e] of fromFile) next.set(id, e);
+        for (const c of adminPart.providers) next.set(c.id, entries.get(c.id)!);
+      } catch (err) {
+        for (const e of created) void e.provider.close().catch(() => {});
+        throw err;
+      }
+      const build = () => ({ aliases: mergeFile("aliases", config.aliases, adminPart.aliases), routes: mergeFile("routes", config.routes, adminPart.routes) });
+      return commit(next, created, build, undefined, () => {
+        cfg = config;
+        configEntries = fromFile;
+      });
     },
     start() {
       started = true;
@@ -207,6 +255,16 @@ export function createLiveRouting(o: LiveRoutingOptions): LiveRouting {
       await Promise.all([...entries.values(), ...closing].map((e) => e.provider.close()));
     },
   };
+}
+
+/** A reloaded file's entries plus the admin ones; a name both define is refused (the admin one was made first). */
+function mergeFile<T>(what: string, fromFile: Readonly<Record<string, T>>, fromAdmin: Readonly<Record<string, T>>): Record<string, T> {
+  const out: Record<string, T> = { ...fromAdmin };
+  for (const [name, v] of Object.entries(fromFile)) {
+    if (Object.hasOwn(fromAdmin, name)) throw invalid(`${what}.${name}: also defined through ProviderService; delete one of the two`, "name");
+    out[name] = v;
+  }
+  return out;
 }
 
 /** The configuration's entries plus the admin ones; a name the configuration has is read-only. */

@@ -1,10 +1,11 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startGateway, type RunningGateway } from "../../server/app.ts";
-import { validateConfig } from "../../server/config/load.ts";
+import { startGateway, type GatewayOptions, type RunningGateway } from "../../server/app.ts";
+import { loadConfig, validateConfig } from "../../server/config/load.ts";
 import type { ConfigInput } from "../../server/config/schema.ts";
 import type { RequestRecord } from "../../server/pipeline/pipeline.ts";
+import type { Logger } from "../../server/telemetry/log.ts";
 
 export interface TestGateway extends RunningGateway {
   /** Every request the pipeline finished, in order. */
@@ -29,11 +30,27 @@ export async function startTestGateway(config: Partial<ConfigInput> = {}): Promi
     // single failure maps; the routing tests turn both on.
     routing: { retries: 0, ...config.routing, breaker: { minRequests: 1_000_000, ...config.routing?.breaker } },
   }, "test");
-  const gw = await startGateway(full, { onRecord: (r) => records.push(r) });
+  return wrap(full, {}, records);
+}
+
+/**
+ * Starts a gateway from a configuration file, as `--config FILE` does, and
+ * watches the file. The file sets everything itself (server.port 0, dataDir).
+ */
+export async function startFileGateway(file: string, options: { logger?: Logger; watch?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<TestGateway> {
+  // The test's own environment stays out (PORT, SWITCHYARD_* would override the file).
+  const env = options.env ?? {};
+  const config = await loadConfig({ file, env });
+  return wrap(config, { logger: options.logger, configFile: { path: file, load: { env }, watch: options.watch ?? true } }, []);
+}
+
+async function wrap(config: Parameters<typeof startGateway>[0], options: GatewayOptions, records: RequestRecord[]): Promise<TestGateway> {
+  const gw = await startGateway(config, { ...options, onRecord: (r) => records.push(r) });
   return {
     url: gw.url,
     port: gw.port,
     isOpen: () => gw.isOpen(),
+    reloadConfig: () => gw.reloadConfig(),
     close: (graceMs?: number) => gw.close(graceMs ?? 0),
     records,
     async waitForRecords(count, timeoutMs = 5000) {
