@@ -196,7 +196,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const resolve = (model: string): Target => live.current.resolve(model);
   const metrics = createMetrics();
   const t = config.tracing;
-  const tracing = createTracing({ endpoint: t.endpoint, tracesEndpoint: t.tracesEndpoint, serviceName: t.serviceName, headers: t.headers, ...options.tracing });
+  const tracing = await createTracing({ endpoint: t.endpoint, tracesEndpoint: t.tracesEndpoint, serviceName: t.serviceName, headers: t.headers, ...options.tracing });
   const rl = config.requestLog;
   const requestLog = rl.enabled
     ? createRequestLog({
