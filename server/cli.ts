@@ -1,20 +1,30 @@
 /**
- * The `switchyard` command: `start` (the default) runs the gateway; the
- * others work on the data directory of a gateway's configuration, so they run
- * beside a live gateway or without one.
+ * The `switchyard` command: `start` (the default) runs the gateway; `admin`
+ * and `audit` work on the data directory of a gateway's configuration, so
+ * they run beside a live gateway or without one; `config check` and `import`
+ * work on files; `keys` calls a running gateway's KeyService.
  *
  *   switchyard [start] [--config FILE] [--port N] …
  *   switchyard admin create-owner --email EMAIL [--name NAME] [--config FILE]
- *   switchyard audit verify [--config FILE]
- *   switchyard audit export [--config FILE]
+ *   switchyard audit verify|export [--config FILE]
+ *   switchyard config check FILE
+ *   switchyard import litellm CONFIG.yaml [--out FILE]
+ *   switchyard keys create|list|revoke [--url URL] [--admin-key KEY] …
  */
 import { readdirSync, readFileSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createAuditLog, GENESIS, verifyChain, type AuditEntry, type VerifyResult } from "./admin/audit.ts";
 import { hashPassword, passwordProblem } from "./admin/passwords.ts";
 import { newAdminId, normalEmail, openAdminStore } from "./admin/store.ts";
+import { checkExposure } from "./config/exposure.ts";
+import { formatConfig, formatReport, importLiteLLM, ImportInputError, readLiteLLMFile } from "./config/import-litellm.ts";
 import { ConfigError, loadConfig } from "./config/load.ts";
+import type { Config } from "./config/schema.ts";
+import { createProvider } from "./providers/registry.ts";
+import { checkRoutes } from "./routing/plan.ts";
+import { createResolver } from "./routing/resolve.ts";
 
 const HELP = `Usage: switchyard <command> [options]
 
@@ -28,12 +38,81 @@ Commands:
   audit verify              check the audit log's hash chain, archives included;
                             exits 1 and names the first bad entry when it was altered
   audit export              print every retained audit entry as JSON Lines
+  config check FILE         validate a configuration file as start would (see config --help)
+  import litellm FILE       convert a LiteLLM proxy config.yaml (see import --help)
+  keys create|list|revoke   manage virtual keys on a running gateway (see keys --help)
 
 Options for admin and audit:
   --config FILE             the gateway's configuration (for its data directory);
                             without it, SWITCHYARD_DATA_DIR or .data
   -h, --help                show this help
 `;
+
+const HELP_CONFIG = `Usage: switchyard config check FILE
+
+Loads FILE (.yaml, .yml or .json) exactly as \`switchyard start --config FILE\` would:
+\${NAME} references are expanded from the environment, SWITCHYARD_* and PORT/HOST
+overrides apply, every field is validated, and route targets, fallbacks, aliases
+and the semantic cache's embedding model must name configured providers.
+Prints "ok" and a summary, or every problem with its field path.
+
+Exit codes: 0 valid, 1 invalid (or unreadable), 2 usage error.
+Options:
+  -h, --help                show this help
+`;
+
+const HELP_IMPORT = `Usage: switchyard import litellm CONFIG.yaml [--out switchyard.yaml]
+
+Converts a LiteLLM proxy configuration into a Switchyard one: model_list
+deployments become providers (one per type and endpoint, several keys rotated),
+model names become aliases or weighted routes with fallbacks, and router,
+litellm and general settings map onto routing, cache, pricing and logLevel where
+Switchyard has an equivalent. os.environ/NAME becomes \${NAME}.
+
+Every setting that is not carried over is printed as
+  not carried over: <setting>: <why>
+followed by notes on changed behaviour and the environment variables to set.
+Without --out the configuration goes to standard output and the report to
+standard error. Check the result with: switchyard config check FILE
+
+Exit codes: 0 converted (possibly with warnings), 2 unreadable input or usage error.
+Options:
+  --out FILE                write the configuration to FILE (the report to standard output)
+  -h, --help                show this help
+`;
+
+const HELP_KEYS = `Usage: switchyard keys <create|list|revoke> [options]
+
+Manages virtual keys on a running gateway (KeyService over Connect JSON).
+
+  keys create --name NAME [--team ID] [--budget-usd N [--period P]] [--models M1,M2]
+                            prints the new key's secret, once
+  keys list [--team ID] [--all]
+                            a table of keys (never secrets); --all adds revoked keys
+  keys revoke ID            revoke a key for good
+
+Options:
+  --url URL                 the gateway (default http://127.0.0.1:8080, or SWITCHYARD_URL)
+  --admin-key KEY           the admin key, or an admin API key (sk-sya-…);
+                            default SWITCHYARD_ADMIN_KEY
+  --period P                minute, hour, day, week, month (default) or lifetime
+  --models LIST             allowed models, comma-separated ("gpt-4o", "openai/gpt-4o", "gpt-4o*")
+  -h, --help                show this help
+
+Exit codes: 0 done, 1 the gateway refused or could not be reached (its message is
+printed), 2 usage error.
+`;
+
+/** A failure whose message is the whole story (no stack), with its exit code. */
+class CommandError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode = 1) {
+    super(message);
+    this.exitCode = exitCode;
+  }
+}
+
+const print = (text: string): number => (process.stdout.write(text), 0);
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -133,9 +212,217 @@ async function audit(sub: string | undefined, args: string[]): Promise<number> {
   throw new ConfigError(`unknown command 'audit ${sub ?? ""}': verify or export`);
 }
 
+/** `config check FILE`: load and validate as start does; 0 valid, 1 invalid. */
+async function configCheck(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { help: { type: "boolean", short: "h" } } });
+  if (values.help) return print(HELP_CONFIG);
+  const file = positionals[0];
+  if (file === undefined || positionals.length > 1) throw new ConfigError("config check: name one file: switchyard config check FILE");
+  let config: Config;
+  try {
+    config = await loadConfig({ file });
+    checkExposure(config);
+    await checkRouting(config);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${err.message}\n`);
+    return 1;
+  }
+  const count = (n: number, one: string, many: string): string => `${n} ${n === 1 ? one : many}`;
+  const aliases = Object.keys(config.aliases).length;
+  const routes = Object.keys(config.routes).length;
+  return print(`ok: ${file}: ${count(config.providers.length, "provider", "providers")}, ${count(aliases, "alias", "aliases")}, ${count(routes, "route", "routes")}\n`);
+}
+
+/**
+ * What the gateway checks when it builds routing at start: route targets and
+ * fallbacks resolve to configured providers, and so does the semantic
+ * cache's embedding model. Providers are built (no connection is opened) and closed.
+ */
+async function checkRouting(config: Config): Promise<void> {
+  const providers = new Map(config.providers.map((p) => [p.id, createProvider(p)]));
+  try {
+    const resolve = createResolver(providers, config.aliases, { has: () => false });
+    checkRoutes(config.routes, resolve);
+    const { mode, semantic } = config.cache;
+    const embedding = semantic.embeddingModel ?? (providers.has("openai") ? "openai/text-embedding-3-small" : undefined);
+    if ((mode === "semantic" || mode === "both") && embedding === undefined) {
+      throw new ConfigError("invalid configuration: cache.semantic.embeddingModel: the semantic cache needs one of the gateway's embedding models (\"provider/model\")");
+    }
+    if (semantic.embeddingModel !== undefined) {
+      try {
+        resolve(semantic.embeddingModel);
+      } catch (err) {
+        throw new ConfigError(`invalid configuration: cache.semantic.embeddingModel: ${(err as Error).message}`);
+      }
+    }
+  } finally {
+    await Promise.all([...providers.values()].map((p) => p.close()));
+  }
+}
+
+/** `import litellm FILE [--out FILE]`: 0 converted (warnings allowed), 2 unreadable input. */
+async function importCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { out: { type: "string" }, help: { type: "boolean", short: "h" } } });
+  if (values.help) return print(HELP_IMPORT);
+  const file = positionals[0];
+  if (file === undefined || positionals.length > 1) throw new ConfigError("import litellm: name one LiteLLM config file: switchyard import litellm CONFIG.yaml [--out FILE]");
+  let input: Record<string, unknown>;
+  try {
+    input = await readLiteLLMFile(file);
+  } catch (err) {
+    if (err instanceof ImportInputError) throw new CommandError(err.message, 2);
+    throw err;
+  }
+  const result = importLiteLLM(input);
+  const text = formatConfig(result, file);
+  const report = formatReport(result.report);
+  if (values.out === undefined) {
+    process.stdout.write(text);
+    process.stderr.write(report);
+    return 0;
+  }
+  try {
+    await writeFile(values.out, text);
+  } catch (err) {
+    throw new CommandError(`cannot write ${values.out}: ${(err as Error).message}`);
+  }
+  const c = result.config;
+  const size = (k: string): number => (Array.isArray(c[k]) ? (c[k] as unknown[]).length : Object.keys((c[k] as object | undefined) ?? {}).length);
+  process.stdout.write(report);
+  return print(`wrote ${values.out}: ${size("providers")} providers, ${size("aliases")} aliases, ${size("routes")} routes, ${result.report.notCarried.length} settings not carried over; check it with: switchyard config check ${values.out}\n`);
+}
+
+const PERIODS: Record<string, string> = { minute: "PERIOD_MINUTE", hour: "PERIOD_HOUR", day: "PERIOD_DAY", week: "PERIOD_WEEK", month: "PERIOD_MONTH", lifetime: "PERIOD_NONE" };
+
+/** A virtual key as KeyService's JSON shows it (fields at their defaults are left out). */
+interface KeyJson {
+  id: string;
+  name: string;
+  hint?: string;
+  teamId?: string;
+  allowedModels?: string[];
+  budget?: { limitUsd?: number; period?: string };
+  enabled?: boolean;
+  revokedAt?: string;
+  expiresAt?: string;
+  createdAt?: string;
+}
+
+/** `keys create|list|revoke` against a running gateway; 1 when it refuses or cannot be reached. */
+async function keysCommand(sub: string, args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      url: { type: "string" }, "admin-key": { type: "string" }, name: { type: "string" }, team: { type: "string" },
+      "budget-usd": { type: "string" }, period: { type: "string" }, models: { type: "string" }, all: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return print(HELP_KEYS);
+  if (!["create", "list", "revoke"].includes(sub)) throw new ConfigError(`unknown command 'keys ${sub}': create, list or revoke`);
+  const url = (values.url ?? process.env["SWITCHYARD_URL"] ?? "http://127.0.0.1:8080").replace(/\/+$/, "");
+  const adminKey = values["admin-key"] ?? process.env["SWITCHYARD_ADMIN_KEY"];
+  if (adminKey === undefined || adminKey === "") throw new CommandError("keys: no admin credential: pass --admin-key or set SWITCHYARD_ADMIN_KEY (the admin key, or an admin API key sk-sya-…)");
+  const call = <T>(method: string, body: object): Promise<T> => keyService<T>(url, adminKey, method, body);
+
+  if (sub === "create") {
+    const name = values.name ?? positionals[0];
+    if (name === undefined) throw new ConfigError("keys create: --name is required");
+    const body: Record<string, unknown> = { name };
+    if (values.team !== undefined) body["teamId"] = values.team;
+    if (values.models !== undefined) body["allowedModels"] = values.models.split(",").map((m) => m.trim()).filter((m) => m !== "");
+    if (values["budget-usd"] !== undefined) {
+      const limitUsd = Number(values["budget-usd"]);
+      if (!Number.isFinite(limitUsd) || limitUsd < 0) throw new ConfigError(`--budget-usd: '${values["budget-usd"]}' is not an amount in USD`);
+      const period = PERIODS[values.period ?? "month"];
+      if (period === undefined) throw new ConfigError(`--period: '${values.period}' must be one of ${Object.keys(PERIODS).join(", ")}`);
+      body["budget"] = { limitUsd, period };
+    } else if (values.period !== undefined) throw new ConfigError("--period goes with --budget-usd");
+    const r = await call<{ key: KeyJson; secret: string }>("CreateKey", body);
+    return print(`created ${r.key.id} (${r.key.name})\nsecret: ${r.secret}\nThe secret is shown only now; the gateway keeps only its hash.\n`);
+  }
+  if (sub === "revoke") {
+    const id = positionals[0];
+    if (id === undefined) throw new ConfigError("keys revoke: name the key: switchyard keys revoke ID");
+    const r = await call<{ key: KeyJson }>("RevokeKey", { id });
+    return print(`revoked ${r.key.id} (${r.key.name})\n`);
+  }
+  const keys: KeyJson[] = [];
+  let pageToken = "";
+  do {
+    const r = await call<{ keys?: KeyJson[]; nextPageToken?: string }>("ListKeys", { teamId: values.team ?? "", includeRevoked: values.all === true, pageSize: 1000, pageToken });
+    keys.push(...(r.keys ?? []));
+    pageToken = r.nextPageToken ?? "";
+  } while (pageToken !== "");
+  return print(keyTable(keys));
+}
+
+/** POST /switchyard.v1.KeyService/<method>; the server's own message on failure. */
+async function keyService<T>(url: string, adminKey: string, method: string, body: object): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(`${url}/switchyard.v1.KeyService/${method}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${adminKey}` },
+      body: JSON.stringify(body),
+    });
+  } catch (err) {
+    const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
+    throw new CommandError(`cannot reach the gateway at ${url}: ${cause}`);
+  }
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  if (!res.ok) {
+    const e = (json ?? {}) as { code?: string; message?: string };
+    throw new CommandError(`${method}: ${e.message ?? `HTTP ${res.status}`}${e.code ? ` (${e.code})` : ""}`);
+  }
+  return json as T;
+}
+
+function keyTable(keys: KeyJson[]): string {
+  if (keys.length === 0) return "no keys\n";
+  const now = Date.now();
+  const status = (k: KeyJson): string =>
+    k.revokedAt ? "revoked" : k.enabled === false ? "disabled" : k.expiresAt && Date.parse(k.expiresAt) <= now ? "expired" : "active";
+  const budget = (k: KeyJson): string => {
+    if (k.budget === undefined) return "-";
+    const period = (k.budget.period ?? "").replace(/^PERIOD_/, "").toLowerCase();
+    return `$${k.budget.limitUsd ?? 0}${period === "none" ? " lifetime" : period ? `/${period}` : ""}`;
+  };
+  const rows = [["ID", "NAME", "TEAM", "MODELS", "BUDGET", "STATUS", "HINT", "CREATED"]];
+  for (const k of keys) {
+    rows.push([k.id, k.name, k.teamId || "-", k.allowedModels?.join(",") || "any", budget(k), status(k), k.hint ?? "", (k.createdAt ?? "").slice(0, 10)]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).join("\n") + "\n";
+}
+
 async function run(argv: string[]): Promise<number> {
   const [cmd, sub, ...rest] = argv;
+  const wantsHelp = (s: string | undefined): boolean => s === "-h" || s === "--help" || s === undefined;
   if (cmd === "-h" || cmd === "--help" || cmd === "help") return void process.stdout.write(HELP), 0;
+  if (cmd === "config") {
+    if (wantsHelp(sub)) return print(HELP_CONFIG);
+    if (sub === "check") return configCheck(rest);
+    throw new ConfigError(`unknown command 'config ${sub ?? ""}': check`);
+  }
+  if (cmd === "import") {
+    if (wantsHelp(sub)) return print(HELP_IMPORT);
+    if (sub === "litellm") return importCommand(rest);
+    throw new ConfigError(`unknown command 'import ${sub ?? ""}': litellm`);
+  }
+  if (cmd === "keys") {
+    if (wantsHelp(sub)) return print(HELP_KEYS);
+    return keysCommand(sub!, rest);
+  }
+  if ((cmd === "admin" || cmd === "audit") && wantsHelp(sub)) return print(HELP);
   if (cmd === "admin") {
     if (sub === "create-owner") return createOwner(rest);
     throw new ConfigError(`unknown command 'admin ${sub ?? ""}': create-owner`);
@@ -152,7 +439,7 @@ run(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`switchyard: ${err instanceof ConfigError ? err.message : String(err)}\n`);
-    process.exitCode = 2;
+    process.stderr.write(`switchyard: ${err instanceof ConfigError || err instanceof CommandError ? err.message : String(err)}\n`);
+    process.exitCode = err instanceof CommandError ? err.exitCode : 2;
   },
 );
