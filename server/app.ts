@@ -25,6 +25,7 @@ import { createRedisCacheStore } from "./cache/store-redis.ts";
 import { createRedisSemanticFeed, type SemanticFeed } from "./cache/semantic-feed.ts";
 import type { CacheStore } from "./cache/types.ts";
 import { ConfigError, type LoadOptions } from "./config/load.ts";
+import { GatewayError } from "./errors/errors.ts";
 import { createConfigReloader, type ReloadResult } from "./config/reload.ts";
 import { createAdmin } from "./governance/admin.ts";
 import { createRedisResponseStore, createSqliteResponseStore } from "./responses/store.ts";
@@ -179,8 +180,16 @@ export interface RunningGateway {
   isOpen(): boolean;
   /** Re-reads the configuration file now (SIGHUP); throws ConfigError when it is refused (the running one stays). */
   reloadConfig(): Promise<ReloadResult>;
-  /** Graceful stop: not ready, stop accepting, drain for up to the configured grace. */
-  close(graceMs?: number): Promise<void>;
+  /**
+   * Graceful stop: /readyz answers 503 and gRPC health NOT_SERVING at once;
+   * after `drainDelayMs` (default 0; main.ts passes server.drainDelayMs) new
+   * connections are refused; in-flight requests and streams may finish until
+   * `graceMs` (default server.shutdownGraceMs) from the call; a stream still
+   * open then ends with an explicit error in its protocol (503/UNAVAILABLE
+   * "gateway shutting down"); then spend, the request log and the audit log
+   * are flushed and the stores closed.
+   */
+  close(graceMs?: number, options?: { drainDelayMs?: number }): Promise<void>;
 }
 
 /**
@@ -276,6 +285,9 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   });
   metrics.addGauge("switchyard_governance_store_up", "1 when the governance store (embedded, or Redis) answers; 0 while governed requests are refused.", () => (store.healthy() ? 1 : 0));
   metrics.addCounter("switchyard_governance_settle_failures_total", "Spend records given up on after retries (the store was unreachable).", () => governor.settleFailures());
+  // Two stages at the grace deadline: `deadline` ends the pipeline's streams with an error event
+  // in their own protocol; `shutdown` (connect's shutdownSignal) then aborts what is left of RPCs.
+  const deadline = new AbortController();
   const pipeline = createPipeline({
     plan: (input) => live.current.plan(input),
     health: routingHealth,
@@ -290,6 +302,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     logger,
     governor,
     cache,
+    shutdown: deadline.signal,
   });
   const authenticate = governor.authenticate;
   const health = createHealth();
@@ -373,13 +386,18 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     port: server.port,
     isOpen: () => governor.isOpen(),
     reloadConfig: () => reloader.reload("signal"),
-    close(graceMs = config.server.shutdownGraceMs) {
+    close(graceMs = config.server.shutdownGraceMs, o = {}) {
       // Idempotent: a second call (a second signal, a test's cleanup) waits for the first.
       closing ??= (async () => {
         ready = false;
         reloader.close();
         health.setStatus("", "NOT_SERVING");
-        await server.close(graceMs);
+        for (const s of SERVICES) health.setStatus(s, "NOT_SERVING");
+        await server.close(graceMs, {
+          drainDelayMs: o.drainDelayMs ?? 0,
+          onDeadline: () => deadline.abort(new GatewayError("unavailable", "gateway shutting down")),
+        });
+        deadline.abort();
         shutdown.abort();
         await live.close();
         await tracing.shutdown();

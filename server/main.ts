@@ -73,13 +73,27 @@ async function main(): Promise<void> {
     protocols: ["openai-rest", "connect", "grpc", "grpc-web"],
   });
 
+  // First signal: drain (readiness fails, then the port closes, then in-flight work finishes or
+  // gets an error event at the grace deadline, then spend and logs are flushed). A second forces exit.
   let stopping = false;
   const stop = (signal: string): void => {
-    if (stopping) return;
+    if (stopping) {
+      logger.warn("second signal: exiting without waiting for the drain", { signal });
+      process.exit(1);
+    }
     stopping = true;
-    logger.info("draining", { signal, graceMs: config.server.shutdownGraceMs });
-    gateway.close().then(
-      () => process.exit(0),
+    const { shutdownGraceMs: graceMs, drainDelayMs } = config.server;
+    logger.info("draining", { signal, graceMs, drainDelayMs });
+    // A backstop: a store that hangs while closing must not keep the process alive for ever.
+    setTimeout(() => {
+      logger.error("shutdown did not finish in time: exiting", { graceMs });
+      process.exit(1);
+    }, graceMs + 15_000).unref();
+    gateway.close(graceMs, { drainDelayMs }).then(
+      () => {
+        logger.info("stopped", { signal });
+        process.exit(0);
+      },
       (err: unknown) => {
         logger.error("shutdown failed", { error: err });
         process.exit(1);

@@ -50,7 +50,7 @@ describe("validateConfig", () => {
   it("fills every default from an empty object", () => {
     const c = validateConfig({});
     expect(c).toEqual({
-      server: { host: "127.0.0.1", port: 8080, maxBodyBytes: 8 * 1024 * 1024, shutdownGraceMs: 30_000 },
+      server: { host: "127.0.0.1", port: 8080, maxBodyBytes: 8 * 1024 * 1024, shutdownGraceMs: 30_000, drainDelayMs: 2_000 },
       auth: { keys: [], allowUnauthenticated: false },
       admin: { sessionHours: 12, sessionIdleMinutes: 120, secureCookies: false, auditRetentionDays: 365 },
       responses: { ttlDays: 30, scope: "customer" },
@@ -450,7 +450,7 @@ aliases:
   it("reads YAML, interpolates ${VAR} from the env option and fills defaults", async () => {
     const file = await write("good.yaml", yamlText);
     const c = await loadConfig({ file, env });
-    expect(c.server).toEqual({ host: "0.0.0.0", port: 9090, maxBodyBytes: 8 * 1024 * 1024, shutdownGraceMs: 30_000 });
+    expect(c.server).toEqual({ host: "0.0.0.0", port: 9090, maxBodyBytes: 8 * 1024 * 1024, shutdownGraceMs: 30_000, drainDelayMs: 2_000 });
     expect(c.auth).toEqual({ keys: ["gw-key-0123456789abcdef"], allowUnauthenticated: false });
     expect(c.providers).toHaveLength(2);
     expect(keysOf(c.providers[0])).toEqual(["sk-one", "sk-two"]);

@@ -189,8 +189,14 @@ export const configSchema = z.strictObject({
       port: z.int().min(0).max(65_535).default(8080),
       /** Largest request body (REST) or message (RPC) accepted. */
       maxBodyBytes: z.int().positive().default(8 * 1024 * 1024),
-      /** On SIGTERM: how long in-flight requests may take to finish. */
+      /** On SIGTERM: how long in-flight requests may take to finish, counted from the signal. */
       shutdownGraceMs: z.int().min(0).default(30_000),
+      /**
+       * On SIGTERM: how long the port keeps accepting while /readyz already
+       * answers 503, so load balancers take the instance out before it refuses
+       * connections. Part of shutdownGraceMs.
+       */
+      drainDelayMs: z.int().min(0).default(2_000),
     })
     .prefault({}),
   auth: z

@@ -147,6 +147,13 @@ export interface PipelineDeps {
   governor?: Governor | undefined;
   /** The response cache. Absent: no caching. */
   cache?: ResponseCache | undefined;
+  /**
+   * Aborts when the gateway's shutdown grace ends, with a GatewayError as its
+   * reason: streams still open (chat, forwarded) stop their upstream and fail
+   * with that error, so each protocol ends them with its own error event
+   * instead of a cut connection. Absent: streams run until they end.
+   */
+  shutdown?: AbortSignal | undefined;
 }
 
 /** Per-request bookkeeping shared by the steps. */
@@ -178,6 +185,12 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     },
     tracingEnabled: tracing.enabled,
   };
+
+  /** Streams (and forwarded answers, which may stream) also stop at the shutdown deadline; see PipelineDeps.shutdown. */
+  function untilShutdown(run: Run): Run {
+    if (deps.shutdown !== undefined) run.signal = AbortSignal.any([run.entry.signal, deps.shutdown]);
+    return run;
+  }
 
   function begin(entry: Entry, op: Operation, asked: string): Run {
     observer.started(op);
@@ -340,7 +353,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     },
 
     async stream(req, options, entry) {
-      const run = begin(entry, "chat_stream", req.model);
+      const run = untilShutdown(begin(entry, "chat_stream", req.model));
       let opened: OpenedStream;
       let primary: Target | undefined;
       try {
@@ -363,7 +376,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
               throw err;
             }
           }, true);
-      } catch (err) {
+      } catch (e) {
+        const err = stoppedBy(run, e);
         finish(run, undefined, err);
         throw GatewayError.from(err);
       }
@@ -419,7 +433,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     async forward(path, body, entry, form) {
       const op: Operation = FORWARD_OPS[path];
       const model = typeof body["model"] === "string" ? body["model"] : "";
-      const run = begin(entry, op, model);
+      const run = untilShutdown(begin(entry, op, model));
       try {
         if (model === "") throw new GatewayError("invalid_request", "model: required", { param: "model" });
         const maxTokens = typeof body["max_tokens"] === "number" ? body["max_tokens"] : undefined;
@@ -447,7 +461,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
           return { ...res, gateway: gatewayInfo(run) };
         }
         return { ...res, body: relayBytes(run, res.body, units), gateway: gatewayInfo(run) };
-      } catch (err) {
+      } catch (e) {
+        const err = stoppedBy(run, e);
         finish(run, undefined, err);
         throw GatewayError.from(err);
       }
@@ -497,8 +512,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       usage = streamUsage(withUsage);
       err = undefined;
     } catch (e) {
-      err = e;
-      throw GatewayError.from(e);
+      err = stoppedBy(run, e);
+      throw GatewayError.from(err);
     } finally {
       // Bytes already went out: without usage, the reserved worst case is charged (never less than it may have cost).
       await settleForwarded(run, usage, units);
@@ -628,8 +643,8 @@ async function* relay(
     }
     completed = true;
   } catch (err) {
-    failure = err;
-    throw GatewayError.from(err);
+    failure = stoppedBy(run, err);
+    throw GatewayError.from(failure);
   } finally {
     // Abandoned by the caller (generator returned early): a cancel, not a success.
     const err = completed ? undefined : failure ?? new GatewayError("canceled", "the caller canceled the stream");
@@ -638,6 +653,17 @@ async function* relay(
     if (!completed) await it.return?.().catch(() => undefined);
     await done(usage, err, firstChunkMs, outputBytes);
   }
+}
+
+/**
+ * What a request failed with: the shutdown deadline's error when that is
+ * what stopped it (its signal aborted, the caller's did not), so it ends as
+ * `unavailable` "gateway shutting down" rather than as a cancel; else `err`.
+ */
+function stoppedBy(run: Run, err: unknown): unknown {
+  const { signal, entry } = run;
+  if (signal === entry.signal || !signal.aborted || entry.signal.aborted) return err;
+  return signal.reason instanceof GatewayError ? signal.reason : err;
 }
 
 /** UTF-8 bytes of a chunk's output (text, reasoning, tool calls), for the token estimate of streams without usage. */

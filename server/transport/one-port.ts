@@ -26,19 +26,51 @@ export interface OnePortOptions {
   maxConcurrentStreams?: number;
 }
 
+/**
+ * How long a request still open when the grace ends gets to write its last
+ * words (a stream's error event, an RPC's status) before its socket is cut.
+ */
+const FLUSH_MS = 1_000;
+
+/** The steps of a graceful stop; see {@link OnePortServer.close}. */
+export interface CloseOptions {
+  /**
+   * Keep accepting for this long first, so load balancers see /readyz fail
+   * before connections are refused. Counted inside `graceMs`. Default 0.
+   */
+  drainDelayMs?: number;
+  /**
+   * Called once when the grace ends with connections still open: requests
+   * still running should end now with an explicit error in their protocol.
+   * They get up to a second to write it before their sockets are destroyed.
+   */
+  onDeadline?: () => void;
+}
+
 export interface OnePortServer {
   readonly port: number;
   readonly host: string;
   /**
-   * Stops accepting connections, lets in-flight requests finish for up to
-   * `graceMs`, then closes whatever is left.
+   * Graceful stop, `graceMs` in all from the call: HTTP/1.1 answers say
+   * `connection: close` from now on; after `drainDelayMs` the listener
+   * closes (new connections are refused), idle keep-alive connections are
+   * closed and HTTP/2 sessions get GOAWAY; in-flight requests and streams
+   * may finish until the grace ends; then `onDeadline` runs, and whatever is
+   * left after a short flush is destroyed. Idempotent: a second call waits
+   * for the first.
    */
-  close(graceMs: number): Promise<void>;
+  close(graceMs: number, options?: CloseOptions): Promise<void>;
 }
 
 export async function listenOnePort(handler: RequestHandler, options: OnePortOptions): Promise<OnePortServer> {
+  let draining = false;
+  // While draining, each HTTP/1.1 answer closes its connection, so keep-alive clients reconnect (elsewhere, once refused).
+  const h1Handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    if (draining && !res.headersSent) res.setHeader("connection", "close");
+    (handler as http.RequestListener)(req, res);
+  };
   // Above the idle timeout of common load balancers (60 s), so they never reuse a socket we just closed.
-  const h1 = http.createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000, requestTimeout: 0 }, handler as http.RequestListener);
+  const h1 = http.createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000, requestTimeout: 0 }, h1Handler);
   const h2 = http2.createServer(
     { settings: { initialWindowSize: 1 << 20, maxConcurrentStreams: options.maxConcurrentStreams ?? 1000 } },
     handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
@@ -71,19 +103,37 @@ export async function listenOnePort(handler: RequestHandler, options: OnePortOpt
   // closeIdleConnections() do nothing for sockets handed over by hand.
   h1.emit("listening");
 
+  /** Resolves once no socket is left, or at `until` (ms since the epoch); closes idle keep-alive connections meanwhile. */
+  async function settle(until: number): Promise<void> {
+    while (sockets.size > 0 && Date.now() < until) {
+      h1.closeIdleConnections();
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  let closing: Promise<void> | undefined;
+  async function drain(graceMs: number, o: CloseOptions): Promise<void> {
+    draining = true;
+    const deadline = Date.now() + graceMs;
+    const delay = Math.min(o.drainDelayMs ?? 0, graceMs);
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    server.close();
+    h1.closeIdleConnections();
+    for (const s of sessions) s.close(); // GOAWAY: running streams may finish
+    await settle(deadline);
+    if (sockets.size > 0 && o.onDeadline !== undefined) {
+      o.onDeadline();
+      await settle(Date.now() + FLUSH_MS);
+    }
+    for (const s of sockets) s.destroy();
+  }
+
   return {
     port: address.port,
     host: options.host,
-    async close(graceMs) {
-      server.close();
-      h1.closeIdleConnections();
-      for (const s of sessions) s.close(); // GOAWAY: running streams may finish
-      const deadline = Date.now() + graceMs;
-      while (sockets.size > 0 && Date.now() < deadline) {
-        h1.closeIdleConnections();
-        await new Promise((r) => setTimeout(r, 25));
-      }
-      for (const s of sockets) s.destroy();
+    close(graceMs, o = {}) {
+      closing ??= drain(graceMs, o);
+      return closing;
     },
   };
 }
