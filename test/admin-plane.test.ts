@@ -326,3 +326,24 @@ describe("bootstrap sessions", () => {
     }
   });
 });
+
+describe("admin API keys follow their creator", () => {
+  it("stop when the person who made them is disabled, and cannot change that person's own grants", async () => {
+    const { user } = await admin<{ user: { id: string } }>(gw.url, ADMIN, "UserService/CreateUser", { email: "kim@example.com", name: "Kim", password: PASSWORD, grants: [{ role: "ADMIN_ROLE_ADMIN" }] });
+    const s = await login({ password: { email: "kim@example.com", password: PASSWORD } });
+    const made = await call("UserService/CreateApiKey", { name: "kim-ci", grants: [{ role: "ADMIN_ROLE_ADMIN" }] }, as(s));
+    expect(made.status).toBe(200);
+    const bearer = { authorization: `Bearer ${made.body.secret}` };
+    expect((await call("OrgService/ListCustomers", {}, bearer)).status).toBe(200);
+    // Through the key, Kim is still Kim: no changing her own grants.
+    const own = await call("UserService/SetGrants", { userId: user.id, grants: [{ role: "ADMIN_ROLE_VIEWER" }] }, bearer);
+    expect(own.status).toBe(403);
+    expect(own.body.message).toMatch(/your own grants/);
+    await admin(gw.url, ADMIN, "UserService/UpdateUser", { id: user.id, disabled: true });
+    const after = await call("OrgService/ListCustomers", {}, bearer);
+    expect(after.status).toBe(401);
+    expect(after.body.message).toMatch(/creator is disabled or gone/);
+    await admin(gw.url, ADMIN, "UserService/UpdateUser", { id: user.id, disabled: false });
+    expect((await call("OrgService/ListCustomers", {}, bearer)).status).toBe(200);
+  });
+});

@@ -326,7 +326,7 @@ export const PEER_HEADER = "x-switchyard-peer";
  * The one enforcement point: authorizes every admin call against the table
  * and records every change of state, refused ones included.
  */
-export function createAccessInterceptor(resolver: Resolver, audit: AuditLog): Interceptor {
+export function createAccessInterceptor(resolver: Resolver, audit: AuditLog, onAuditError: (err: unknown) => void = () => {}): Interceptor {
   /**
    * Where a call acts. A caller without the permission globally learns
    * nothing from ids outside its reach: an unknown id is refused like a
@@ -354,7 +354,12 @@ export function createAccessInterceptor(resolver: Resolver, audit: AuditLog): In
       if (r.audit === undefined || msg === undefined) return;
       const out = after !== null && typeof after === "object" ? (after as Record<string, unknown>) : undefined;
       const actorId = identity?.id ?? principal?.id ?? "anonymous";
-      audit.record({ actorId, actorLabel: identity?.label ?? actorId, action: r.audit.action, target: r.audit.target(msg, out), before, after, outcome, ...meta });
+      try {
+        audit.record({ actorId, actorLabel: identity?.label ?? actorId, action: r.audit.action, target: r.audit.target(msg, out), before, after, outcome, ...meta });
+      } catch (err) {
+        // The change is made (or refused) either way: a failed audit write must not turn it into an error a client retries.
+        onAuditError(err);
+      }
     };
     let before: unknown;
     try {

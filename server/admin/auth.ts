@@ -101,6 +101,7 @@ export function isApiKey(token: string): boolean {
 const WINDOW_MS = 15 * 60_000;
 const MAX_PER_ACCOUNT = 5;
 const MAX_PER_ADDRESS = 20;
+const SWEEP_MS = 10 * 60_000;
 
 interface Failures {
   count: number;
@@ -114,11 +115,21 @@ export function createAdminAuth(o: AdminAuthOptions): AdminAuth {
   const bootstrapSession = adminHash === undefined ? undefined : `bootstrap:${sha256(adminHash).slice(0, 16)}`;
   const failures = new Map<string, Failures>();
   let exist = store.userCount() + store.apiKeyCount() > 0;
-  // Another process (the CLI's create-owner) may add the first owner while the gateway runs.
+  let version = store.dataVersion();
+  let lastSweep = Date.now();
+  // Another process (the CLI's create-owner) may add the first owner while the gateway runs: a
+  // once-a-second look at the file's data version (no lock, no query of the tables) notices it.
+  // Ended sessions and old sign-in failures are swept every ten minutes.
   const timer = setInterval(() => {
-    exist = store.userCount() + store.apiKeyCount() > 0;
-    store.sweepSessions(Date.now());
-    const cutoff = Date.now() - WINDOW_MS;
+    const v = store.dataVersion();
+    if (v !== version) {
+      version = v;
+      exist = store.userCount() + store.apiKeyCount() > 0;
+    }
+    if (Date.now() - lastSweep < SWEEP_MS) return;
+    lastSweep = Date.now();
+    store.sweepSessions(lastSweep);
+    const cutoff = lastSweep - WINDOW_MS;
     for (const [k, f] of failures) if (f.since < cutoff) failures.delete(k);
   }, 1000);
   timer.unref();
@@ -128,7 +139,7 @@ export function createAdminAuth(o: AdminAuthOptions): AdminAuth {
   }
 
   function keyIdentity(k: ApiKeyRecord): AdminIdentity {
-    return { kind: "apikey", id: k.id, label: `${k.name} (${k.hint})`, grants: k.grants };
+    return { kind: "apikey", id: k.id, label: `${k.name} (${k.hint})`, grants: k.grants, onBehalfOf: k.createdBy };
   }
 
   function sessionPrincipal(token: string): Principal {
@@ -157,7 +168,23 @@ export function createAdminAuth(o: AdminAuthOptions): AdminAuth {
     if (k === undefined) throw new GatewayError("unauthenticated", "invalid admin API key");
     if (k.revokedAt !== undefined) throw new GatewayError("unauthenticated", "this admin API key has been revoked");
     if (k.expiresAt !== undefined && k.expiresAt <= Date.now()) throw new GatewayError("unauthenticated", "this admin API key has expired");
+    if (!creatorActive(k.createdBy, 0)) throw new GatewayError("unauthenticated", "this admin API key's creator is disabled or gone");
     return { id: k.id, kind: "operator", identity: keyIdentity(k) };
+  }
+
+  /**
+   * A key works only while whoever made it could still act: a disabled or
+   * deleted person's keys (and the keys those keys made) stop with them.
+   */
+  function creatorActive(id: string, depth: number): boolean {
+    if (id === "bootstrap" || id === "cli") return true;
+    if (depth > 8) return false;
+    if (id.startsWith("adk_")) {
+      const k = store.getApiKey(id);
+      return k !== undefined && k.revokedAt === undefined && (k.expiresAt === undefined || k.expiresAt > Date.now()) && creatorActive(k.createdBy, depth + 1);
+    }
+    const u = store.getUser(id);
+    return u !== undefined && !u.disabled;
   }
 
   const authenticate: Authenticator = (header: HeaderGetter) => {

@@ -13,9 +13,10 @@
  * replica must finish on the same one, and a restart mid-sign-in means
  * clicking the button again.
  */
-import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from "node:crypto";
+import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import * as client from "openid-client";
+import { cookieValue, sameString } from "./auth.ts";
 
 export interface OidcConfig {
   /** https://…, discovery from /.well-known/openid-configuration; http only for 127.0.0.1/localhost/[::1]. */
@@ -262,17 +263,7 @@ function appendCookie(res: ServerResponse, c: string): void {
 }
 
 function readCookie(req: IncomingMessage, name: string): string | undefined {
-  for (const part of (req.headers.cookie ?? "").split(";")) {
-    const eq = part.indexOf("=");
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return undefined;
-}
-
-function sameString(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
+  return cookieValue(req.headers.cookie, name);
 }
 
 /**

@@ -66,7 +66,7 @@ export function createAdminPlane(o: AdminPlaneOptions): AdminPlane {
     sessionIdleMs: c.sessionIdleMinutes * 60_000,
   });
   const users = createUsers(store, auth, resolver);
-  const serviceOptions = { interceptors: [createAccessInterceptor(resolver, audit)] };
+  const serviceOptions = { interceptors: [createAccessInterceptor(resolver, audit, (err) => o.logger.error("audit write failed", { error: err }))] };
   const secure = (req: IncomingMessage): boolean => c.secureCookies || req.headers["x-forwarded-proto"] === "https";
 
   let oidc: Oidc | undefined;

@@ -85,6 +85,8 @@ export interface AdminStore {
   deleteSessionsOf(userId: string, except?: string | undefined): void;
   /** Removes ended sessions. */
   sweepSessions(now: number): void;
+  /** Changes when another connection (the CLI) commits to the file; a cheap read, no lock. */
+  dataVersion(): number;
   close(): void;
 }
 
@@ -200,6 +202,7 @@ export function openAdminStore(path: string): AdminStore {
     deleteSession: db.prepare("DELETE FROM sessions WHERE id = ?"),
     deleteSessionsOf: db.prepare("DELETE FROM sessions WHERE user_id = ? AND id != ?"),
     sweepSessions: db.prepare("DELETE FROM sessions WHERE expires_at <= ? OR idle_until <= ?"),
+    dataVersion: db.prepare("PRAGMA data_version"),
   };
   const one = <T>(row: Row | undefined, of: (r: Row) => T): T | undefined => (row === undefined ? undefined : of(row));
 
@@ -225,6 +228,7 @@ export function openAdminStore(path: string): AdminStore {
     deleteSession: (id) => void s.deleteSession.run(id),
     deleteSessionsOf: (userId, except) => void s.deleteSessionsOf.run(userId, except ?? ""),
     sweepSessions: (now) => void s.sweepSessions.run(now, now),
+    dataVersion: () => (s.dataVersion.get() as { data_version: number }).data_version,
     close: () => db.close(),
   };
 }

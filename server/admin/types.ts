@@ -68,6 +68,8 @@ export interface AdminIdentity {
   csrf?: string | undefined;
   /** Session callers only: the session's id (hash), so logout can end it. */
   sessionId?: string | undefined;
+  /** Admin API keys: the identity that created the key (a user id, another key's id, or "bootstrap"). */
+  onBehalfOf?: string | undefined;
 }
 
 /** Where a resource sits: a key in a team in a customer, or global things (users, config, the audit log). */

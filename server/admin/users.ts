@@ -46,6 +46,7 @@ function keyInfo(k: ApiKeyRecord): ApiKeyInfo {
 export function createUsers(store: AdminStore, auth: AdminAuth, resolver: Resolver): Users {
   const customerOf = new Map<string, string | undefined>();
 
+  // Teams move between customers: what this map holds is only trusted within one call (cleared by each).
   /** Checks a grant's shape and that its customer or team exists. */
   async function checkGrant(g: Grant, param: string): Promise<void> {
     if (!ROLES.includes(g.role)) throw invalid(`${param}.role: one of ${ROLES.join(", ")}`, `${param}.role`);
@@ -124,6 +125,7 @@ export function createUsers(store: AdminStore, auth: AdminAuth, resolver: Resolv
 
   return {
     async create(caller, input) {
+      customerOf.clear();
       const email = checkEmail(input.email);
       for (const [i, g] of input.grants.entries()) await checkGrant(g, `grants[${i}]`);
       await mustGrantAll(caller, input.grants, "create_user");
@@ -157,9 +159,10 @@ export function createUsers(store: AdminStore, auth: AdminAuth, resolver: Resolv
       return { items, nextPageToken: more ? items[items.length - 1]!.id : undefined };
     },
     async update(caller, id, changes) {
+      customerOf.clear();
       const u = mustUser(id);
-      if (caller.id !== id) await mustOutrank(caller, u, "update_user");
-      if (caller.id === id && changes.disabled === true) throw invalid("you cannot disable yourself");
+      if (!isSelf(caller, id)) await mustOutrank(caller, u, "update_user");
+      if (isSelf(caller, id) && changes.disabled === true) throw invalid("you cannot disable yourself");
       const next: User = { ...u, updatedAt: Date.now() };
       if (changes.name !== undefined) next.name = checkName(changes.name);
       if (changes.disabled !== undefined) next.disabled = changes.disabled;
@@ -171,12 +174,13 @@ export function createUsers(store: AdminStore, auth: AdminAuth, resolver: Resolv
       keepAnOwner(u, next);
       store.updateUser(next);
       // A disabled user or a changed password ends sessions (the caller's own current one survives).
-      if (next.disabled || changes.password !== undefined) store.deleteSessionsOf(id, caller.id === id ? caller.sessionId : undefined);
+      if (next.disabled || changes.password !== undefined) store.deleteSessionsOf(id, isSelf(caller, id) ? caller.sessionId : undefined);
       return userInfo(next);
     },
     async delete(caller, id) {
+      customerOf.clear();
       const u = mustUser(id);
-      if (caller.id === id) throw invalid("you cannot delete yourself");
+      if (isSelf(caller, id)) throw invalid("you cannot delete yourself");
       await mustOutrank(caller, u, "delete_user");
       keepAnOwner(u, undefined);
       store.deleteUser(id);
@@ -184,8 +188,9 @@ export function createUsers(store: AdminStore, auth: AdminAuth, resolver: Resolv
       auth.refresh();
     },
     async setGrants(caller, id, grants) {
+      customerOf.clear();
       const u = mustUser(id);
-      if (caller.id === id) throw new GatewayError("permission_denied", "set_grants: you cannot change your own grants");
+      if (isSelf(caller, id)) throw new GatewayError("permission_denied", "set_grants: you cannot change your own grants");
       for (const [i, g] of grants.entries()) await checkGrant(g, `grants[${i}]`);
       await mustOutrank(caller, u, "set_grants");
       await mustGrantAll(caller, grants, "set_grants");
@@ -195,6 +200,7 @@ export function createUsers(store: AdminStore, auth: AdminAuth, resolver: Resolv
       return userInfo(next);
     },
     async createApiKey(caller, input) {
+      customerOf.clear();
       if (input.name.trim() === "") throw invalid("name: required", "name");
       if (input.grants.length === 0) throw invalid("grants: at least one", "grants");
       for (const [i, g] of input.grants.entries()) await checkGrant(g, `grants[${i}]`);
@@ -222,6 +228,7 @@ export function createUsers(store: AdminStore, auth: AdminAuth, resolver: Resolv
       return all.filter((k) => everyone || k.createdBy === caller.id).map(keyInfo);
     },
     async revokeApiKey(caller, id) {
+      customerOf.clear();
       const k = store.getApiKey(id);
       if (k === undefined) throw new GatewayError("not_found", `no admin API key ${id}`);
       if (k.createdBy !== caller.id) {
@@ -235,6 +242,11 @@ export function createUsers(store: AdminStore, auth: AdminAuth, resolver: Resolv
       return keyInfo(next);
     },
   };
+}
+
+/** The caller is the user, directly or through an admin API key the user made. */
+function isSelf(caller: AdminIdentity, userId: string): boolean {
+  return caller.id === userId || caller.onBehalfOf === userId;
 }
 
 function describe(g: Grant): string {

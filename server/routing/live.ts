@@ -101,7 +101,6 @@ interface Entry {
  */
 export function createLiveRouting(o: LiveRoutingOptions): LiveRouting {
   const make = o.createProvider ?? createProviderDefault;
-  const retireAfterMs = o.retireAfterMs ?? o.config.routing.deadlineMs + 1_000;
   const inFlight = (t: Target): number => o.health.inFlight(t);
   const providerTypes = new Map<string, string>();
   const retiring = new Map<Entry, NodeJS.Timeout>();
@@ -147,7 +146,7 @@ export function createLiveRouting(o: LiveRoutingOptions): LiveRouting {
     const timer = setTimeout(() => {
       retiring.delete(e);
       e.provider.close().catch((err: unknown) => o.logger.warn("closing a removed provider failed", { provider: e.id, error: err }));
-    }, retireAfterMs);
+    }, o.retireAfterMs ?? cfg.routing.deadlineMs + 1_000); // the live deadline: a reload may have raised it
     timer.unref();
     retiring.set(e, timer);
   }
