@@ -76,7 +76,7 @@ export interface AuditLog {
 export const GENESIS = "0".repeat(64);
 
 /** Field names whose values never reach the audit log. */
-const SECRET_FIELDS = /^(secret|headers|password|passwordHash|password_hash|hash|adminKey|admin_key|apiKeys?|api_keys?|clientSecret|client_secret|token|csrf|csrfToken|csrf_token|authorization)$/i;
+const SECRET_FIELDS = /^(secret|headers|password|passwordHash|password_hash|hash|adminKey|admin_key|apiKeys?|api_keys?|clientSecret|client_secret|token|csrf|csrfToken|csrf_token|authorization|secretAccessKey|sessionToken|accessKeyId)$/i;
 
 /** A deep copy with secret-named fields replaced by "[redacted]". */
 export function redactSecrets(value: unknown): unknown {
