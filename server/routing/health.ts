@@ -210,7 +210,12 @@ export function createHealthRegistry(breaker: BreakerOptions, balance: "round-ro
     hasFreeKey(p) {
       if (p.keyCount < 2) return false;
       const now = Date.now();
-      return keysOf(p).states.slice(0, p.keyCount).some((s) => s.coolUntil <= now && s.breaker.allows(now));
+      const { states } = keysOf(p);
+      for (let i = 0; i < p.keyCount; i++) {
+        const s = states[i]!;
+        if (s.coolUntil <= now && s.breaker.allows(now)) return true;
+      }
+      return false;
     },
 
     retryInMs(list) {
