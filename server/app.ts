@@ -393,6 +393,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         reloader.close();
         health.setStatus("", "NOT_SERVING");
         for (const s of SERVICES) health.setStatus(s, "NOT_SERVING");
+        // Watchers have been sent NOT_SERVING; their streams end so they do not hold the drain open.
+        health.close();
         await server.close(graceMs, {
           drainDelayMs: o.drainDelayMs ?? 0,
           onDeadline: () => deadline.abort(new GatewayError("unavailable", "gateway shutting down")),

@@ -365,6 +365,23 @@ describe("health Watch over h2c gRPC", () => {
   });
 });
 
+describe("health Watch when the gateway stops", () => {
+  it("sends NOT_SERVING, then ends open and new Watch streams instead of holding the drain for its grace", async () => {
+    const health = createHealth();
+    const client = createClient(Health, createRouterTransport((router) => health.register(router)));
+    const open = client.watch({ service: "" })[Symbol.asyncIterator]();
+    expect((await open.next()).value.status).toBe(ServingStatus.SERVING);
+    health.setStatus("", "NOT_SERVING");
+    health.close();
+    expect((await open.next()).value.status).toBe(ServingStatus.NOT_SERVING);
+    expect((await open.next()).done).toBe(true);
+    // A load balancer reconnecting during the drain hears the status once, and the stream ends.
+    const late = client.watch({ service: "" })[Symbol.asyncIterator]();
+    expect((await late.next()).value.status).toBe(ServingStatus.NOT_SERVING);
+    expect((await late.next()).done).toBe(true);
+  });
+});
+
 describe("health service", () => {
   it("Check, List and Watch follow the gRPC health spec", async () => {
     const health = createHealth();

@@ -21,6 +21,12 @@ export interface HealthService {
    * streams for it receive the change.
    */
   setStatus(service: string, status: HealthStatus): void;
+  /**
+   * Ends every Watch stream once it has sent the latest status, and new ones
+   * after their first answer: a stopping gateway tells load balancers, then
+   * lets their streams go instead of holding the process for its whole grace.
+   */
+  close(): void;
 }
 
 /** The gRPC spec caps List at 100 services. */
@@ -31,6 +37,8 @@ type Status = (typeof ServingStatus)[HealthStatus] | typeof ServingStatus.SERVIC
 export function createHealth(): HealthService {
   const statuses = new Map<string, Status>([["", ServingStatus.SERVING]]);
   const watchers = new Map<string, Set<(status: Status) => void>>();
+  const closers = new Set<() => void>();
+  let closed = false;
 
   const current = (service: string): Status => statuses.get(service) ?? ServingStatus.SERVICE_UNKNOWN;
 
@@ -40,6 +48,11 @@ export function createHealth(): HealthService {
       if (statuses.get(service) === next) return;
       statuses.set(service, next);
       for (const notify of watchers.get(service) ?? []) notify(next);
+    },
+
+    close() {
+      closed = true;
+      for (const wakeUp of closers) wakeUp();
     },
 
     register(router) {
@@ -66,6 +79,8 @@ export function createHealth(): HealthService {
             wake?.();
           };
           const onAbort = () => wake?.();
+          const onClose = () => wake?.();
+          closers.add(onClose);
 
           let set = watchers.get(service);
           if (!set) watchers.set(service, (set = new Set()));
@@ -78,6 +93,7 @@ export function createHealth(): HealthService {
             yield { status: last };
             while (!ctx.signal.aborted) {
               const next = pending.shift();
+              if (next === undefined && closed) return;
               if (next === undefined) {
                 await new Promise<void>((resolve) => (wake = resolve));
                 wake = undefined;
@@ -90,6 +106,7 @@ export function createHealth(): HealthService {
             }
           } finally {
             ctx.signal.removeEventListener("abort", onAbort);
+            closers.delete(onClose);
             set.delete(notify);
             if (set.size === 0 && watchers.get(service) === set) watchers.delete(service);
           }
