@@ -19,7 +19,7 @@ import type { Config } from "./config/schema.ts";
 import { create } from "@bufbuild/protobuf";
 import { EmbedRequestSchema } from "../gen/switchyard/v1/embeddings_pb.ts";
 import { file_switchyard_v1_cache } from "../gen/switchyard/v1/cache_pb.ts";
-import { createResponseCache, type ResponseCache } from "./cache/cache.ts";
+import { createResponseCache, semanticEmbeddingModel, type ResponseCache } from "./cache/cache.ts";
 import { createMemoryCacheStore } from "./cache/store-memory.ts";
 import { createRedisCacheStore } from "./cache/store-redis.ts";
 import { createRedisSemanticFeed, type SemanticFeed } from "./cache/semantic-feed.ts";
@@ -105,7 +105,7 @@ async function createCache(config: Config, providers: ReadonlyMap<string, Provid
   const store: CacheStore = kind === "redis"
     ? await createRedisCacheStore({ url: g.redis.url, prefix: g.redis.prefix, commandTimeoutMs: g.redis.commandTimeoutMs })
     : createMemoryCacheStore({ maxBytes: c.maxBytes, ...(c.persist ? { path: join(config.dataDir, "cache.db") } : {}) });
-  const model = c.semantic.embeddingModel ?? (providers.has("openai") ? "openai/text-embedding-3-small" : undefined);
+  const model = semanticEmbeddingModel(c.semantic.embeddingModel, providers);
   if ((c.mode === "semantic" || c.mode === "both") && model === undefined) {
     throw new ConfigError("cache.semantic.embeddingModel: the semantic cache needs one of the gateway's embedding models (\"provider/model\")");
   }
@@ -257,7 +257,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     throw err;
   }
   // The configuration in effect, one snapshot replaced whole by a reload; its live fields go to their owners here.
-  const cacheCanEmbed = config.cache.semantic.embeddingModel !== undefined || live.current.providers.has("openai");
+  const cacheCanEmbed = semanticEmbeddingModel(config.cache.semantic.embeddingModel, live.current.providers) !== undefined;
   const reloader = createConfigReloader({
     initial: config,
     file: options.configFile?.path,

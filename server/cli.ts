@@ -12,6 +12,7 @@
  *   switchyard keys create|list|revoke [--url URL] [--admin-key KEY] …
  */
 import { readdirSync, readFileSync } from "node:fs";
+import { semanticEmbeddingModel } from "./cache/cache.ts";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -245,7 +246,7 @@ async function checkRouting(config: Config): Promise<void> {
     const resolve = createResolver(providers, config.aliases, { has: () => false });
     checkRoutes(config.routes, resolve);
     const { mode, semantic } = config.cache;
-    const embedding = semantic.embeddingModel ?? (providers.has("openai") ? "openai/text-embedding-3-small" : undefined);
+    const embedding = semanticEmbeddingModel(semantic.embeddingModel, providers);
     if ((mode === "semantic" || mode === "both") && embedding === undefined) {
       throw new ConfigError("invalid configuration: cache.semantic.embeddingModel: the semantic cache needs one of the gateway's embedding models (\"provider/model\")");
     }

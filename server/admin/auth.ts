@@ -79,6 +79,11 @@ export function sameString(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
+/** Session cookies get Secure when configured, or when a TLS-terminating proxy says the request was https. */
+export function secureCookies(configured: boolean, forwardedProto: string | null | undefined): boolean {
+  return configured || forwardedProto === "https";
+}
+
 /** The value of one cookie in a Cookie header. */
 export function cookieValue(header: string | null | undefined, name: string): string | undefined {
   if (!header) return undefined;

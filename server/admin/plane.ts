@@ -18,7 +18,7 @@ import { registerUserService } from "../rpc/users.ts";
 import type { Logger } from "../telemetry/log.ts";
 import { createAccessInterceptor, createResolver, isPublicMethod, PEER_HEADER } from "./access.ts";
 import { createAuditLog, type AuditLog } from "./audit.ts";
-import { createAdminAuth, type AdminAuth } from "./auth.ts";
+import { createAdminAuth, secureCookies, type AdminAuth } from "./auth.ts";
 import { createOidc, type Oidc } from "./oidc.ts";
 import { openAdminStore, type AdminStore } from "./store.ts";
 import { createUsers } from "./users.ts";
@@ -67,7 +67,7 @@ export function createAdminPlane(o: AdminPlaneOptions): AdminPlane {
   });
   const users = createUsers(store, auth, resolver);
   const serviceOptions = { interceptors: [createAccessInterceptor(resolver, audit, (err) => o.logger.error("audit write failed", { error: err }))] };
-  const secure = (req: IncomingMessage): boolean => c.secureCookies || req.headers["x-forwarded-proto"] === "https";
+  const secure = (req: IncomingMessage): boolean => secureCookies(c.secureCookies, req.headers["x-forwarded-proto"] as string | undefined);
 
   let oidc: Oidc | undefined;
   if (c.oidc !== undefined) {

@@ -309,3 +309,12 @@ export function cacheDirectives(header: (name: string) => string | null | undefi
     threshold: Number.isFinite(thN) && thN > 0 && thN <= 1 ? thN : undefined,
   };
 }
+
+/**
+ * The embedding model the semantic cache uses: the configured one, else
+ * OpenAI's small model when an `openai` provider exists; undefined when
+ * there is none (a semantic mode is then a configuration error).
+ */
+export function semanticEmbeddingModel(configured: string | undefined, providers: { has(id: string): boolean }): string | undefined {
+  return configured ?? (providers.has("openai") ? "openai/text-embedding-3-small" : undefined);
+}

@@ -1,7 +1,7 @@
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { AuthService } from "../../gen/switchyard/v1/auth_pb.ts";
 import { PEER_HEADER } from "../admin/access.ts";
-import type { AdminAuth, CallMeta } from "../admin/auth.ts";
+import { secureCookies, type AdminAuth, type CallMeta } from "../admin/auth.ts";
 import { permissionsOf } from "../admin/types.ts";
 import { invalid } from "../errors/errors.ts";
 import { requestIdFrom } from "../pipeline/request-id.ts";
@@ -19,7 +19,7 @@ export interface AuthServiceOptions {
 /** switchyard.v1.AuthService: sign-in, sign-out and "who am I" for the web UI. */
 export function registerAuthService(router: ConnectRouter, o: AuthServiceOptions, options: Parameters<ConnectRouter["service"]>[2]): void {
   const setCookie = (ctx: HandlerContext, cookie: string): void => {
-    const secure = o.secureCookies || ctx.requestHeader.get("x-forwarded-proto") === "https";
+    const secure = secureCookies(o.secureCookies, ctx.requestHeader.get("x-forwarded-proto"));
     ctx.responseHeader.append("set-cookie", secure ? `${cookie}; Secure` : cookie);
   };
   router.service(
