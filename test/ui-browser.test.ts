@@ -205,6 +205,8 @@ describe.skipIf(!hasChromium)("the web UI in Chromium", () => {
     await userForm.getByRole("button", { name: "Create user" }).click();
     await page.getByRole("cell", { name: "viewer@example.com", exact: true }).waitFor();
     await page.getByRole("button", { name: "Sign out" }).click();
+    // Wait for the sign-in screen: until logout answers, the Users page's own Email field is still there.
+    await page.getByRole("status").getByText("Signed out.").waitFor();
     await page.getByRole("textbox", { name: "Email" }).fill("viewer@example.com");
     await page.getByLabel("Password", { exact: true }).fill("correct horse battery staple");
     await page.getByRole("button", { name: "Sign in", exact: true }).click();
