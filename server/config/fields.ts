@@ -7,7 +7,7 @@ import type { Config } from "./schema.ts";
  * redacted views for GetConfig and the audit log.
  *
  * Everything not listed here needs a restart: the listener (server.*), the
- * stores opened at start (dataDir, governance.store and redis, requestLog,
+ * stores opened at start (dataDir, database, governance.store and redis, requestLog,
  * cache.store), tracing, the admin plane (admin.*), the log level.
  */
 export const LIVE_FIELDS: readonly string[] = [

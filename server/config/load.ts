@@ -52,6 +52,8 @@ export async function loadConfig(options: LoadOptions = {}): Promise<Config> {
     const redis = section(governance, "redis");
     if (redis !== undefined) redis["url"] = env["SWITCHYARD_REDIS_URL"];
   }
+  const database = section(input, "database");
+  if (database !== undefined && env["SWITCHYARD_DATABASE_URL"]) database["url"] = env["SWITCHYARD_DATABASE_URL"];
   if (env["SWITCHYARD_DATA_DIR"]) input["dataDir"] = env["SWITCHYARD_DATA_DIR"];
   if (env["LOG_LEVEL"]) input["logLevel"] = env["LOG_LEVEL"];
   if (options.logLevel !== undefined) input["logLevel"] = options.logLevel;

@@ -364,6 +364,20 @@ export const configSchema = z.strictObject({
       healthCheckIntervalMs: z.int().min(0).default(0),
     })
     .prefault({}),
+  /**
+   * PostgreSQL shared by every instance (SWITCHYARD_DATABASE_URL): the request log and the admin
+   * plane (people, sessions, admin keys, providers, audit) live there instead of SQLite files.
+   */
+  database: z
+    .strictObject({
+      /** postgres://user:password@host:5432/db; ${ENV} references are expanded. Unset: SQLite under dataDir. */
+      url: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL").optional(),
+      /** Connections each instance may hold. */
+      poolSize: z.int().min(1).max(200).default(10),
+      /** A statement running longer is cancelled by the server. */
+      statementTimeoutMs: z.int().positive().default(10_000),
+    })
+    .prefault({}),
   /** Where the gateway keeps its embedded state (request log database). */
   dataDir: z.string().min(1).default(".data"),
   /** Structured logs on stdout at this level and above. */

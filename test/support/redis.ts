@@ -44,7 +44,7 @@ function findRedisServer(): string {
   throw new Error("redis-server not found on PATH; .ci/run installs it with apt-get install redis-server");
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once("error", reject);
