@@ -64,6 +64,7 @@ import { silentLogger, type Logger } from "./telemetry/log.ts";
 import { createMetrics, type Metrics } from "./telemetry/metrics.ts";
 import { createRedactor } from "./telemetry/redact.ts";
 import { createRequestLog, type RequestLog } from "./telemetry/request-log.ts";
+import { openDatabase } from "./database/postgres.ts";
 import { createTracing, type TracingOptions } from "./telemetry/tracing.ts";
 import { grpcUnimplemented, isGrpcRequest } from "./transport/grpc-fallback.ts";
 import { listenOnePort, type OnePortServer } from "./transport/one-port.ts";
@@ -206,6 +207,10 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const metrics = createMetrics();
   const t = config.tracing;
   const tracing = await createTracing({ endpoint: t.endpoint, tracesEndpoint: t.tracesEndpoint, serviceName: t.serviceName, headers: t.headers, ...options.tracing });
+  // PostgreSQL when configured: shared by every instance (request log, admin plane); else SQLite files in dataDir.
+  const database = config.database.url === undefined
+    ? undefined
+    : await openDatabase({ url: config.database.url, poolSize: config.database.poolSize, statementTimeoutMs: config.database.statementTimeoutMs, logger });
   const rl = config.requestLog;
   const requestLog = rl.enabled
     ? createRequestLog({
@@ -254,6 +259,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     // Nothing listens yet: release what is open, so a refused start leaves no handles behind.
     adminPlane.close();
     await Promise.allSettled([live.close(), governor.close(), cache.close(), requestLog?.close(), tracing.shutdown()]);
+    await database?.end();
     throw err;
   }
   // The configuration in effect, one snapshot replaced whole by a reload; its live fields go to their owners here.
@@ -408,6 +414,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         await cache.close();
         await responseStore.close();
         adminPlane.close();
+        await database?.end();
       })();
       return closing;
     },
