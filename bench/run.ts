@@ -22,6 +22,7 @@ import {
   stopAll,
   waitForHealth,
 } from "./lib/processes.ts";
+import { createBenchKey } from "./lib/bench-key.ts";
 import { type LoadgenResult, loadgenArgv } from "./lib/loadgen.ts";
 import { BENCH_DIR, buildGo, pinnedArgv, pinSelfToCpu0, probeTaskset, ROOT } from "./lib/rig.ts";
 
@@ -613,24 +614,6 @@ const BENCH_ADMIN_KEY = "bench-admin-key-0123456789abcdef";
  * A virtual key whose every level has a budget and limits (all far above the
  * run's needs), so each request is checked and charged three times over.
  */
-async function createBenchKey(base: string): Promise<string> {
-  const call = async (method: string, body: object): Promise<any> => {
-    const res = await fetch(`${base}/switchyard.v1.${method}`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${BENCH_ADMIN_KEY}` },
-      body: JSON.stringify(body),
-    });
-    if (res.status !== 200) throw new Error(`${method}: HTTP ${res.status} ${await res.text()}`);
-    return res.json();
-  };
-  const budget = { limitUsd: 1_000_000, period: "PERIOD_MONTH" };
-  const limits = { rpm: 10_000_000, tpm: "100000000000", maxConcurrent: 100_000 };
-  const { customer } = await call("OrgService/CreateCustomer", { name: "bench", budget });
-  const { team } = await call("OrgService/CreateTeam", { name: "bench", customerId: customer.id, budget, limits });
-  const { secret } = await call("KeyService/CreateKey", { name: "bench", teamId: team.id, budget, limits });
-  return secret as string;
-}
-
 /**
  * Signs in to the web UI with the admin key and keeps the overview open,
  * pressing its Refresh button every 2 s. Chromium runs on CPU 0 (with the
@@ -706,7 +689,7 @@ async function main(): Promise<void> {
   const gwPort = await freePort();
   const gateway = await startGateway(rig, opts, gwPort, upstream, logFile, redisUrl);
   if (opts.governance !== "none") {
-    const secret = await createBenchKey(`http://127.0.0.1:${gwPort}`);
+    const secret = await createBenchKey(`http://127.0.0.1:${gwPort}`, BENCH_ADMIN_KEY);
     opts.headers = [`Authorization: Bearer ${secret}`, ...opts.headers.filter((h) => !/^authorization:/i.test(h))];
     console.log(`governance: ${opts.governance} store; virtual key under a team and a customer, budgets and rate limits at every level`);
   }

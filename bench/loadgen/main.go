@@ -153,7 +153,7 @@ func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func main() {
-	baseURL := flag.String("url", "http://127.0.0.1:8080/v1", "base URL, e.g. http://127.0.0.1:8080/v1")
+	baseURL := flag.String("url", "http://127.0.0.1:8080/v1", "base URL, e.g. http://127.0.0.1:8080/v1; several, comma-separated, take requests in turn")
 	mode := flag.String("mode", "chat", "chat | stream | embed | responses | responses-stream")
 	rate := flag.Float64("rate", 1000, "requests per second")
 	duration := &durationFlag{15 * time.Second}
@@ -192,7 +192,12 @@ func main() {
 		fmt.Fprintf(os.Stderr, "loadgen: unknown -mode %q\n", *mode)
 		os.Exit(2)
 	}
-	target := strings.TrimRight(*baseURL, "/") + path
+	// Several base URLs (instances of one service) take the requests in turn.
+	var targets []string
+	for _, u := range strings.Split(*baseURL, ",") {
+		targets = append(targets, strings.TrimRight(strings.TrimSpace(u), "/")+path)
+	}
+	target := strings.Join(targets, ",")
 
 	hdr := http.Header{}
 	hdr.Set("Content-Type", "application/json")
@@ -244,7 +249,7 @@ func main() {
 		if *unique && *mode != "embed" {
 			body = bytes.Replace(body, marker, []byte(fmt.Sprintf("%012d", seq.Add(1))), 1)
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, targets[(idx+nWarm)%len(targets)], bytes.NewReader(body))
 		if err != nil {
 			s.err = err.Error()
 		} else {
