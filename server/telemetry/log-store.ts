@@ -252,12 +252,12 @@ function toRow(r: Record<string, number | string | null>): LogRow {
   };
 }
 
-/** Keyset pagination: the position after the last row of a page. */
-function encodeToken(timeMs: number, id: number): string {
+/** Keyset pagination: the position after the last row of a page (PostgreSQL's store uses the same tokens). */
+export function encodeToken(timeMs: number, id: number): string {
   return Buffer.from(`${timeMs}:${id}`).toString("base64url");
 }
 
-function decodeToken(token: string): { timeMs: number; id: number } | undefined {
+export function decodeToken(token: string): { timeMs: number; id: number } | undefined {
   if (!token) return undefined;
   const m = /^(\d+):(\d+)$/.exec(Buffer.from(token, "base64url").toString());
   if (!m) throw new RangeError("invalid page token");
