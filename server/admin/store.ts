@@ -2,20 +2,14 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { randomUUID } from "node:crypto";
-import type { Pool } from "pg";
 import type { Grant } from "./types.ts";
 
 /**
- * The admin plane's own records: people, admin API keys and sessions. In
- * SQLite by default (admin.db in the data directory; ":memory:" in tests),
- * plain synchronous statements behind the async interface; in PostgreSQL
- * when database.url is set (store-pg.ts), shared by every instance. The
- * audit log and admin-made providers live in the same database (audit.ts,
- * providers-store.ts). Nothing here is on the inference path.
+ * The admin plane's own records: people, admin API keys and sessions, in
+ * SQLite (admin.db in the data directory; ":memory:" in tests). The audit
+ * log shares the file (audit.ts). Admin traffic is light, so every call is a
+ * plain synchronous statement; nothing here is on the inference path.
  */
-
-/** Where the admin plane's records are: one SQLite file, or the shared PostgreSQL. */
-export type AdminBackend = { kind: "sqlite"; db: DatabaseSync } | { kind: "postgres"; pool: Pool };
 
 /** Admin-plane ids: a kind prefix and 16 random hex digits ("usr_3f9a…", "adk_…"). */
 export function newAdminId(kind: "usr" | "adk"): string {
@@ -68,36 +62,31 @@ export interface Session {
 }
 
 export interface AdminStore {
-  readonly backend: AdminBackend;
-  createUser(u: User): Promise<void>;
-  getUser(id: string): Promise<User | undefined>;
-  userByEmail(email: string): Promise<User | undefined>;
-  userBySubject(subject: string): Promise<User | undefined>;
-  listUsers(pageSize: number, after: string | undefined): Promise<User[]>;
-  updateUser(u: User): Promise<void>;
-  deleteUser(id: string): Promise<void>;
-  userCount(): Promise<number>;
-  createApiKey(k: ApiKeyRecord): Promise<void>;
-  getApiKey(id: string): Promise<ApiKeyRecord | undefined>;
-  apiKeyByHash(hash: string): Promise<ApiKeyRecord | undefined>;
-  listApiKeys(includeRevoked: boolean): Promise<ApiKeyRecord[]>;
-  updateApiKey(k: ApiKeyRecord): Promise<void>;
-  apiKeyCount(): Promise<number>;
-  createSession(s: Session): Promise<void>;
-  getSession(id: string): Promise<Session | undefined>;
-  touchSession(id: string, idleUntil: number): Promise<void>;
-  deleteSession(id: string): Promise<void>;
+  readonly db: DatabaseSync;
+  createUser(u: User): void;
+  getUser(id: string): User | undefined;
+  userByEmail(email: string): User | undefined;
+  userBySubject(subject: string): User | undefined;
+  listUsers(pageSize: number, after: string | undefined): User[];
+  updateUser(u: User): void;
+  deleteUser(id: string): void;
+  userCount(): number;
+  createApiKey(k: ApiKeyRecord): void;
+  getApiKey(id: string): ApiKeyRecord | undefined;
+  apiKeyByHash(hash: string): ApiKeyRecord | undefined;
+  listApiKeys(includeRevoked: boolean): ApiKeyRecord[];
+  updateApiKey(k: ApiKeyRecord): void;
+  apiKeyCount(): number;
+  createSession(s: Session): void;
+  getSession(id: string): Session | undefined;
+  touchSession(id: string, idleUntil: number): void;
+  deleteSession(id: string): void;
   /** Ends a user's sessions (disabled, deleted, password changed), except one. */
-  deleteSessionsOf(userId: string, except?: string | undefined): Promise<void>;
+  deleteSessionsOf(userId: string, except?: string | undefined): void;
   /** Removes ended sessions. */
-  sweepSessions(now: number): Promise<void>;
-  /**
-   * Changes when people or admin API keys may have changed elsewhere: SQLite's
-   * data version (another connection, the CLI, committed to the file); in
-   * PostgreSQL a counter every instance bumps with each such write. A cheap read.
-   */
-  changeVersion(): Promise<number>;
-  /** Releases the store's own handles (a PostgreSQL pool belongs to its opener). */
+  sweepSessions(now: number): void;
+  /** Changes when another connection (the CLI) commits to the file; a cheap read, no lock. */
+  dataVersion(): number;
   close(): void;
 }
 
@@ -218,28 +207,28 @@ export function openAdminStore(path: string): AdminStore {
   const one = <T>(row: Row | undefined, of: (r: Row) => T): T | undefined => (row === undefined ? undefined : of(row));
 
   return {
-    backend: { kind: "sqlite", db },
-    createUser: async (u) => void s.insertUser.run(...userParams(u)),
-    getUser: async (id) => one(s.user.get(id) as Row | undefined, userOf),
-    userByEmail: async (email) => one(s.userByEmail.get(email) as Row | undefined, userOf),
-    userBySubject: async (subject) => one(s.userBySubject.get(subject) as Row | undefined, userOf),
-    listUsers: async (pageSize, after) => (s.users.all(after ?? "", pageSize) as Row[]).map(userOf),
-    updateUser: async (u) => void s.replaceUser.run(...userParams(u)),
-    deleteUser: async (id) => void s.deleteUser.run(id),
-    userCount: async () => (s.userCount.get() as { n: number }).n,
-    createApiKey: async (k) => void s.insertKey.run(...keyParams(k)),
-    getApiKey: async (id) => one(s.key.get(id) as Row | undefined, apiKeyOf),
-    apiKeyByHash: async (hash) => one(s.keyByHash.get(hash) as Row | undefined, apiKeyOf),
-    listApiKeys: async (includeRevoked) => (s.keys.all(includeRevoked ? 1 : 0) as Row[]).map(apiKeyOf),
-    updateApiKey: async (k) => void s.replaceKey.run(...keyParams(k)),
-    apiKeyCount: async () => (s.keyCount.get() as { n: number }).n,
-    createSession: async (x) => void s.insertSession.run(x.id, x.userId, x.csrf, x.createdAt, x.expiresAt, x.idleUntil),
-    getSession: async (id) => one(s.session.get(id) as Row | undefined, sessionOf),
-    touchSession: async (id, idleUntil) => void s.touchSession.run(idleUntil, id),
-    deleteSession: async (id) => void s.deleteSession.run(id),
-    deleteSessionsOf: async (userId, except) => void s.deleteSessionsOf.run(userId, except ?? ""),
-    sweepSessions: async (now) => void s.sweepSessions.run(now, now),
-    changeVersion: async () => (s.dataVersion.get() as { data_version: number }).data_version,
+    db,
+    createUser: (u) => void s.insertUser.run(...userParams(u)),
+    getUser: (id) => one(s.user.get(id) as Row | undefined, userOf),
+    userByEmail: (email) => one(s.userByEmail.get(email) as Row | undefined, userOf),
+    userBySubject: (subject) => one(s.userBySubject.get(subject) as Row | undefined, userOf),
+    listUsers: (pageSize, after) => (s.users.all(after ?? "", pageSize) as Row[]).map(userOf),
+    updateUser: (u) => void s.replaceUser.run(...userParams(u)),
+    deleteUser: (id) => void s.deleteUser.run(id),
+    userCount: () => (s.userCount.get() as { n: number }).n,
+    createApiKey: (k) => void s.insertKey.run(...keyParams(k)),
+    getApiKey: (id) => one(s.key.get(id) as Row | undefined, apiKeyOf),
+    apiKeyByHash: (hash) => one(s.keyByHash.get(hash) as Row | undefined, apiKeyOf),
+    listApiKeys: (includeRevoked) => (s.keys.all(includeRevoked ? 1 : 0) as Row[]).map(apiKeyOf),
+    updateApiKey: (k) => void s.replaceKey.run(...keyParams(k)),
+    apiKeyCount: () => (s.keyCount.get() as { n: number }).n,
+    createSession: (x) => void s.insertSession.run(x.id, x.userId, x.csrf, x.createdAt, x.expiresAt, x.idleUntil),
+    getSession: (id) => one(s.session.get(id) as Row | undefined, sessionOf),
+    touchSession: (id, idleUntil) => void s.touchSession.run(idleUntil, id),
+    deleteSession: (id) => void s.deleteSession.run(id),
+    deleteSessionsOf: (userId, except) => void s.deleteSessionsOf.run(userId, except ?? ""),
+    sweepSessions: (now) => void s.sweepSessions.run(now, now),
+    dataVersion: () => (s.dataVersion.get() as { data_version: number }).data_version,
     close: () => db.close(),
   };
 }
