@@ -2,15 +2,22 @@ import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { Worker } from "node:worker_threads";
+import type { Pool } from "../database/postgres.ts";
 import type { RequestRecord } from "../pipeline/pipeline.ts";
 import type { AggregateRow, Bucket, GroupBy } from "./log-aggregate.ts";
 import type { LogFilter, LogRow } from "./log-store.ts";
+import type { PgLogStore } from "./log-store-pg.ts";
 import type { Logger } from "./log.ts";
 import type { WorkerConfig, WorkerReply, WorkerRequest } from "./request-log-worker.ts";
 
 export interface RequestLogOptions {
-  /** SQLite file; its folder is created. */
+  /** SQLite file; its folder is created. Unused with a pool. */
   path: string;
+  /**
+   * PostgreSQL (database.url): the log goes to its sy_requests table, shared
+   * by every instance, instead of the SQLite file. The pool stays open at close: its owner ends it.
+   */
+  pool?: Pool;
   /** Records kept this long (default 14 days). */
   maxAgeMs?: number;
   /** And at most this many (default 2 million, roughly 1 GB). */
@@ -49,6 +56,7 @@ const MAX_IN_FLIGHT = 8;
  * cost log rows (counted), never a request.
  */
 export function createRequestLog(options: RequestLogOptions): RequestLog {
+  if (options.pool !== undefined) return createPgRequestLog(options, options.pool);
   const queueMax = options.queueMax ?? 20_000;
   const redact = options.redact ?? ((t: string) => t);
   mkdirSync(dirname(options.path), { recursive: true });
@@ -157,6 +165,120 @@ export function createRequestLog(options: RequestLogOptions): RequestLog {
           resolve();
         });
       });
+    },
+  };
+}
+
+/** How often each instance tries to apply retention (the one holding the lock does; the others skip). */
+const RETENTION_EVERY_MS = 5 * 60_000;
+
+/**
+ * The request log on PostgreSQL: the same bounded queue and batches, sent
+ * from this thread (the driver's I/O does not block it) to the shared
+ * table. A slow or unreachable database can only cost log rows (counted),
+ * never a request. Retention runs in the background on one instance at a time.
+ */
+function createPgRequestLog(options: RequestLogOptions, pool: Pool): RequestLog {
+  const queueMax = options.queueMax ?? 20_000;
+  const redact = options.redact ?? ((t: string) => t);
+  const maxAgeMs = options.maxAgeMs ?? 14 * 86_400_000;
+  const maxRows = options.maxRows ?? 2_000_000;
+  // Batches in flight each hold a pooled connection: half the pool at most, so the log never starves
+  // the pool's other users (the admin plane) however far behind it falls.
+  const maxInFlight = Math.max(1, Math.min(MAX_IN_FLIGHT, Math.floor((pool.options.max ?? 10) / 2)));
+  let queue: LogRow[] = [];
+  let droppedCount = 0;
+  let inFlight = 0;
+  let closed = false;
+  const stopRetention = new AbortController();
+  let retaining: Promise<number> | undefined;
+
+  // The schema is made (or found) once; ready again on the next use if that failed (the database was away).
+  let opening: Promise<PgLogStore> | undefined;
+  const store = (): Promise<PgLogStore> => {
+    opening ??= import("./log-store-pg.ts").then((m) => m.openPgLogStore(pool)).catch((err: unknown) => {
+      opening = undefined;
+      throw err;
+    });
+    return opening;
+  };
+  // Made at once, not at the first record: a start against a database that refuses it says so early.
+  store().catch((err: unknown) => options.logger.error("request log: cannot create its PostgreSQL table", { error: err }));
+
+  function sendBatch(): Promise<void> | undefined {
+    if (queue.length === 0 || inFlight >= maxInFlight) return undefined;
+    const rows = queue.length <= BATCH ? queue : queue.slice(0, BATCH);
+    queue = queue.length <= BATCH ? [] : queue.slice(BATCH);
+    inFlight++;
+    return store().then((s) => s.insert(rows)).then(
+      () => {
+        inFlight--;
+      },
+      (err: unknown) => {
+        inFlight--;
+        droppedCount += rows.length;
+        options.logger.error("request log write failed", { error: err, rows: rows.length });
+      },
+    );
+  }
+
+  function retain(now?: number): Promise<number> {
+    // One run at a time on this instance; pg_try_advisory_lock makes it one across instances.
+    retaining ??= store()
+      .then((s) => s.retain(maxAgeMs, maxRows, now, stopRetention.signal))
+      .finally(() => {
+        retaining = undefined;
+      });
+    return retaining;
+  }
+  const background = (): void => {
+    if (closed) return;
+    retain().catch((err: unknown) => options.logger.warn("request log retention failed; it runs again later", { error: err }));
+  };
+  // The first run a little after start, not during it; then every few minutes.
+  const firstRetention = setTimeout(background, 10_000);
+  firstRetention.unref();
+  const retentionTimer = setInterval(background, RETENTION_EVERY_MS);
+  retentionTimer.unref();
+
+  const timer = setInterval(() => {
+    while (sendBatch() !== undefined);
+  }, options.flushMs ?? 200);
+  timer.unref();
+
+  const flush = async (): Promise<void> => {
+    while (queue.length > 0 || inFlight > 0) {
+      const sent = sendBatch();
+      if (sent) await sent;
+      else await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  const open = <T>(fn: (s: PgLogStore) => Promise<T>): Promise<T> =>
+    closed ? Promise.reject(new Error("request log is closed")) : store().then(fn);
+
+  return {
+    add(r) {
+      if (closed || queue.length >= queueMax) {
+        droppedCount++;
+        return;
+      }
+      queue.push(toRow(r, redact));
+    },
+    flush,
+    search: (filter, pageSize, pageToken) => open((s) => s.search(filter, pageSize, pageToken)),
+    aggregate: (filter, groupBy, bucket) => open((s) => s.aggregate(filter, groupBy, bucket)),
+    retain: (now) => open(() => retain(now)),
+    dropped: () => droppedCount,
+    async close() {
+      clearInterval(timer);
+      clearInterval(retentionTimer);
+      clearTimeout(firstRetention);
+      if (closed) return;
+      closed = true;
+      stopRetention.abort();
+      // Everything queued is written (or counted as dropped) before the pool's owner ends it.
+      await flush().catch(() => {});
+      await retaining?.catch(() => {});
     },
   };
 }
