@@ -24,6 +24,7 @@ import { createMemoryCacheStore } from "./cache/store-memory.ts";
 import { createRedisCacheStore } from "./cache/store-redis.ts";
 import { createRedisSemanticFeed, type SemanticFeed } from "./cache/semantic-feed.ts";
 import type { CacheStore } from "./cache/types.ts";
+import { readFileSync } from "node:fs";
 import { ConfigError, type LoadOptions } from "./config/load.ts";
 import { GatewayError } from "./errors/errors.ts";
 import { createConfigReloader, type ReloadResult } from "./config/reload.ts";
@@ -67,7 +68,7 @@ import { createRequestLog, type RequestLog } from "./telemetry/request-log.ts";
 import { openDatabase } from "./database/postgres.ts";
 import { createTracing, type TracingOptions } from "./telemetry/tracing.ts";
 import { grpcUnimplemented, isGrpcRequest } from "./transport/grpc-fallback.ts";
-import { listenOnePort, type OnePortServer } from "./transport/one-port.ts";
+import { listenOnePort, type OnePortServer, type TlsOptions } from "./transport/one-port.ts";
 
 /**
  * Everything that hears about finished requests: metrics, the request log,
@@ -199,6 +200,8 @@ export interface RunningGateway {
  */
 export async function startGateway(config: Config, options: GatewayOptions = {}): Promise<RunningGateway> {
   const logger = options.logger ?? silentLogger;
+  // Read before anything opens, so a missing certificate stops the start with nothing to release.
+  const tlsFiles = readTls(config.server.tls);
   const routingHealth = createHealthRegistry(config.routing.breaker, config.routing.keyBalance);
   // Providers, aliases and routes: the configuration's plus ProviderService's, one snapshot swapped whole.
   // Everything below reads `live.current` when it runs (one property read), never a copy taken here.
@@ -215,6 +218,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const requestLog = rl.enabled
     ? createRequestLog({
         path: rl.path ?? join(config.dataDir, "requests.db"),
+        pool: database,
         maxAgeMs: rl.retentionDays * 86_400_000,
         maxRows: rl.maxRows,
         queueMax: rl.queueMax,
@@ -381,14 +385,15 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const server: OnePortServer = await listenOnePort((req, res) => {
     if (req.url?.startsWith("/switchyard.v1.")) markPeer(req);
     handler(req, res);
-  }, { host: config.server.host, port: config.server.port });
+  }, { host: config.server.host, port: config.server.port, tls: tlsFiles });
   live.start();
   if (options.configFile?.watch === true) reloader.watch();
   const host = server.host.includes(":") ? `[${server.host}]` : server.host;
+  const scheme = config.server.tls === undefined ? "http" : "https";
   let closing: Promise<void> | undefined;
 
   return {
-    url: `http://${host}:${server.port}`,
+    url: `${scheme}://${host}:${server.port}`,
     port: server.port,
     isOpen: () => governor.isOpen(),
     reloadConfig: () => reloader.reload("signal"),
@@ -418,5 +423,22 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       })();
       return closing;
     },
+  };
+}
+
+/** The certificate files named in server.tls, read once at start (a missing file stops the start with its name). */
+function readTls(t: Config["server"]["tls"]): TlsOptions | undefined {
+  if (t === undefined) return undefined;
+  const read = (file: string, what: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new ConfigError(`invalid configuration: server.tls.${what}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  return {
+    cert: read(t.certFile, "certFile"),
+    key: read(t.keyFile, "keyFile"),
+    clientCa: t.clientCaFile === undefined ? undefined : read(t.clientCaFile, "clientCaFile"),
   };
 }

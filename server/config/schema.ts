@@ -197,6 +197,17 @@ export const configSchema = z.strictObject({
        * connections. Part of shutdownGraceMs.
        */
       drainDelayMs: z.int().min(0).default(2_000),
+      /** Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) on the same port instead of cleartext. Read at start. */
+      tls: z
+        .strictObject({
+          /** PEM certificate chain. */
+          certFile: z.string().min(1),
+          /** PEM private key. */
+          keyFile: z.string().min(1),
+          /** PEM CA bundle: when set, every client must present a certificate it signed (mutual TLS). */
+          clientCaFile: z.string().min(1).optional(),
+        })
+        .optional(),
     })
     .prefault({}),
   auth: z

@@ -1,10 +1,11 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import * as tls from "node:tls";
 import type { NodeHandler } from "./node-http.ts";
 
 /**
- * One TCP port for HTTP/1.1 and cleartext HTTP/2. Node's
+ * One TCP port for HTTP/1.1 and HTTP/2, cleartext or TLS. Node's
  * `http2.createServer({ allowHTTP1 })` only does this over TLS (ALPN), so the
  * first bytes of each connection are read here: HTTP/2 with prior knowledge
  * (gRPC clients, grpcurl -plaintext, mesh sidecars) always opens with the
@@ -24,6 +25,16 @@ export interface OnePortOptions {
   port: number;
   /** Streams one HTTP/2 connection may have open at once. */
   maxConcurrentStreams?: number;
+  /** Serve TLS instead of cleartext: HTTP/2 and HTTP/1.1 offered by ALPN, client certificates optional. */
+  tls?: TlsOptions | undefined;
+}
+
+export interface TlsOptions {
+  /** PEM certificate chain and private key. */
+  cert: Buffer;
+  key: Buffer;
+  /** PEM CA bundle that client certificates must chain to; with it, clients without a valid certificate are refused. */
+  clientCa?: Buffer | undefined;
 }
 
 /**
@@ -83,12 +94,29 @@ export async function listenOnePort(handler: RequestHandler, options: OnePortOpt
     s.once("close", () => sessions.delete(s));
   });
 
-  const server = net.createServer({ noDelay: true, keepAlive: true }, (socket) => {
+  const accept = (socket: net.Socket): void => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     socket.on("error", () => socket.destroy());
+    // Over TLS too: ALPN says which protocol the client chose, and its first bytes say the same.
     sniff(socket, (isH2) => (isH2 ? h2 : h1).emit("connection", socket));
-  });
+  };
+  const t = options.tls;
+  const server: net.Server = t === undefined
+    ? net.createServer({ noDelay: true, keepAlive: true }, accept)
+    : tls.createServer({
+        noDelay: true,
+        keepAlive: true,
+        cert: t.cert,
+        key: t.key,
+        ALPNProtocols: ["h2", "http/1.1"],
+        minVersion: "TLSv1.2",
+        // A client that never finishes its handshake is dropped, as one that never speaks is.
+        handshakeTimeout: SNIFF_TIMEOUT_MS,
+        ...(t.clientCa === undefined ? {} : { ca: t.clientCa, requestCert: true, rejectUnauthorized: true }),
+      }, accept);
+  // A failed handshake (no client certificate, a scanner) ends that connection only.
+  server.on("tlsClientError", (_err: Error, socket: tls.TLSSocket) => socket.destroy());
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
