@@ -10,6 +10,7 @@
  *   switchyard config check FILE
  *   switchyard import litellm CONFIG.yaml [--out FILE]
  *   switchyard keys create|list|revoke [--url URL] [--admin-key KEY] …
+ *   switchyard db migrate-log [--from FILE] [--config FILE]
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { semanticEmbeddingModel } from "./cache/cache.ts";
@@ -42,6 +43,7 @@ Commands:
   config check FILE         validate a configuration file as start would (see config --help)
   import litellm FILE       convert a LiteLLM proxy config.yaml (see import --help)
   keys create|list|revoke   manage virtual keys on a running gateway (see keys --help)
+  db migrate-log            copy a SQLite request log into PostgreSQL (see db --help)
 
 Options for admin and audit:
   --config FILE             the gateway's configuration (for its data directory);
@@ -102,6 +104,27 @@ Options:
 
 Exit codes: 0 done, 1 the gateway refused or could not be reached (its message is
 printed), 2 usage error.
+`;
+
+const HELP_DB = `Usage: switchyard db migrate-log [--from FILE] [--config FILE]
+
+Copies a gateway's request log from its SQLite file into the PostgreSQL
+database the configuration names (database.url, or SWITCHYARD_DATABASE_URL),
+so every instance sharing that database sees the history. The file is only
+read (a gateway may still be writing it); files from older versions are read
+as they are. Rows already in PostgreSQL (same record id) are skipped, so a
+second run, say after the last instance has switched over, copies only what
+is new. Run it once per instance's file.
+
+Options:
+  --from FILE               the SQLite request log (default: the configuration's
+                            requestLog.path, or <dataDir>/requests.db)
+  --config FILE             the gateway's configuration (database.url, dataDir);
+                            without it, SWITCHYARD_DATABASE_URL and SWITCHYARD_DATA_DIR or .data
+  -h, --help                show this help
+
+Exit codes: 0 copied, 1 the file or the database could not be read or written,
+2 usage error (no database configured, unknown option).
 `;
 
 /** A failure whose message is the whole story (no stack), with its exit code. */
@@ -405,6 +428,41 @@ function keyTable(keys: KeyJson[]): string {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).join("\n") + "\n";
 }
 
+/** `db migrate-log`: the SQLite request log into PostgreSQL; never prints the URL's password. */
+async function dbCommand(sub: string, args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { from: { type: "string" }, config: { type: "string" }, help: { type: "boolean", short: "h" } } });
+  if (values.help) return print(HELP_DB);
+  if (sub !== "migrate-log") throw new ConfigError(`unknown command 'db ${sub}': migrate-log`);
+  const config = await loadConfig({ file: values.config });
+  const url = config.database.url;
+  if (url === undefined) {
+    throw new ConfigError("db migrate-log: no PostgreSQL to copy to: set database.url in the configuration (--config FILE) or SWITCHYARD_DATABASE_URL");
+  }
+  const from = values.from ?? config.requestLog.path ?? join(config.dataDir, "requests.db");
+  const [{ openDatabase, redactUrl }, { migrateLogToPostgres }, { silentLogger }] = await Promise.all([
+    import("./database/postgres.ts"), import("./telemetry/log-migrate.ts"), import("./telemetry/log.ts"),
+  ]);
+  let pool;
+  try {
+    pool = await openDatabase({ url, poolSize: 2, statementTimeoutMs: config.database.statementTimeoutMs, logger: silentLogger });
+  } catch (err) {
+    throw new CommandError(`db migrate-log: ${(err as Error).message}`);
+  }
+  try {
+    let reported = 0;
+    const r = await migrateLogToPostgres(from, pool, (p) => {
+      if (p.read - reported < 50_000) return;
+      reported = p.read;
+      process.stderr.write(`${p.read} rows read, ${p.inserted} copied\n`);
+    });
+    return print(`copied the request log ${from} to ${redactUrl(url)}: ${r.read} rows read, ${r.inserted} copied, ${r.skipped} already there\n`);
+  } catch (err) {
+    throw new CommandError(`db migrate-log: ${(err as Error).message}`);
+  } finally {
+    await pool.end();
+  }
+}
+
 async function run(argv: string[]): Promise<number> {
   const [cmd, sub, ...rest] = argv;
   const wantsHelp = (s: string | undefined): boolean => s === "-h" || s === "--help" || s === undefined;
@@ -422,6 +480,10 @@ async function run(argv: string[]): Promise<number> {
   if (cmd === "keys") {
     if (wantsHelp(sub)) return print(HELP_KEYS);
     return keysCommand(sub!, rest);
+  }
+  if (cmd === "db") {
+    if (wantsHelp(sub)) return print(HELP_DB);
+    return dbCommand(sub!, rest);
   }
   if ((cmd === "admin" || cmd === "audit") && wantsHelp(sub)) return print(HELP);
   if (cmd === "admin") {

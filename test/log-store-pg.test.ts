@@ -1,14 +1,20 @@
-import { mkdtempSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RequestRecord } from "../server/pipeline/pipeline.ts";
 import type { AggregateRow, Bucket, GroupBy } from "../server/telemetry/log-aggregate.ts";
+import { migrateLogToPostgres, type MigrateProgress } from "../server/telemetry/log-migrate.ts";
 import { openPgLogStore } from "../server/telemetry/log-store-pg.ts";
 import { openLogStore, type LogFilter, type LogRow } from "../server/telemetry/log-store.ts";
 import { silentLogger } from "../server/telemetry/log.ts";
 import { createRequestLog } from "../server/telemetry/request-log.ts";
+import { startOpenAIStandin, type OpenAIStandin } from "./standins/openai.ts";
+import { adminCall, chat } from "./support/admin.ts";
+import { openaiProvider, startTestGateway, type TestGateway } from "./support/gateway.ts";
 import { startPostgres, type RunningPostgres } from "./support/postgres.ts";
 
 // The request log on PostgreSQL: the same rows, filters, page tokens,
@@ -323,5 +329,242 @@ describe("request log writer on PostgreSQL", () => {
     await failing.flush();
     expect(failing.dropped()).toBe(3);
     await failing.close();
+  });
+});
+
+const KEY = "sk-gateway-logpg-test-0123456789";
+const ADMIN = "sy-admin-logpg-test-0123456789";
+
+interface SearchJson {
+  entries?: { requestId: string; model: string; status: string; targets?: string[] }[];
+  nextPageToken?: string;
+}
+
+describe("gateways on PostgreSQL", () => {
+  let standin: OpenAIStandin;
+  const gateways: TestGateway[] = [];
+  beforeAll(async () => {
+    standin = await startOpenAIStandin();
+  });
+  afterAll(async () => {
+    await Promise.allSettled(gateways.map((g) => g.close()));
+    await standin?.close();
+  });
+
+  const start = async (url: string, dataDir?: string): Promise<TestGateway> => {
+    const gw = await startTestGateway({
+      dataDir,
+      auth: { keys: [KEY] },
+      admin: { key: ADMIN },
+      database: { url },
+      providers: [openaiProvider(standin.url, { models: ["gpt-4o-mini", "gpt-4o"] })],
+    });
+    gateways.push(gw);
+    return gw;
+  };
+  const search = async (gw: TestGateway, filter: object, pageSize = 100): Promise<SearchJson> => {
+    const r = await adminCall<SearchJson>(gw.url, ADMIN, "LogService/SearchRequests", { filter, pageSize });
+    expect(r.status).toBe(200);
+    return r.body;
+  };
+  async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
+    for (let i = 0; i < 100; i++) {
+      const v = await fn();
+      if (ok(v)) return v;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error("condition not met");
+  }
+
+  it("records requests searchable and aggregated through LogService", async () => {
+    const url = await postgres.newDatabase();
+    const dataDir = mkdtempSync(join(tmpdir(), "sy-logpg-gw-"));
+    const gw = await start(url, dataDir);
+    for (const model of ["gpt-4o-mini", "gpt-4o-mini", "gpt-4o"]) {
+      expect((await chat(gw.url, KEY, { model }, { "x-request-id": `pg-one-${model}` })).status).toBe(200);
+    }
+    standin.setBehavior({ kind: "status", status: 500, times: 1, path: "/v1/chat/completions" });
+    expect((await chat(gw.url, KEY, { model: "gpt-4o" })).status).toBeGreaterThanOrEqual(500);
+    const all = await eventually(() => search(gw, {}), (r) => (r.entries ?? []).length >= 4);
+    expect(all.entries).toHaveLength(4);
+    expect(all.entries![0]!.status).toBe("upstream_error");
+    const mini = await search(gw, { model: "gpt-4o-mini" }, 1);
+    expect(mini.entries).toHaveLength(1);
+    expect(mini.nextPageToken).not.toBe("");
+    const rest = (await adminCall<SearchJson>(gw.url, ADMIN, "LogService/SearchRequests", { filter: { model: "gpt-4o-mini" }, pageSize: 1, pageToken: mini.nextPageToken })).body;
+    expect(rest.entries!.map((e) => e.requestId)).toEqual(["pg-one-gpt-4o-mini"]);
+    expect(rest.nextPageToken ?? "").toBe("");
+    const agg = await adminCall<{ rows: { group: string; requests: string; errors?: string }[] }>(gw.url, ADMIN, "LogService/AggregateRequests", { groupBy: "GROUP_BY_MODEL" });
+    expect(agg.status).toBe(200);
+    expect(Object.fromEntries(agg.body.rows.map((r) => [r.group, [r.requests, r.errors ?? "0"]]))).toEqual({ "gpt-4o": ["2", "1"], "gpt-4o-mini": ["2", "0"] });
+    expect((await search(gw, { requestId: "pg-one-gpt-4o" })).entries![0]!.targets).toEqual(["openai/gpt-4o"]);
+    // The rows are in PostgreSQL, and nothing went to a SQLite file.
+    expect((await (await newPool(url, 1)).query("SELECT count(*)::int AS n FROM sy_requests")).rows[0].n).toBe(4);
+    expect(existsSync(join(dataDir, "requests.db"))).toBe(false);
+  });
+
+  it("shares one log between instances: each instance's records are visible from either", async () => {
+    const url = await postgres.newDatabase();
+    // Started together on an empty database: both make the schema at once.
+    const [a, b] = await Promise.all([start(url), start(url)]);
+    for (let i = 0; i < 3; i++) {
+      expect((await chat(a!.url, KEY, {}, { "x-request-id": `via-a-${i}` })).status).toBe(200);
+      expect((await chat(b!.url, KEY, {}, { "x-request-id": `via-b-${i}` })).status).toBe(200);
+    }
+    for (const gw of [a!, b!]) {
+      const seen = await eventually(() => search(gw, {}), (r) => (r.entries ?? []).length >= 6);
+      expect(seen.entries!.map((e) => e.requestId).sort()).toEqual(["via-a-0", "via-a-1", "via-a-2", "via-b-0", "via-b-1", "via-b-2"]);
+    }
+    // An instance that stops writes what it had queued first; the other still sees it.
+    expect((await chat(b!.url, KEY, {}, { "x-request-id": "via-b-last" })).status).toBe(200);
+    await b!.close();
+    expect((await search(a!, { requestId: "via-b-last" })).entries).toHaveLength(1);
+  });
+});
+
+/** A request log file as an older gateway left it: the first release's columns, no record ids. */
+function oldLogFile(path: string, rows: number, latencyMs: number): void {
+  const old = new DatabaseSync(path);
+  old.exec(`CREATE TABLE requests (
+      id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, request_id TEXT NOT NULL,
+      key TEXT NOT NULL, team TEXT NOT NULL, customer TEXT NOT NULL,
+      operation TEXT NOT NULL, model_asked TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
+      status TEXT NOT NULL,
+      prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL,
+      cost_usd REAL NOT NULL, latency_ms REAL NOT NULL, first_chunk_ms REAL,
+      cache_status TEXT NOT NULL, attempts INTEGER NOT NULL,
+      request_body TEXT, response_body TEXT
+    );`);
+  const insert = old.prepare(`INSERT INTO requests (time_ms, request_id, key, team, customer, operation, model_asked, provider, model, status,
+    prompt_tokens, completion_tokens, cached_tokens, cost_usd, latency_ms, first_chunk_ms, cache_status, attempts, request_body, response_body)
+    VALUES (?, 'same-id', 'key:old', '', '', 'chat', 'm', 'openai', 'm', 'ok', 10, 5, 0, 0.001, ?, NULL, '', 1, NULL, NULL)`);
+  for (let k = 0; k < rows; k++) insert.run(1_600_000_000_000 + k, latencyMs + k);
+  old.close();
+}
+
+describe("migrating a SQLite request log", () => {
+  it("copies every row as it was, once, however often it runs", async () => {
+    const pool = await newPool();
+    const path = dbPath();
+    const rows = randomRows(2500, 7);
+    const sqlite = openLogStore(path);
+    sqlite.insert(rows);
+    const progress: MigrateProgress[] = [];
+    expect(await migrateLogToPostgres(path, pool, (p) => progress.push(p))).toEqual({ read: 2500, inserted: 2500, skipped: 0 });
+    expect(progress.map((p) => p.read)).toEqual([1000, 2000, 2500]);
+    // Everything arrived as it was: rows, and so every aggregate.
+    const store = await openPgLogStore(pool);
+    const copied: LogRow[] = [];
+    let token = "";
+    do {
+      const page = await store.search({}, 1000, token);
+      copied.push(...page.entries);
+      token = page.nextPageToken;
+    } while (token);
+    expect(copied.toSorted((x, y) => x.recordId.localeCompare(y.recordId))).toEqual(rows.toSorted((x, y) => x.recordId.localeCompare(y.recordId)));
+    const want = sqlite.aggregate({}, "model", "hour").map((r) => ({ ...r, costUsd: expect.closeTo(r.costUsd, 9) }));
+    expect(await store.aggregate({}, "model", "hour")).toEqual(want);
+
+    // Again, after more traffic: only what is new.
+    sqlite.insert([row(90_001), row(90_002)]);
+    sqlite.close();
+    expect(await migrateLogToPostgres(path, pool)).toEqual({ read: 2502, inserted: 2, skipped: 2500 });
+    expect(await migrateLogToPostgres(path, pool)).toEqual({ read: 2502, inserted: 0, skipped: 2502 });
+  });
+
+  it("reads a file from the first release as it is (read-only), and keeps two instances' old rows apart", async () => {
+    const pool = await newPool();
+    const [first, second] = [dbPath(), dbPath()];
+    oldLogFile(first, 3, 10);
+    expect(await migrateLogToPostgres(first, pool)).toEqual({ read: 3, inserted: 3, skipped: 0 });
+    // The file was not upgraded: it still has no record_id column.
+    const check = new DatabaseSync(first, { readOnly: true });
+    expect(check.prepare("PRAGMA table_info(requests)").all().map((c) => c["name"])).not.toContain("record_id");
+    check.close();
+    expect(await migrateLogToPostgres(first, pool)).toEqual({ read: 3, inserted: 0, skipped: 3 });
+    // Once a current gateway has opened the file (record ids legacy-1…3, new columns at their defaults), its rows are still the same rows.
+    openLogStore(first).close();
+    expect(await migrateLogToPostgres(first, pool)).toEqual({ read: 3, inserted: 0, skipped: 3 });
+
+    // Another instance's old file: the same row ids (and legacy-1…3 once opened), other requests. Nothing of it is skipped.
+    oldLogFile(second, 3, 20);
+    openLogStore(second).close();
+    expect(await migrateLogToPostgres(second, pool)).toEqual({ read: 3, inserted: 3, skipped: 0 });
+    expect(await migrateLogToPostgres(second, pool)).toEqual({ read: 3, inserted: 0, skipped: 3 });
+    const entries = (await (await openPgLogStore(pool)).search({}, 10, "")).entries;
+    expect(entries.map((e) => [e.latencyMs, e.upstreamMs, e.keyName, e.savedUsd, e.targets])).toEqual(
+      [22, 12, 21, 11, 20, 10].map((ms) => [ms, null, "", 0, []]),
+    );
+    expect(new Set(entries.map((e) => e.recordId)).size).toBe(6);
+    expect(entries.every((e) => /^legacy-[\w-]{32}$/.test(e.recordId))).toBe(true);
+  });
+
+  it("says what is wrong with a missing file or one that is not a request log", async () => {
+    const pool = await newPool();
+    await expect(migrateLogToPostgres("/nonexistent/requests.db", pool)).rejects.toThrow("no request log at /nonexistent/requests.db");
+    const other = dbPath();
+    const db = new DatabaseSync(other);
+    db.exec("CREATE TABLE users (id INTEGER PRIMARY KEY)");
+    db.close();
+    await expect(migrateLogToPostgres(other, pool)).rejects.toThrow(/not a request log/);
+  });
+});
+
+describe("switchyard db migrate-log", () => {
+  const root = resolve(import.meta.dirname, "..");
+  function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((done) => {
+      execFile(process.execPath, ["server/cli.ts", ...args], { cwd: root, env: { PATH: process.env["PATH"] ?? "", ...env } }, (err, stdout, stderr) => {
+        const code = err === null ? 0 : typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : -1;
+        done({ code, stdout, stderr });
+      });
+    });
+  }
+
+  it("copies <dataDir>/requests.db to database.url, twice without duplicates, never printing the password", async () => {
+    const url = await postgres.newDatabase();
+    // Trust authentication: any password is accepted, and none may be printed.
+    const withPassword = url.replace("postgres://app@", "postgres://app:s3cret-pw@");
+    const dataDir = mkdtempSync(join(tmpdir(), "sy-logpg-cli-"));
+    const sqlite = openLogStore(join(dataDir, "requests.db"));
+    sqlite.insert(Array.from({ length: 1200 }, (_, i) => row(i)));
+    sqlite.close();
+    const config = join(dataDir, "switchyard.yaml");
+    writeFileSync(config, `dataDir: ${JSON.stringify(dataDir)}\ndatabase:\n  url: ${JSON.stringify(withPassword)}\n`);
+
+    const first = await cli(["db", "migrate-log", "--config", config]);
+    expect(first).toMatchObject({ code: 0, stderr: "" });
+    expect(first.stdout).toContain(`copied the request log ${join(dataDir, "requests.db")} to postgres://app:***@127.0.0.1:${postgres.port}/`);
+    expect(first.stdout).toContain("1200 rows read, 1200 copied, 0 already there");
+    expect(first.stdout).not.toContain("s3cret-pw");
+    // From the environment this time, and a file named with --from.
+    const again = await cli(["db", "migrate-log", "--from", join(dataDir, "requests.db")], { SWITCHYARD_DATABASE_URL: withPassword, SWITCHYARD_DATA_DIR: "/nonexistent" });
+    expect(again).toMatchObject({ code: 0, stderr: "" });
+    expect(again.stdout).toContain("1200 rows read, 0 copied, 1200 already there");
+    expect(again.stdout).not.toContain("s3cret-pw");
+    const pool = await newPool(url);
+    expect((await pool.query("SELECT count(*)::int AS n FROM sy_requests")).rows[0].n).toBe(1200);
+  });
+
+  it("explains a missing database, file or server, and has --help", async () => {
+    const none = await cli(["db", "migrate-log"], { SWITCHYARD_DATA_DIR: "/nonexistent" });
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain("no PostgreSQL to copy to: set database.url in the configuration (--config FILE) or SWITCHYARD_DATABASE_URL");
+    const noFile = await cli(["db", "migrate-log"], { SWITCHYARD_DATABASE_URL: await postgres.newDatabase(), SWITCHYARD_DATA_DIR: "/nonexistent" });
+    expect(noFile.code).toBe(1);
+    expect(noFile.stderr).toContain("no request log at /nonexistent/requests.db");
+    const down = await cli(["db", "migrate-log", "--from", dbPath()], { SWITCHYARD_DATABASE_URL: "postgres://app:hunter2-pw@127.0.0.1:1/x" });
+    expect(down.code).toBe(1);
+    expect(down.stderr).toContain("cannot connect to PostgreSQL at postgres://app:***@127.0.0.1:1/x");
+    expect(down.stderr).not.toContain("hunter2-pw");
+    const other = await cli(["db", "vacuum"], { SWITCHYARD_DATA_DIR: "/nonexistent" });
+    expect(other.code).toBe(2);
+    expect(other.stderr).toContain("unknown command 'db vacuum': migrate-log");
+    for (const args of [["db", "--help"], ["db"], ["db", "migrate-log", "--help"]]) {
+      const help = await cli(args);
+      expect(help.code).toBe(0);
+      expect(help.stdout).toContain("Usage: switchyard db migrate-log [--from FILE] [--config FILE]");
+    }
+    expect((await cli(["--help"])).stdout).toContain("db migrate-log");
   });
 });
