@@ -245,6 +245,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     reservationTtlMs: g.reservationTtlMs,
     defaultMaxOutputTokens: g.defaultMaxOutputTokens,
     unpricedModels: g.unpricedModels,
+    whenStoreDown: g.whenStoreDown,
     chargeHits: config.cache.chargeHits,
     logger,
     adminsExist: () => plane?.adminsExist() ?? false,
@@ -294,7 +295,10 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     }),
   });
   metrics.addGauge("switchyard_governance_store_up", "1 when the governance store (embedded, or Redis) answers; 0 while governed requests are refused.", () => (store.healthy() ? 1 : 0));
-  metrics.addCounter("switchyard_governance_settle_failures_total", "Spend records given up on after retries (the store was unreachable).", () => governor.settleFailures());
+  metrics.addCounter("switchyard_governance_settle_failures_total", "Spend records given up on (the store was unreachable and too many were waiting, or the gateway stopped).", () => governor.settleFailures());
+  metrics.addGauge("switchyard_governance_pending_settles", "Spend records waiting for the governance store to answer again.", () => governor.pendingSettles());
+  metrics.addGauge("switchyard_governance_degraded", "1 while rate limits are counted locally because the governance store is unreachable.", () => (governor.degraded() === undefined ? 0 : 1));
+  metrics.addCounter("switchyard_governance_degraded_requests_total", "Requests admitted on local counters while the governance store was unreachable.", () => governor.degradedRequests());
   // Two stages at the grace deadline: `deadline` ends the pipeline's streams with an error event
   // in their own protocol; `shutdown` (connect's shutdownSignal) then aborts what is left of RPCs.
   const deadline = new AbortController();
@@ -345,7 +349,9 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     logger,
     maxBodyBytes: config.server.maxBodyBytes,
     // A governance store that cannot be reached (Redis) takes the instance out of rotation.
-    notReady: () => (!ready ? "draining" : !store.healthy() ? "governance store unreachable" : undefined),
+    // With degraded mode on (governance.whenStoreDown), an unreachable Redis does not take every instance out of rotation.
+    notReady: () => (!ready ? "draining" : !store.healthy() && g.whenStoreDown.rateLimits === "refuse" && g.whenStoreDown.budgets === "refuse" ? "governance store unreachable" : undefined),
+    degraded: () => governor.degraded() ?? (store.healthy() ? undefined : "governance store unreachable: rate limits counted locally, budgets per governance.whenStoreDown"),
     scrapeMetrics: () => metrics.scrape(),
     // POST /v1/messages/count_tokens: free, but a virtual key's allowed models and providers apply.
     countTokens: createTokenCounter(resolve, { authorize: (principal, model, target) => { if (principal.kind === "virtual") governor.authorize(principal, { models: [model], targets: [target], primary: [target], promptTokens: 0, maxOutputTokens: 0 }); } }),

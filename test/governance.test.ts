@@ -358,11 +358,33 @@ describe.each<StoreKind>(["embedded", "redis"])("governance (%s store)", (kind) 
 });
 
 describe("an unreachable Redis", () => {
-  it("fails closed and fast: 503 for virtual keys, not ready, and the store gauge at 0", async () => {
+  it("fails closed and fast: 503 for virtual keys it cannot look up, and the store gauge at 0", async () => {
     // A port nothing listens on.
     const gw = await startTestGateway({
       admin: { key: ADMIN },
       governance: { store: "redis", redis: { url: "redis://127.0.0.1:1", commandTimeoutMs: 200 } },
+      providers: [openaiProvider(standin.url)],
+    });
+    try {
+      const t0 = Date.now();
+      const r = await chat(gw.url, `sk-sy-${"B".repeat(43)}`);
+      expect(r.status).toBe(503);
+      expect(r.body.error.message).toMatch(/cannot check keys and budgets/);
+      expect(Date.now() - t0).toBeLessThan(2000);
+      // Degraded, not out of rotation: keys already known are served on local counters (test/governance-degraded.test.ts).
+      const ready = await fetch(`${gw.url}/readyz`);
+      expect(ready.status).toBe(200);
+      expect(await ready.json()).toMatchObject({ status: "degraded" });
+      expect(await (await fetch(`${gw.url}/metrics`)).text()).toMatch(/switchyard_governance_store_up 0/);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it("with whenStoreDown refusing both, is not ready at all", async () => {
+    const gw = await startTestGateway({
+      admin: { key: ADMIN },
+      governance: { store: "redis", redis: { url: "redis://127.0.0.1:1", commandTimeoutMs: 200 }, whenStoreDown: { rateLimits: "refuse", budgets: "refuse" } },
       providers: [openaiProvider(standin.url)],
     });
     try {

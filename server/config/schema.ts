@@ -260,6 +260,19 @@ export const configSchema = z.strictObject({
           commandTimeoutMs: z.int().positive().default(500),
         })
         .prefault({}),
+      /**
+       * While Redis cannot be reached. Rate limits: "local" counts them on each instance with
+       * localShare of every limit (set it to 1/instances to keep the total), "refuse" answers 503.
+       * Budgets: "refuse" answers 503 (fail closed), "allow" serves and charges the spend once Redis
+       * answers again. Either way spend is never dropped: it is retried until Redis takes it.
+       */
+      whenStoreDown: z
+        .strictObject({
+          rateLimits: z.enum(["local", "refuse"]).default("local"),
+          budgets: z.enum(["refuse", "allow"]).default("refuse"),
+          localShare: z.number().positive().max(1).default(0.25),
+        })
+        .prefault({}),
       /** A request's reservation is released by itself this long after its gateway stops renewing it (a crashed instance). */
       reservationTtlMs: z.int().min(1_000).default(30_000),
       /** Output tokens reserved when neither the request nor the pricing table gives a limit. */

@@ -9,7 +9,8 @@ import { windowEnd, windowStart } from "./periods.ts";
 import { outputTokensFromBytes } from "./estimate.ts";
 import { costUsd, type Price, type Pricing, type Units } from "./pricing.ts";
 import { rateHeaders } from "./rate-headers.ts";
-import type { Budget, GovernanceStore, LevelReservation, Limits, ReserveResult, Scope } from "./types.ts";
+import { createMemoryStore } from "./store-memory.ts";
+import type { Budget, CounterStore, GovernanceStore, LevelReservation, Limits, ReserveResult, Scope, SettleInput } from "./types.ts";
 
 export interface GovernorOptions {
   store: GovernanceStore;
@@ -27,12 +28,26 @@ export interface GovernorOptions {
   chargeHits?: boolean;
   /** How often other instances' changes are looked for (entity version poll). */
   pollMs?: number;
+  /** What happens while a shared store (Redis) cannot be reached; default: refuse everything (503). */
+  whenStoreDown?: WhenStoreDown | undefined;
   /**
    * True while admin identities exist (people, admin API keys): one switch
    * covers both planes, so an admin plane with owners never leaves
    * inference open.
    */
   adminsExist?: () => boolean;
+}
+
+/**
+ * Degraded mode, while Redis cannot be reached: rate limits are counted by
+ * each instance on its own ("local", with `localShare` of every limit, so N
+ * instances together stay near the limit) or refused; budgets refuse (fail
+ * closed) or are served and charged once the store answers again.
+ */
+export interface WhenStoreDown {
+  rateLimits: "local" | "refuse";
+  budgets: "refuse" | "allow";
+  localShare: number;
 }
 
 /** What the pipeline asks governance about one request. */
@@ -102,6 +117,12 @@ export interface Governor {
   invalidate(): void;
   /** Settles that failed and were given up on (spend not recorded), for /metrics. */
   settleFailures(): number;
+  /** Spend records waiting for the store to answer again (retried until it does). */
+  pendingSettles(): number;
+  /** Why requests are being counted locally (the shared store is unreachable); undefined when they are not. */
+  degraded(): string | undefined;
+  /** Requests admitted on local counters since start. */
+  degradedRequests(): number;
   close(): Promise<void>;
 }
 
@@ -113,6 +134,8 @@ const NANOS = 1e9;
 const MAX_HOLD_MS = 30 * 60_000;
 /** Cached principals (and unknown hashes); cleared when full, so invalid keys cannot grow it. */
 const CACHE_MAX = 10_000;
+/** Spend records kept while the store is unreachable (about 200 bytes each). */
+const PENDING_MAX = 100_000;
 
 type Cached = Principal | null | Promise<Principal | null>;
 
@@ -149,6 +172,17 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
   /** Reservations of requests still running here (id -> when reserved), renewed so they outlive the TTL. */
   const live = new Map<string, number>();
   let failedSettles = 0;
+  // Degraded mode (a shared store only): local counters, and spend waiting for the store to answer.
+  const down = store.kind === "redis" ? o.whenStoreDown : undefined;
+  const local = down === undefined ? undefined : createMemoryStore();
+  /** When the store last failed a reservation; requests go straight to local counters for a second after. */
+  let downSince = 0;
+  let lastDownWarning = 0;
+  let degradedCount = 0;
+  const pending: SettleInput[] = [];
+  const liveLocal = new Map<string, number>();
+  let flushing = false;
+  let closed = false;
   let lastPollError = 0;
 
   const adminsExist = o.adminsExist ?? (() => false);
@@ -176,6 +210,11 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
       const now = Date.now();
       // A backstop against a request that never ends: no reservation is renewed past MAX_HOLD_MS.
       for (const [id, since] of live) if (now - since > MAX_HOLD_MS) live.delete(id);
+      for (const [id, since] of liveLocal) if (now - since > MAX_HOLD_MS) liveLocal.delete(id);
+      if (local !== undefined) {
+        if (liveLocal.size > 0) await local.renew([...liveLocal.keys()], o.reservationTtlMs, now);
+        await local.sweep(now);
+      }
       if (live.size > 0) await store.renew([...live.keys()], o.reservationTtlMs, now);
       await store.sweep(now);
     } catch {
@@ -294,14 +333,30 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
     }
     const id = randomUUID();
     let result: ReserveResult;
-    try {
-      result = await store.reserve({ id, levels, ttlMs: o.reservationTtlMs, now });
-    } catch (err) {
-      throw unavailable(err);
+    // While the store is known to be down, requests do not wait on it; one probe a second finds it back.
+    let counters: CounterStore = store;
+    if (local !== undefined && downSince !== 0 && now - downSince < 1_000) counters = local;
+    else {
+      try {
+        result = await store.reserve({ id, levels, ttlMs: o.reservationTtlMs, now });
+        downSince = 0;
+      } catch (err) {
+        if (local === undefined) throw unavailable(err);
+        if (downSince === 0 || now - lastDownWarning > 60_000) {
+          lastDownWarning = now;
+          logger.warn("governance store unreachable: rate limits are counted locally, budgets per governance.whenStoreDown", { store: store.kind, error: err });
+        }
+        downSince = Date.now();
+        counters = local;
+      }
     }
-    if (setHeader !== undefined) rateHeaders(result.rate, setHeader);
-    if (!result.ok) throw refusal(result, principal, now, worstTokens);
-    live.set(id, now);
+    if (counters === local) {
+      result = await reserveLocally(id, levels, now);
+      degradedCount++;
+    }
+    if (setHeader !== undefined) rateHeaders(result!.rate, setHeader);
+    if (!result!.ok) throw refusal(result!, principal, now, worstTokens);
+    (counters === store ? live : liveLocal).set(id, now);
 
     let open = true;
     /** Replaces the reservation with what the request cost, at every level, once. */
@@ -313,10 +368,19 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
       const windows: Record<Scope, number> = {};
       for (let i = 0; i < levels.length; i++) windows[levels[i]!.scope] = windowStart(periods[i]!, t);
       const input = { id, costNanos: Math.round(usd * NANOS), tokens, windows, now: t };
-      try {
-        await store.settle(input);
-      } catch (err) {
-        void retrySettle(input, err);
+      // Admitted on local counters: free them, and charge the shared store (an id it never saw still charges).
+      if (counters === local) {
+        liveLocal.delete(id);
+        await local.settle(input);
+      }
+      // A store that just failed is not waited on again: the record queues and is retried.
+      if (local !== undefined && downSince !== 0 && Date.now() - downSince < 1_000) queueSettle(input);
+      else {
+        try {
+          await store.settle(input);
+        } catch {
+          queueSettle(input);
+        }
       }
       return usd;
     };
@@ -339,25 +403,63 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
         if (!open) return;
         open = false;
         live.delete(id);
-        store.release(id, Date.now()).catch(() => undefined); // an unreleased reservation expires by itself
+        liveLocal.delete(id);
+        counters.release(id, Date.now()).catch(() => undefined); // an unreleased reservation expires by itself
       },
     };
   }
 
-  /** Settles are idempotent per reservation id, so retrying is safe; a reservation that expires meanwhile still gets charged. */
-  async function retrySettle(input: Parameters<GovernanceStore["settle"]>[0], first: unknown): Promise<void> {
-    let err = first;
-    for (const wait of [200, 1_000, 5_000, 15_000]) {
-      await new Promise((r) => setTimeout(r, wait).unref());
-      try {
-        await store.settle(input);
-        return;
-      } catch (e) {
-        err = e;
-      }
+  /**
+   * Local counters for one request while the store is down: limits scaled to
+   * this instance's share; budgets refused (fail closed) or, when allowed,
+   * left to be charged once the store is back.
+   */
+  function reserveLocally(id: string, levels: LevelReservation[], now: number): Promise<ReserveResult> {
+    const d = down!;
+    const budgeted = levels.some((l) => l.budgetNanos !== undefined);
+    const limited = levels.some((l) => l.rpm !== undefined || l.tpm !== undefined || l.maxConcurrent !== undefined);
+    if ((budgeted && d.budgets === "refuse") || (limited && d.rateLimits === "refuse")) {
+      throw new GatewayError("unavailable", "the gateway cannot check this key's budget right now; try again shortly", { retryAfter: "1" });
     }
-    failedSettles++;
-    logger.error("spend could not be recorded", { reservation: input.id, costUsd: input.costNanos / NANOS, scopes: Object.keys(input.windows), error: err });
+    const share = (n: number | undefined): number | undefined => (n === undefined ? undefined : Math.max(1, Math.floor(n * d.localShare)));
+    const scaled = levels.map((l) => ({ ...l, budgetNanos: undefined, rpm: share(l.rpm), tpm: share(l.tpm), maxConcurrent: share(l.maxConcurrent) }));
+    return local!.reserve({ id, levels: scaled, ttlMs: o.reservationTtlMs, now });
+  }
+
+  /**
+   * Spend the store did not take (it is unreachable): kept and retried until
+   * it answers, oldest first. Settles are idempotent per reservation id, so
+   * a retry never charges twice; an id the store no longer holds still charges.
+   * Only beyond PENDING_MAX is a record given up on, counted and logged.
+   */
+  function queueSettle(input: SettleInput): void {
+    if (pending.length >= PENDING_MAX) {
+      failedSettles++;
+      logger.error("spend could not be recorded: too many records waiting for the governance store", { reservation: input.id, costUsd: input.costNanos / NANOS, scopes: Object.keys(input.windows) });
+      return;
+    }
+    pending.push(input);
+    if (pending.length === 1) void flushPending();
+  }
+
+  async function flushPending(): Promise<void> {
+    if (flushing) return;
+    flushing = true;
+    try {
+      let wait = 200;
+      while (pending.length > 0 && !closed) {
+        try {
+          await store.settle(pending[0]!);
+          pending.shift();
+          wait = 200;
+        } catch {
+          await new Promise((r) => setTimeout(r, wait).unref());
+          wait = Math.min(wait * 2, 5_000);
+        }
+      }
+    } finally {
+      flushing = false;
+    }
   }
 
   return {
@@ -373,6 +475,9 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
       void store.keyCount().then((n) => (keysExist = n > 0), () => undefined);
     },
     settleFailures: () => failedSettles,
+    pendingSettles: () => pending.length,
+    degraded: () => (local !== undefined && downSince !== 0 ? "governance store unreachable: rate limits counted locally" : undefined),
+    degradedRequests: () => degradedCount,
     chargeHits: o.chargeHits === true,
     allowsModel(principal, providerId, model, listedAs) {
       const key = principal.key;
@@ -390,6 +495,22 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
     async close() {
       clearInterval(pollTimer);
       clearInterval(upkeepTimer);
+      // Spend still waiting gets a last few seconds to reach the store; what does not is counted and logged.
+      const until = Date.now() + 3_000;
+      while (pending.length > 0 && Date.now() < until) {
+        try {
+          await store.settle(pending[0]!);
+          pending.shift();
+        } catch {
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+      closed = true;
+      if (pending.length > 0) {
+        failedSettles += pending.length;
+        logger.error("spend could not be recorded before exit: the governance store is unreachable", { records: pending.length, costUsd: pending.reduce((a, p) => a + p.costNanos, 0) / NANOS });
+      }
+      await local?.close();
       await store.close();
     },
   };

@@ -16,6 +16,8 @@ export interface RestDeps {
   maxBodyBytes: number;
   /** Why the instance should get no traffic (draining, store unreachable); undefined when ready. /readyz reports it. */
   notReady: () => string | undefined;
+  /** Why the instance serves in a reduced way while ready (Redis unreachable, limits counted locally); /readyz reports it. */
+  degraded?: (() => string | undefined) | undefined;
   /** The Responses API (the same one RPC serves). */
   responses?: ResponsesApi | undefined;
   /** The Prometheus exposition for GET /metrics. */

@@ -73,9 +73,11 @@ async function route(req: Req, res: Res, deps: RestDeps, path: string, startedAt
       return;
     }
     case "/readyz": {
-      // Readiness: accepting traffic (not while draining, nor while the governance store is unreachable).
+      // Readiness: accepting traffic (not while draining, nor while the governance store is unreachable and nothing governed can be served).
       const why = deps.notReady();
-      return why === undefined ? sendJson(res, 200, { status: "ready" }) : sendJson(res, 503, { status: "not_ready", reason: why });
+      if (why !== undefined) return sendJson(res, 503, { status: "not_ready", reason: why });
+      const degraded = deps.degraded?.();
+      return sendJson(res, 200, degraded === undefined ? { status: "ready" } : { status: "degraded", reason: degraded });
     }
   }
   if (path.startsWith("/v1/responses/")) {

@@ -6,6 +6,10 @@ import { delimiter, join } from "node:path";
 export interface RunningRedis {
   url: string;
   port: number;
+  /** SIGSTOP: connections stay open but nothing answers (a hung server). */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -27,7 +31,13 @@ export async function startRedis(): Promise<RunningRedis> {
     child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
     try {
       await waitForPing(port, child);
-      return { url: `redis://127.0.0.1:${port}`, port, stop: () => stop(child) };
+      return {
+        url: `redis://127.0.0.1:${port}`,
+        port,
+        pause: () => void child.kill("SIGSTOP"),
+        resume: () => void child.kill("SIGCONT"),
+        stop: () => (child.kill("SIGCONT"), stop(child)),
+      };
     } catch (err) {
       await stop(child);
       if (attempt >= 3) throw new Error(`redis-server did not start: ${(err as Error).message}\n${output}`);
