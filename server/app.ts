@@ -44,7 +44,8 @@ import { createRestHandler } from "./rest/router.ts";
 import { createHealthRegistry } from "./routing/health.ts";
 import { createLiveRouting } from "./routing/live.ts";
 import { createProviderAdmin, type ProviderAdmin } from "./admin/providers.ts";
-import { createKeyring, openProviderStore } from "./admin/providers-store.ts";
+import { createKeyring } from "./admin/providers-store.ts";
+import { openProviders } from "./admin/backend.ts";
 import { createRequestGate } from "./rpc/context.ts";
 import { createHealth } from "./rpc/health.ts";
 import { registerReflection } from "./rpc/reflection.ts";
@@ -254,15 +255,15 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   metrics.addCache(cache);
   // Admin writes on this instance take effect here at once; other instances see them within a poll.
   const admin = createAdmin(store, undefined, () => governor.invalidate());
-  plane = createAdminPlane({ config, admin, inference: governor.authenticate, logger });
+  plane = await createAdminPlane({ config, admin, inference: governor.authenticate, logger, database });
   const adminPlane = plane;
   // Admin-made providers go live before the port opens; a wrong master key stops the start here.
   let providerAdmin: ProviderAdmin;
   try {
-    providerAdmin = createProviderAdmin({ live, logger, store: openProviderStore(adminPlane.store.db, createKeyring(config.dataDir)) });
+    providerAdmin = await createProviderAdmin({ live, logger, store: openProviders(adminPlane.store.backend, createKeyring(config.dataDir)) });
   } catch (err) {
     // Nothing listens yet: release what is open, so a refused start leaves no handles behind.
-    adminPlane.close();
+    await adminPlane.close();
     await Promise.allSettled([live.close(), governor.close(), cache.close(), requestLog?.close(), tracing.shutdown()]);
     await database?.end();
     throw err;
@@ -284,7 +285,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       governor.setStaticKeys(next.auth.keys);
       cache.setDefaults({ mode: m, ttlSeconds: next.cache.ttlSeconds, threshold: next.cache.semantic.threshold });
     },
-    audit: (e) => adminPlane.audit.record({
+    audit: (e) => void adminPlane.audit.record({
       actorId: "system",
       actorLabel: e.trigger === "signal" ? "system (SIGHUP)" : "system (config file changed)",
       action: "config.reload",
@@ -292,7 +293,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       before: e.before,
       after: e.after,
       outcome: e.outcome,
-    }),
+    }).catch((err: unknown) => logger.error("audit write failed", { error: err })),
   });
   metrics.addGauge("switchyard_governance_store_up", "1 when the governance store (embedded, or Redis) answers; 0 while governed requests are refused.", () => (store.healthy() ? 1 : 0));
   metrics.addCounter("switchyard_governance_settle_failures_total", "Spend records given up on (the store was unreachable and too many were waiting, or the gateway stopped).", () => governor.settleFailures());
@@ -424,7 +425,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         await governor.close();
         await cache.close();
         await responseStore.close();
-        adminPlane.close();
+        await providerAdmin.close();
+        await adminPlane.close();
         await database?.end();
       })();
       return closing;

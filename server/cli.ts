@@ -17,9 +17,10 @@ import { semanticEmbeddingModel } from "./cache/cache.ts";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { createAuditLog, GENESIS, verifyChain, type AuditEntry, type VerifyResult } from "./admin/audit.ts";
+import { GENESIS, verifyChain, type AuditEntry, type AuditLog, type VerifyResult } from "./admin/audit.ts";
+import { openAuditLog, openStore } from "./admin/backend.ts";
 import { hashPassword, passwordProblem } from "./admin/passwords.ts";
-import { newAdminId, normalEmail, openAdminStore } from "./admin/store.ts";
+import { newAdminId, normalEmail, type AdminStore } from "./admin/store.ts";
 import { checkExposure } from "./config/exposure.ts";
 import { formatConfig, formatReport, importLiteLLM, ImportInputError, readLiteLLMFile } from "./config/import-litellm.ts";
 import { ConfigError, loadConfig } from "./config/load.ts";
@@ -46,8 +47,10 @@ Commands:
   db migrate-log            copy a SQLite request log into PostgreSQL (see db --help)
 
 Options for admin and audit:
-  --config FILE             the gateway's configuration (for its data directory);
-                            without it, SWITCHYARD_DATA_DIR or .data
+  --config FILE             the gateway's configuration (its data directory, or
+                            database.url: then the admin plane in PostgreSQL);
+                            without it, SWITCHYARD_DATABASE_URL, else
+                            SWITCHYARD_DATA_DIR or .data
   -h, --help                show this help
 `;
 
@@ -144,8 +147,41 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
 }
 
-async function dataDir(config: string | undefined): Promise<string> {
-  return (await loadConfig({ file: config })).dataDir;
+/** The admin plane's records as the gateway's configuration places them: PostgreSQL (database.url), else <dataDir>/admin.db. */
+interface AdminFiles {
+  dataDir: string;
+  store: AdminStore;
+  audit: AuditLog;
+  close(): Promise<void>;
+}
+
+async function openAdmin(configFile: string | undefined): Promise<AdminFiles> {
+  const config = await loadConfig({ file: configFile });
+  const url = config.database.url;
+  let pool: import("./database/postgres.ts").Pool | undefined;
+  if (url !== undefined) {
+    const [{ openDatabase }, { silentLogger }] = await Promise.all([import("./database/postgres.ts"), import("./telemetry/log.ts")]);
+    try {
+      pool = await openDatabase({ url, poolSize: 2, statementTimeoutMs: config.database.statementTimeoutMs, logger: silentLogger });
+    } catch (err) {
+      throw new CommandError((err as Error).message);
+    }
+  }
+  try {
+    const store = await openStore({ database: pool, path: join(config.dataDir, "admin.db") });
+    return {
+      dataDir: config.dataDir,
+      store,
+      audit: openAuditLog(store.backend),
+      async close() {
+        store.close();
+        await pool?.end();
+      },
+    };
+  } catch (err) {
+    await pool?.end();
+    throw err;
+  }
 }
 
 async function createOwner(args: string[]): Promise<number> {
@@ -156,9 +192,10 @@ async function createOwner(args: string[]): Promise<number> {
   const password = process.env["SWITCHYARD_OWNER_PASSWORD"] ?? (await readStdin());
   const problem = passwordProblem(password);
   if (problem) throw new ConfigError(problem);
-  const store = openAdminStore(join(await dataDir(values.config), "admin.db"));
+  const admin = await openAdmin(values.config);
+  const { store } = admin;
   try {
-    if (store.userByEmail(email) !== undefined) throw new ConfigError(`a user with email ${email} exists`);
+    if ((await store.userByEmail(email)) !== undefined) throw new ConfigError(`a user with email ${email} exists`);
     const now = Date.now();
     const user = {
       id: newAdminId("usr"),
@@ -170,19 +207,19 @@ async function createOwner(args: string[]): Promise<number> {
       createdAt: now,
       updatedAt: now,
     };
-    store.createUser(user);
+    await store.createUser(user);
     const { passwordHash: _, ...shown } = user;
-    createAuditLog(store.db).record({ actorId: "cli", actorLabel: `switchyard admin create-owner (${process.env["USER"] ?? "unknown user"})`, action: "user.create", target: `user:${user.id}`, after: shown });
+    await admin.audit.record({ actorId: "cli", actorLabel: `switchyard admin create-owner (${process.env["USER"] ?? "unknown user"})`, action: "user.create", target: `user:${user.id}`, after: shown });
     process.stdout.write(`owner ${email} created (${user.id}); sign in at /ui/\n`);
     return 0;
   } finally {
-    store.close();
+    await admin.close();
   }
 }
 
 /** The archive files, oldest first, then the database: one chain from the first entry ever written. */
-function verifyAll(dir: string): VerifyResult & { archived: number } {
-  const archiveDir = join(dir, "audit-archive");
+async function verifyAll(admin: AdminFiles): Promise<VerifyResult & { archived: number }> {
+  const archiveDir = join(admin.dataDir, "audit-archive");
   let files: string[] = [];
   try {
     files = readdirSync(archiveDir).filter((f) => /^audit-\d+-\d+\.jsonl$/.test(f)).sort();
@@ -198,42 +235,38 @@ function verifyAll(dir: string): VerifyResult & { archived: number } {
     archived += r.checked;
     head = { seq: r.headSeq, hash: r.headHash };
   }
-  const store = openAdminStore(join(dir, "admin.db"));
-  try {
-    const log = createAuditLog(store.db);
-    const anchor = store.db.prepare("SELECT seq, hash FROM audit_meta WHERE name = 'anchor'").get() as { seq: number; hash: string } | undefined;
-    if (anchor !== undefined && (anchor.seq !== head.seq || anchor.hash !== head.hash)) {
-      return { ok: false, checked: archived, firstBadSeq: head.seq + 1, problem: `the archive ends at entry ${head.seq} but the database continues from entry ${anchor.seq} (archive files missing or altered)`, headSeq: head.seq, headHash: head.hash, archived };
-    }
-    return { ...log.verify(), archived };
-  } finally {
-    store.close();
+  // The database's own check starts at its anchor (the last archived entry), which must be where the files end.
+  const r = await admin.audit.verify();
+  const anchor = r.from;
+  if (anchor !== undefined && anchor.seq > 0 && (anchor.seq !== head.seq || anchor.hash !== head.hash)) {
+    return { ok: false, checked: archived, firstBadSeq: head.seq + 1, problem: `the archive ends at entry ${head.seq} but the database continues from entry ${anchor.seq} (archive files missing or altered)`, headSeq: head.seq, headHash: head.hash, archived };
   }
+  return { ...r, archived };
 }
 
 async function audit(sub: string | undefined, args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: "string" }, help: { type: "boolean", short: "h" } } });
   if (values.help) return void process.stdout.write(HELP), 0;
-  const dir = await dataDir(values.config);
-  if (sub === "verify") {
-    const r = verifyAll(dir);
-    if (r.ok) {
-      process.stdout.write(`audit log OK: ${r.checked} entries in the database, ${r.archived} archived; head ${r.headSeq} ${r.headHash}\n`);
-      return 0;
+  if (sub !== "verify" && sub !== "export") throw new ConfigError(`unknown command 'audit ${sub ?? ""}': verify or export`);
+  const admin = await openAdmin(values.config);
+  try {
+    if (sub === "verify") {
+      const r = await verifyAll(admin);
+      if (r.ok) {
+        process.stdout.write(`audit log OK: ${r.checked} entries in the database, ${r.archived} archived; head ${r.headSeq} ${r.headHash}\n`);
+        return 0;
+      }
+      process.stdout.write(`audit log ALTERED at entry ${r.firstBadSeq}: ${r.problem}\n`);
+      return 1;
     }
-    process.stdout.write(`audit log ALTERED at entry ${r.firstBadSeq}: ${r.problem}\n`);
-    return 1;
-  }
-  if (sub === "export") {
-    const store = openAdminStore(join(dir, "admin.db"));
-    try {
-      for (const e of createAuditLog(store.db).entries()) process.stdout.write(JSON.stringify(e) + "\n");
-    } finally {
-      store.close();
+    for await (const e of admin.audit.entries()) {
+      // Waits when stdout is a slow pipe, so a long log is never buffered whole.
+      if (!process.stdout.write(JSON.stringify(e) + "\n")) await new Promise((r) => process.stdout.once("drain", r));
     }
     return 0;
+  } finally {
+    await admin.close();
   }
-  throw new ConfigError(`unknown command 'audit ${sub ?? ""}': verify or export`);
 }
 
 /** `config check FILE`: load and validate as start does; 0 valid, 1 invalid. */

@@ -182,25 +182,25 @@ describe("audit log", () => {
     expect(lines[lines.length - 1].hash).toBe(ok.headHash);
 
     // Tamper with a copy of the database, as someone with file access would.
-    const tamper = (sql: string): any => {
+    const tamper = async (sql: string): Promise<any> => {
       const copy = join(mkdtempSync(join(tmpdir(), "sy-audit-")), "admin.db");
       const src = new DatabaseSync(join(dataDir, "admin.db"));
       src.exec(`VACUUM INTO '${copy}'`);
       src.close();
       const db = new DatabaseSync(copy);
       db.exec(sql);
-      const v = createAuditLog(db).verify();
+      const v = await createAuditLog(db).verify();
       db.close();
       return v;
     };
-    expect(tamper("SELECT 1")).toMatchObject({ ok: true });
-    expect(tamper("UPDATE audit SET after_json = '{}' WHERE seq = 3")).toMatchObject({ ok: false, firstBadSeq: 3, problem: "entry 3 was changed after it was written" });
-    expect(tamper("UPDATE audit SET actor_label = 'someone else' WHERE seq = 2")).toMatchObject({ ok: false, firstBadSeq: 2 });
-    expect(tamper("DELETE FROM audit WHERE seq = 4")).toMatchObject({ ok: false, firstBadSeq: 5, problem: "entries 4..4 are missing" });
-    expect(tamper(`DELETE FROM audit WHERE seq = (SELECT max(seq) FROM audit)`)).toMatchObject({ ok: false, problem: expect.stringMatching(/removed from the end/) });
+    expect(await tamper("SELECT 1")).toMatchObject({ ok: true });
+    expect(await tamper("UPDATE audit SET after_json = '{}' WHERE seq = 3")).toMatchObject({ ok: false, firstBadSeq: 3, problem: "entry 3 was changed after it was written" });
+    expect(await tamper("UPDATE audit SET actor_label = 'someone else' WHERE seq = 2")).toMatchObject({ ok: false, firstBadSeq: 2 });
+    expect(await tamper("DELETE FROM audit WHERE seq = 4")).toMatchObject({ ok: false, firstBadSeq: 5, problem: "entries 4..4 are missing" });
+    expect(await tamper(`DELETE FROM audit WHERE seq = (SELECT max(seq) FROM audit)`)).toMatchObject({ ok: false, problem: expect.stringMatching(/removed from the end/) });
     // An inserted entry: renumber to make room, with a forged hash that cannot chain.
     expect(
-      tamper(`UPDATE audit SET seq = seq + 1000 WHERE seq > 2; UPDATE audit SET seq = seq - 999 WHERE seq > 1000;
+      await tamper(`UPDATE audit SET seq = seq + 1000 WHERE seq > 2; UPDATE audit SET seq = seq - 999 WHERE seq > 1000;
               INSERT INTO audit SELECT 3, time_ms, 'usr_forged', 'forger', 'key.create', 'key:x', '', '', '', '', 'ok', hash, '${"f".repeat(64)}' FROM audit WHERE seq = 2;`),
     ).toMatchObject({ ok: false, firstBadSeq: 3 });
   });
@@ -213,7 +213,7 @@ describe("audit log", () => {
 
     // Archive everything written so far from a second handle on the same file (as retention does).
     const db = new DatabaseSync(join(dataDir, "admin.db"));
-    const archived = createAuditLog(db).archive(Date.now() + 1, join(dataDir, "audit-archive"));
+    const archived = await createAuditLog(db).archive(Date.now() + 1, join(dataDir, "audit-archive"));
     db.close();
     expect(archived.archived).toBeGreaterThan(5);
     expect((await admin<any>(gw.url, ADMIN, "AuditService/VerifyAudit")).ok).toBe(true);

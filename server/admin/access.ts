@@ -350,12 +350,12 @@ export function createAccessInterceptor(resolver: Resolver, audit: AuditLog, onA
     const identity = principal?.identity;
     const msg = (req.stream ? undefined : req.message) as Record<string, unknown> | undefined;
     const meta = { sourceIp: req.header.get(PEER_HEADER) ?? "", requestId: req.header.get("x-request-id") ?? "" };
-    const record = (outcome: string, after: unknown, before?: unknown): void => {
+    const record = async (outcome: string, after: unknown, before?: unknown): Promise<void> => {
       if (r.audit === undefined || msg === undefined) return;
       const out = after !== null && typeof after === "object" ? (after as Record<string, unknown>) : undefined;
       const actorId = identity?.id ?? principal?.id ?? "anonymous";
       try {
-        audit.record({ actorId, actorLabel: identity?.label ?? actorId, action: r.audit.action, target: r.audit.target(msg, out), before, after, outcome, ...meta });
+        await audit.record({ actorId, actorLabel: identity?.label ?? actorId, action: r.audit.action, target: r.audit.target(msg, out), before, after, outcome, ...meta });
       } catch (err) {
         // The change is made (or refused) either way: a failed audit write must not turn it into an error a client retries.
         onAuditError(err);
@@ -385,15 +385,15 @@ export function createAccessInterceptor(resolver: Resolver, audit: AuditLog, onA
     } catch (err) {
       const e = err instanceof ConnectError ? err : toConnectError(GatewayError.from(err));
       // Refused changes are audited too: a probe for escalation leaves a trace.
-      if ((e.code === Code.PermissionDenied || e.code === Code.Unauthenticated) && msg !== undefined) record(outcomeOf(e), toJson(req.method.input, req.message as never));
+      if ((e.code === Code.PermissionDenied || e.code === Code.Unauthenticated) && msg !== undefined) await record(outcomeOf(e), toJson(req.method.input, req.message as never));
       throw e;
     }
     try {
       const res = await next(req);
-      if (!res.stream) record("ok", toJson(req.method.output, res.message as never), before);
+      if (!res.stream) await record("ok", toJson(req.method.output, res.message as never), before);
       return res;
     } catch (err) {
-      if (msg !== undefined) record(outcomeOf(ConnectError.from(err)), toJson(req.method.input, req.message as never), before);
+      if (msg !== undefined) await record(outcomeOf(ConnectError.from(err)), toJson(req.method.input, req.message as never), before);
       throw err;
     }
   };

@@ -13,6 +13,9 @@ import type { DatabaseSync } from "node:sqlite";
  * Retention archives: old entries move to JSON Lines files and the anchor
  * (the last archived seq and hash) stays in the database, so the retained
  * chain still verifies and the archive can be checked against it.
+ *
+ * SQLite (admin.db) here; PostgreSQL, where several instances append to one
+ * chain, in audit-pg.ts. Both behind the same async interface.
  */
 
 export interface AuditInput {
@@ -60,17 +63,20 @@ export interface VerifyResult {
   problem?: string | undefined;
   headSeq: number;
   headHash: string;
+  /** Where the checked run starts: the archive anchor (seq 0 and GENESIS when nothing was archived). */
+  from?: { seq: number; hash: string } | undefined;
 }
 
 export interface AuditLog {
-  record(input: AuditInput): AuditEntry;
+  record(input: AuditInput): Promise<AuditEntry>;
   /** Newest first; `before` is the seq to page from (exclusive). */
-  list(filter: AuditFilter, pageSize: number, before?: number | undefined): AuditEntry[];
-  verify(): VerifyResult;
-  /** Oldest first. */
-  entries(filter?: AuditFilter): Iterable<AuditEntry>;
+  list(filter: AuditFilter, pageSize: number, before?: number | undefined): Promise<AuditEntry[]>;
+  /** Checks the retained chain from the anchor to the head (entries are streamed, never all loaded). */
+  verify(): Promise<VerifyResult>;
+  /** Oldest first, streamed. */
+  entries(filter?: AuditFilter): AsyncIterable<AuditEntry>;
   /** Moves entries older than `cutoffMs` into a JSON Lines file under `dir`; returns how many. */
-  archive(cutoffMs: number, dir: string): { archived: number; file?: string | undefined };
+  archive(cutoffMs: number, dir: string): Promise<{ archived: number; file?: string | undefined }>;
 }
 
 export const GENESIS = "0".repeat(64);
@@ -89,7 +95,7 @@ export function redactSecrets(value: unknown): unknown {
   return typeof value === "bigint" ? value.toString() : value;
 }
 
-function json(v: unknown): string {
+export function json(v: unknown): string {
   return v === undefined ? "" : JSON.stringify(redactSecrets(v));
 }
 
@@ -99,22 +105,66 @@ export function entryHash(e: Omit<AuditEntry, "hash">): string {
   return createHash("sha256").update(JSON.stringify(fields)).digest("hex");
 }
 
+/** An entry from its input, following `head`: the fields the hash covers, and the hash. */
+export function nextEntry(input: AuditInput, head: { seq: number; hash: string }, timeMs = Date.now()): AuditEntry {
+  const e: Omit<AuditEntry, "hash"> = {
+    seq: head.seq + 1,
+    timeMs,
+    actorId: input.actorId,
+    actorLabel: input.actorLabel,
+    action: input.action,
+    target: input.target,
+    beforeJson: json(input.before),
+    afterJson: json(input.after),
+    sourceIp: input.sourceIp ?? "",
+    requestId: input.requestId ?? "",
+    outcome: input.outcome ?? "ok",
+    prevHash: head.hash,
+  };
+  return { ...e, hash: entryHash(e) };
+}
+
+/**
+ * Checks a run of entries fed one at a time, oldest first, against the seq
+ * and hash they must follow: the database checks stream through it, so a
+ * long log is never held in memory. `add` returns false at the first bad entry.
+ */
+export function chainChecker(after: { seq: number; hash: string }): { add(e: AuditEntry): boolean; result(): VerifyResult } {
+  let prev = after;
+  let checked = 0;
+  let bad: VerifyResult | undefined;
+  return {
+    add(e) {
+      if (bad !== undefined) return false;
+      const fail = (problem: string): boolean => {
+        bad = { ok: false, checked, firstBadSeq: e.seq, problem, headSeq: prev.seq, headHash: prev.hash, from: after };
+        return false;
+      };
+      if (e.seq !== prev.seq + 1) return fail(e.seq > prev.seq + 1 ? `entries ${prev.seq + 1}..${e.seq - 1} are missing` : `entry ${e.seq} is out of order`);
+      if (e.prevHash !== prev.hash) return fail(`entry ${e.seq} does not follow entry ${prev.seq} (inserted, or its predecessor changed)`);
+      if (entryHash(e) !== e.hash) return fail(`entry ${e.seq} was changed after it was written`);
+      checked++;
+      prev = { seq: e.seq, hash: e.hash };
+      return true;
+    },
+    result: () => bad ?? { ok: true, checked, headSeq: prev.seq, headHash: prev.hash, from: after },
+  };
+}
+
 /**
  * Checks a run of entries, oldest first, against the seq and hash they must
  * follow. Shared by the database check and the archive files' check.
  */
 export function verifyChain(entries: Iterable<AuditEntry>, after: { seq: number; hash: string }): VerifyResult {
-  let prev = after;
-  let checked = 0;
-  for (const e of entries) {
-    const bad = (problem: string): VerifyResult => ({ ok: false, checked, firstBadSeq: e.seq, problem, headSeq: prev.seq, headHash: prev.hash });
-    if (e.seq !== prev.seq + 1) return bad(e.seq > prev.seq + 1 ? `entries ${prev.seq + 1}..${e.seq - 1} are missing` : `entry ${e.seq} is out of order`);
-    if (e.prevHash !== prev.hash) return bad(`entry ${e.seq} does not follow entry ${prev.seq} (inserted, or its predecessor changed)`);
-    if (entryHash(e) !== e.hash) return bad(`entry ${e.seq} was changed after it was written`);
-    checked++;
-    prev = { seq: e.seq, hash: e.hash };
-  }
-  return { ok: true, checked, headSeq: prev.seq, headHash: prev.hash };
+  const c = chainChecker(after);
+  for (const e of entries) if (!c.add(e)) break;
+  return c.result();
+}
+
+/** The checked chain must end where the head says the last entry was written. */
+export function checkHead(result: VerifyResult, head: { seq: number; hash: string }): VerifyResult {
+  if (!result.ok || (head.seq === result.headSeq && head.hash === result.headHash)) return result;
+  return { ...result, ok: false, firstBadSeq: result.headSeq + 1, problem: `the log ends at entry ${result.headSeq} but entry ${head.seq} was written (entries removed from the end)` };
 }
 
 const SCHEMA = `
@@ -139,10 +189,11 @@ CREATE TABLE IF NOT EXISTS audit_meta (name TEXT PRIMARY KEY, seq INTEGER NOT NU
 
 type Row = Record<string, unknown>;
 
-function entryOf(r: Row): AuditEntry {
+/** A row of either database (PostgreSQL's BIGINT arrives as a string). */
+export function entryOf(r: Row): AuditEntry {
   return {
-    seq: r["seq"] as number,
-    timeMs: r["time_ms"] as number,
+    seq: Number(r["seq"]),
+    timeMs: Number(r["time_ms"]),
     actorId: r["actor_id"] as string,
     actorLabel: r["actor_label"] as string,
     action: r["action"] as string,
@@ -157,17 +208,22 @@ function entryOf(r: Row): AuditEntry {
   };
 }
 
-function where(f: AuditFilter, params: (string | number)[]): string {
+/** The filter as SQL conditions; `ph` makes each placeholder ("?" for SQLite, "$n" for PostgreSQL). */
+export function auditWhere(f: AuditFilter, params: (string | number)[], ph: () => string = () => "?"): string {
   const c: string[] = [];
-  if (f.startTimeMs) c.push("time_ms >= ?"), params.push(f.startTimeMs);
-  if (f.endTimeMs) c.push("time_ms < ?"), params.push(f.endTimeMs);
-  if (f.actorId) c.push("actor_id = ?"), params.push(f.actorId);
+  const add = (sql: (...p: string[]) => string, ...values: (string | number)[]): void => {
+    const names = values.map((v) => (params.push(v), ph()));
+    c.push(sql(...names));
+  };
+  if (f.startTimeMs) add((a) => `time_ms >= ${a}`, f.startTimeMs);
+  if (f.endTimeMs) add((a) => `time_ms < ${a}`, f.endTimeMs);
+  if (f.actorId) add((a) => `actor_id = ${a}`, f.actorId);
   if (f.action) {
-    if (f.action.endsWith(".")) c.push("substr(action, 1, ?) = ?"), params.push(f.action.length, f.action);
-    else c.push("action = ?"), params.push(f.action);
+    if (f.action.endsWith(".")) add((n, a) => `substr(action, 1, ${n}) = ${a}`, f.action.length, f.action);
+    else add((a) => `action = ${a}`, f.action);
   }
-  if (f.target) c.push("target = ?"), params.push(f.target);
-  return c.length === 0 ? "1" : c.join(" AND ");
+  if (f.target) add((a) => `target = ${a}`, f.target);
+  return c.length === 0 ? "TRUE" : c.join(" AND ");
 }
 
 export function createAuditLog(db: DatabaseSync): AuditLog {
@@ -202,65 +258,41 @@ export function createAuditLog(db: DatabaseSync): AuditLog {
 
   function* iterate(filter: AuditFilter = {}): Iterable<AuditEntry> {
     const params: (string | number)[] = [];
-    const stmt = db.prepare(`SELECT * FROM audit WHERE ${where(filter, params)} ORDER BY seq`);
+    const stmt = db.prepare(`SELECT * FROM audit WHERE ${auditWhere(filter, params)} ORDER BY seq`);
     for (const r of stmt.iterate(...params)) yield entryOf(r as Row);
   }
 
   return {
-    record(input) {
+    async record(input) {
       return tx(() => {
-        const head = meta("head");
-        const e: Omit<AuditEntry, "hash"> = {
-          seq: head.seq + 1,
-          timeMs: Date.now(),
-          actorId: input.actorId,
-          actorLabel: input.actorLabel,
-          action: input.action,
-          target: input.target,
-          beforeJson: json(input.before),
-          afterJson: json(input.after),
-          sourceIp: input.sourceIp ?? "",
-          requestId: input.requestId ?? "",
-          outcome: input.outcome ?? "ok",
-          prevHash: head.hash,
-        };
-        const entry = { ...e, hash: entryHash(e) };
+        const entry = nextEntry(input, meta("head"));
         s.insert.run(entry.seq, entry.timeMs, entry.actorId, entry.actorLabel, entry.action, entry.target, entry.beforeJson, entry.afterJson, entry.sourceIp, entry.requestId, entry.outcome, entry.prevHash, entry.hash);
         s.setMeta.run("head", entry.seq, entry.hash);
         return entry;
       });
     },
-    list(filter, pageSize, before) {
+    async list(filter, pageSize, before) {
       const params: (string | number)[] = [];
-      let w = where(filter, params);
+      let w = auditWhere(filter, params);
       if (before !== undefined) (w += " AND seq < ?"), params.push(before);
       params.push(pageSize);
       return (db.prepare(`SELECT * FROM audit WHERE ${w} ORDER BY seq DESC LIMIT ?`).all(...params) as Row[]).map(entryOf);
     },
-    verify() {
+    async verify() {
       const result = verifyChain((function* () { for (const r of s.all.iterate()) yield entryOf(r as Row); })(), meta("anchor"));
-      if (!result.ok) return result;
-      const head = meta("head");
-      if (head.seq !== result.headSeq || head.hash !== result.headHash) {
-        return { ...result, ok: false, firstBadSeq: result.headSeq + 1, problem: `the log ends at entry ${result.headSeq} but entry ${head.seq} was written (entries removed from the end)` };
-      }
-      return result;
+      return checkHead(result, meta("head"));
     },
-    entries: iterate,
-    archive(cutoffMs, dir) {
+    async *entries(filter) {
+      yield* iterate(filter);
+    },
+    async archive(cutoffMs, dir) {
       const old = (s.upTo.all(cutoffMs) as Row[]).map(entryOf);
       if (old.length === 0) return { archived: 0 };
       const last = old[old.length - 1]!;
-      mkdirSync(dir, { recursive: true });
-      const file = join(dir, `audit-${String(old[0]!.seq).padStart(12, "0")}-${String(last.seq).padStart(12, "0")}.jsonl`);
+      const file = archiveFile(dir, old[0]!.seq, last.seq);
       // Written and synced before anything is deleted: retention never drops an entry silently.
       appendFileSync(file, old.map((e) => JSON.stringify(e) + "\n").join(""));
-      const fd = openSync(file, "r");
-      try {
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
+      syncFile(file);
       tx(() => {
         s.deleteUpTo.run(last.seq);
         s.setMeta.run("anchor", last.seq, last.hash);
@@ -268,4 +300,19 @@ export function createAuditLog(db: DatabaseSync): AuditLog {
       return { archived: old.length, file };
     },
   };
+}
+
+/** The archive file for entries first..last (made in `dir`). */
+export function archiveFile(dir: string, first: number, last: number): string {
+  mkdirSync(dir, { recursive: true });
+  return join(dir, `audit-${String(first).padStart(12, "0")}-${String(last).padStart(12, "0")}.jsonl`);
+}
+
+export function syncFile(file: string): void {
+  const fd = openSync(file, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }

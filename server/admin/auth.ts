@@ -29,6 +29,10 @@ export interface AdminAuthOptions {
   sessionTtlMs: number;
   /** …or this long after its last use. */
   sessionIdleMs: number;
+  /** How often to look for people or keys added elsewhere (the CLI; other instances); default 1 s. */
+  pollMs?: number | undefined;
+  /** A failed background look at the store (logged by the caller). */
+  onError?: ((err: unknown) => void) | undefined;
 }
 
 /** Where a call came from, for the audit log and login throttling. */
@@ -50,17 +54,21 @@ export interface AdminAuth {
   /** Email and password; throttled; every attempt audited. */
   loginWithPassword(email: string, password: string, meta: CallMeta): Promise<LoggedIn>;
   /** The bootstrap admin key; throttled and audited the same way. */
-  loginWithAdminKey(key: string, meta: CallMeta): LoggedIn;
+  loginWithAdminKey(key: string, meta: CallMeta): Promise<LoggedIn>;
   /** A verified single sign-on: the user must exist (matched by subject, then by email). */
-  loginWithSso(claims: { subject: string; email: string }, meta: CallMeta): LoggedIn;
+  loginWithSso(claims: { subject: string; email: string }, meta: CallMeta): Promise<LoggedIn>;
   /** Ends a session; returns the Set-Cookie value that clears the cookie. */
-  logout(identity: AdminIdentity, meta: CallMeta): string;
+  logout(identity: AdminIdentity, meta: CallMeta): Promise<string>;
   identityOf(user: User): AdminIdentity;
-  /** People or admin API keys exist (the gateway is then never open). */
+  /**
+   * People or admin API keys exist (the gateway is then never open). A cached
+   * answer, read synchronously by the inference path: refreshed after every
+   * change made here and by a poll for changes made elsewhere.
+   */
   adminsExist(): boolean;
   /** Re-reads adminsExist after a change made here. */
-  refresh(): void;
-  close(): void;
+  refresh(): Promise<void>;
+  close(): Promise<void>;
 }
 
 export const BOOTSTRAP_IDENTITY: AdminIdentity = Object.freeze({
@@ -113,30 +121,44 @@ interface Failures {
   since: number;
 }
 
-export function createAdminAuth(o: AdminAuthOptions): AdminAuth {
+export async function createAdminAuth(o: AdminAuthOptions): Promise<AdminAuth> {
   const { store, audit } = o;
   const adminHash = o.adminKey === undefined ? undefined : sha256(o.adminKey);
   /** The user id of bootstrap sessions: names the admin key by a hash prefix (never the key). */
   const bootstrapSession = adminHash === undefined ? undefined : `bootstrap:${sha256(adminHash).slice(0, 16)}`;
   const failures = new Map<string, Failures>();
-  let exist = store.userCount() + store.apiKeyCount() > 0;
-  let version = store.dataVersion();
+  const countAdmins = async (): Promise<boolean> => (await store.userCount()) + (await store.apiKeyCount()) > 0;
+  let version = await store.changeVersion();
+  let exist = await countAdmins();
   let lastSweep = Date.now();
-  // Another process (the CLI's create-owner) may add the first owner while the gateway runs: a
-  // once-a-second look at the file's data version (no lock, no query of the tables) notices it.
-  // Ended sessions and old sign-in failures are swept every ten minutes.
-  const timer = setInterval(() => {
-    const v = store.dataVersion();
+  // Another process (the CLI's create-owner) or instance may add the first owner while the gateway
+  // runs: a look at the change version (SQLite's data version, no lock, no query of the tables; in
+  // PostgreSQL one counter row) notices it. Ended sessions and old sign-in failures are swept
+  // every ten minutes. One look at a time; a failed one is reported once until one succeeds.
+  let polling: Promise<void> | undefined;
+  let failing = false;
+  async function poll(): Promise<void> {
+    const v = await store.changeVersion();
     if (v !== version) {
       version = v;
-      exist = store.userCount() + store.apiKeyCount() > 0;
+      exist = await countAdmins();
     }
     if (Date.now() - lastSweep < SWEEP_MS) return;
     lastSweep = Date.now();
-    store.sweepSessions(lastSweep);
+    await store.sweepSessions(lastSweep);
     const cutoff = lastSweep - WINDOW_MS;
     for (const [k, f] of failures) if (f.since < cutoff) failures.delete(k);
-  }, 1000);
+  }
+  const timer = setInterval(() => {
+    if (polling !== undefined) return;
+    polling = poll().then(
+      () => void (failing = false),
+      (err: unknown) => {
+        if (!failing) o.onError?.(err);
+        failing = true;
+      },
+    ).finally(() => (polling = undefined));
+  }, o.pollMs ?? 1000);
   timer.unref();
 
   function identityOf(user: User): AdminIdentity {
@@ -147,33 +169,33 @@ export function createAdminAuth(o: AdminAuthOptions): AdminAuth {
     return { kind: "apikey", id: k.id, label: `${k.name} (${k.hint})`, grants: k.grants, onBehalfOf: k.createdBy };
   }
 
-  function sessionPrincipal(token: string): Principal {
+  async function sessionPrincipal(token: string): Promise<Principal> {
     const now = Date.now();
-    const session = token.length === 43 ? store.getSession(sha256(token)) : undefined;
+    const session = token.length === 43 ? await store.getSession(sha256(token)) : undefined;
     if (session === undefined || session.expiresAt <= now || session.idleUntil <= now) {
       throw new GatewayError("unauthenticated", "your session has ended: sign in again");
     }
     // The bootstrap owner's sessions are bound to the admin key they signed in with: they end
     // when the key is changed or taken out of the configuration.
     const bootstrap = session.userId.startsWith("bootstrap:");
-    const user = bootstrap ? undefined : store.getUser(session.userId);
+    const user = bootstrap ? undefined : await store.getUser(session.userId);
     const base = bootstrap
       ? (bootstrapSession !== undefined && session.userId === bootstrapSession ? BOOTSTRAP_IDENTITY : undefined)
       : user === undefined || user.disabled ? undefined : identityOf(user);
     if (base === undefined) throw new GatewayError("unauthenticated", "your session has ended: sign in again");
     // Written at most once a minute: each admin call need not be a disk write.
     const idleUntil = Math.min(session.expiresAt, now + o.sessionIdleMs);
-    if (idleUntil - session.idleUntil > 60_000) store.touchSession(session.id, idleUntil);
+    if (idleUntil - session.idleUntil > 60_000) await store.touchSession(session.id, idleUntil);
     const identity: AdminIdentity = { ...base, csrf: session.csrf, sessionId: session.id };
     return { id: identity.id, kind: "operator", identity };
   }
 
-  function apiKeyPrincipal(presented: string): Principal {
-    const k = isApiKey(presented) ? store.apiKeyByHash(sha256(presented)) : undefined;
+  async function apiKeyPrincipal(presented: string): Promise<Principal> {
+    const k = isApiKey(presented) ? await store.apiKeyByHash(sha256(presented)) : undefined;
     if (k === undefined) throw new GatewayError("unauthenticated", "invalid admin API key");
     if (k.revokedAt !== undefined) throw new GatewayError("unauthenticated", "this admin API key has been revoked");
     if (k.expiresAt !== undefined && k.expiresAt <= Date.now()) throw new GatewayError("unauthenticated", "this admin API key has expired");
-    if (!creatorActive(k.createdBy, 0)) throw new GatewayError("unauthenticated", "this admin API key's creator is disabled or gone");
+    if (!(await creatorActive(k.createdBy, 0))) throw new GatewayError("unauthenticated", "this admin API key's creator is disabled or gone");
     return { id: k.id, kind: "operator", identity: keyIdentity(k) };
   }
 
@@ -181,14 +203,14 @@ export function createAdminAuth(o: AdminAuthOptions): AdminAuth {
    * A key works only while whoever made it could still act: a disabled or
    * deleted person's keys (and the keys those keys made) stop with them.
    */
-  function creatorActive(id: string, depth: number): boolean {
+  async function creatorActive(id: string, depth: number): Promise<boolean> {
     if (id === "bootstrap" || id === "cli") return true;
     if (depth > 8) return false;
     if (id.startsWith("adk_")) {
-      const k = store.getApiKey(id);
+      const k = await store.getApiKey(id);
       return k !== undefined && k.revokedAt === undefined && (k.expiresAt === undefined || k.expiresAt > Date.now()) && creatorActive(k.createdBy, depth + 1);
     }
-    const u = store.getUser(id);
+    const u = await store.getUser(id);
     return u !== undefined && !u.disabled;
   }
 
@@ -227,7 +249,7 @@ export function createAdminAuth(o: AdminAuthOptions): AdminAuth {
     }
   }
 
-  function startSession(userId: string, identity: AdminIdentity): LoggedIn {
+  async function startSession(userId: string, identity: AdminIdentity): Promise<LoggedIn> {
     const token = randomBytes(32).toString("base64url");
     const now = Date.now();
     const session: Session = {
@@ -238,7 +260,7 @@ export function createAdminAuth(o: AdminAuthOptions): AdminAuth {
       expiresAt: now + o.sessionTtlMs,
       idleUntil: now + Math.min(o.sessionIdleMs, o.sessionTtlMs),
     };
-    store.createSession(session);
+    await store.createSession(session);
     const maxAge = Math.floor(o.sessionTtlMs / 1000);
     return {
       identity: { ...identity, csrf: session.csrf, sessionId: session.id },
@@ -247,9 +269,9 @@ export function createAdminAuth(o: AdminAuthOptions): AdminAuth {
     };
   }
 
-  function refuse(action: string, who: string, reason: string, meta: CallMeta, keys: string[]): never {
+  async function refuse(action: string, who: string, reason: string, meta: CallMeta, keys: string[]): Promise<never> {
     failed(keys);
-    audit.record({ actorId: "anonymous", actorLabel: who, action, target: "auth", after: { reason }, outcome: "unauthenticated", ...meta });
+    await audit.record({ actorId: "anonymous", actorLabel: who, action, target: "auth", after: { reason }, outcome: "unauthenticated", ...meta });
     throw new GatewayError("unauthenticated", "sign-in failed: wrong email or password");
   }
 
@@ -259,45 +281,48 @@ export function createAdminAuth(o: AdminAuthOptions): AdminAuth {
       const normalized = email.trim().toLowerCase();
       const keys = [`email:${normalized}`, `ip:${meta.sourceIp}`];
       throttle(keys);
-      const user = normalized === "" ? undefined : store.userByEmail(normalized);
+      const user = normalized === "" ? undefined : await store.userByEmail(normalized);
       // Unknown emails cost the same scrypt as known ones.
       const ok = await verifyPassword(password, user?.passwordHash ?? (await decoyHash()));
-      if (user === undefined || user.passwordHash === undefined || !ok) refuse("auth.login_failed", normalized.slice(0, 200), "wrong email or password", meta, keys);
-      if (user.disabled) refuse("auth.login_failed", user.email, "user disabled", meta, keys);
+      if (user === undefined || user.passwordHash === undefined || !ok) return refuse("auth.login_failed", normalized.slice(0, 200), "wrong email or password", meta, keys);
+      if (user.disabled) return refuse("auth.login_failed", user.email, "user disabled", meta, keys);
       failures.delete(keys[0]!);
-      store.updateUser({ ...user, lastLoginAt: Date.now() });
-      audit.record({ actorId: user.id, actorLabel: user.email, action: "auth.login", target: `user:${user.id}`, after: { method: "password" }, ...meta });
+      await store.updateUser({ ...user, lastLoginAt: Date.now() });
+      await audit.record({ actorId: user.id, actorLabel: user.email, action: "auth.login", target: `user:${user.id}`, after: { method: "password" }, ...meta });
       return startSession(user.id, identityOf(user));
     },
-    loginWithAdminKey(key, meta) {
+    async loginWithAdminKey(key, meta) {
       const keys = ["email:bootstrap", `ip:${meta.sourceIp}`];
       throttle(keys);
-      if (adminHash === undefined || !sameString(sha256(key), adminHash)) refuse("auth.login_failed", "bootstrap admin key", "wrong admin key", meta, keys);
+      if (adminHash === undefined || !sameString(sha256(key), adminHash)) return refuse("auth.login_failed", "bootstrap admin key", "wrong admin key", meta, keys);
       failures.delete(keys[0]!);
-      audit.record({ actorId: "bootstrap", actorLabel: BOOTSTRAP_IDENTITY.label, action: "auth.login", target: "user:bootstrap", after: { method: "admin_key" }, ...meta });
+      await audit.record({ actorId: "bootstrap", actorLabel: BOOTSTRAP_IDENTITY.label, action: "auth.login", target: "user:bootstrap", after: { method: "admin_key" }, ...meta });
       return startSession(bootstrapSession!, BOOTSTRAP_IDENTITY);
     },
-    loginWithSso(claims, meta) {
-      const user = store.userBySubject(claims.subject) ?? store.userByEmail(claims.email.toLowerCase());
+    async loginWithSso(claims, meta) {
+      const user = (await store.userBySubject(claims.subject)) ?? (await store.userByEmail(claims.email.toLowerCase()));
       if (user === undefined || user.disabled || (user.ssoSubject !== undefined && user.ssoSubject !== claims.subject)) {
-        audit.record({ actorId: "anonymous", actorLabel: claims.email.slice(0, 200), action: "auth.login_failed", target: "auth", after: { method: "sso", reason: user === undefined ? "no account for this email" : "user disabled or subject mismatch" }, outcome: "unauthenticated", ...meta });
+        await audit.record({ actorId: "anonymous", actorLabel: claims.email.slice(0, 200), action: "auth.login_failed", target: "auth", after: { method: "sso", reason: user === undefined ? "no account for this email" : "user disabled or subject mismatch" }, outcome: "unauthenticated", ...meta });
         throw new GatewayError("permission_denied", "no active account for this email: ask an admin to add you");
       }
       const linked = { ...user, ssoSubject: claims.subject, lastLoginAt: Date.now() };
-      store.updateUser(linked);
-      audit.record({ actorId: user.id, actorLabel: user.email, action: "auth.login", target: `user:${user.id}`, after: { method: "sso" }, ...meta });
+      await store.updateUser(linked);
+      await audit.record({ actorId: user.id, actorLabel: user.email, action: "auth.login", target: `user:${user.id}`, after: { method: "sso" }, ...meta });
       return startSession(user.id, identityOf(linked));
     },
-    logout(identity, meta) {
-      if (identity.sessionId !== undefined) store.deleteSession(identity.sessionId);
-      audit.record({ actorId: identity.id, actorLabel: identity.label, action: "auth.logout", target: `user:${identity.id}`, ...meta });
+    async logout(identity, meta) {
+      if (identity.sessionId !== undefined) await store.deleteSession(identity.sessionId);
+      await audit.record({ actorId: identity.id, actorLabel: identity.label, action: "auth.logout", target: `user:${identity.id}`, ...meta });
       return `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`;
     },
     identityOf,
     adminsExist: () => exist,
-    refresh() {
-      exist = store.userCount() + store.apiKeyCount() > 0;
+    async refresh() {
+      exist = await countAdmins();
     },
-    close: () => clearInterval(timer),
+    async close() {
+      clearInterval(timer);
+      await polling;
+    },
   };
 }

@@ -1,9 +1,11 @@
 /**
- * The admin plane, composed: people, admin API keys and sessions (admin.db),
- * the audit log, the permission table's interceptor, the admin services,
- * single sign-on routes and the web UI. startGateway builds one and mounts
- * what it returns; nothing here is on the inference path except `authenticate`,
- * which looks at an admin credential only when one is presented.
+ * The admin plane, composed: people, admin API keys and sessions (admin.db,
+ * or the shared PostgreSQL when database.url is set), the audit log, the
+ * permission table's interceptor, the admin services, single sign-on routes
+ * and the web UI. startGateway builds one and mounts what it returns; nothing
+ * here is on the inference path except `authenticate`, which looks at an
+ * admin credential only when one is presented (and `adminsExist`, a cached
+ * answer).
  */
 import { join } from "node:path";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -17,10 +19,12 @@ import { registerAuthService } from "../rpc/auth.ts";
 import { registerUserService } from "../rpc/users.ts";
 import type { Logger } from "../telemetry/log.ts";
 import { createAccessInterceptor, createResolver, isPublicMethod, PEER_HEADER } from "./access.ts";
-import { createAuditLog, type AuditLog } from "./audit.ts";
+import type { AuditLog } from "./audit.ts";
 import { createAdminAuth, secureCookies, type AdminAuth } from "./auth.ts";
+import { openAuditLog, openStore } from "./backend.ts";
+import type { Pool } from "./pg.ts";
 import { createOidc, type Oidc } from "./oidc.ts";
-import { openAdminStore, type AdminStore } from "./store.ts";
+import type { AdminStore } from "./store.ts";
 import { createUsers } from "./users.ts";
 
 export interface AdminPlane {
@@ -38,7 +42,8 @@ export interface AdminPlane {
   readonly audit: AuditLog;
   readonly store: AdminStore;
   readonly auth: AdminAuth;
-  close(): void;
+  /** Stops the timers; the SQLite file is closed, a PostgreSQL pool is left to its owner. */
+  close(): Promise<void>;
 }
 
 export interface AdminPlaneOptions {
@@ -48,23 +53,35 @@ export interface AdminPlaneOptions {
   logger: Logger;
   /** ":memory:" in tests; default dataDir/admin.db. */
   path?: string | undefined;
+  /** The shared PostgreSQL (database.url): everything lives there instead of admin.db. */
+  database?: Pool | undefined;
 }
 
 const DAY_MS = 86_400_000;
 
-export function createAdminPlane(o: AdminPlaneOptions): AdminPlane {
+export async function createAdminPlane(o: AdminPlaneOptions): Promise<AdminPlane> {
   const c = o.config.admin;
-  const store = openAdminStore(o.path ?? join(o.config.dataDir, "admin.db"));
-  const audit = createAuditLog(store.db);
+  const store = await openStore({ database: o.database, path: o.path ?? join(o.config.dataDir, "admin.db") });
+  const audit = openAuditLog(store.backend);
   const resolver = createResolver(o.admin);
-  const auth = createAdminAuth({
-    store,
-    audit,
-    adminKey: c.key,
-    inference: o.inference,
-    sessionTtlMs: c.sessionHours * 3_600_000,
-    sessionIdleMs: c.sessionIdleMinutes * 60_000,
-  });
+  const shared = store.backend.kind === "postgres";
+  let auth: AdminAuth;
+  try {
+    auth = await createAdminAuth({
+      store,
+      audit,
+      adminKey: c.key,
+      inference: o.inference,
+      sessionTtlMs: c.sessionHours * 3_600_000,
+      sessionIdleMs: c.sessionIdleMinutes * 60_000,
+      // Other instances add people too: look twice as often, so a change shows within a second.
+      pollMs: shared ? 500 : 1000,
+      onError: (err) => o.logger.warn("checking the admin store for changes failed", { error: err }),
+    });
+  } catch (err) {
+    store.close();
+    throw err;
+  }
   const users = createUsers(store, auth, resolver);
   const serviceOptions = { interceptors: [createAccessInterceptor(resolver, audit, (err) => o.logger.error("audit write failed", { error: err }))] };
   const secure = (req: IncomingMessage): boolean => secureCookies(c.secureCookies, req.headers["x-forwarded-proto"] as string | undefined);
@@ -75,7 +92,7 @@ export function createAdminPlane(o: AdminPlaneOptions): AdminPlane {
       secureCookies: secure,
       logger: o.logger,
       async signIn(claims, req, res) {
-        const done = auth.loginWithSso(claims, { sourceIp: req.socket.remoteAddress ?? "", requestId: "" });
+        const done = await auth.loginWithSso(claims, { sourceIp: req.socket.remoteAddress ?? "", requestId: "" });
         res.appendHeader("set-cookie", secure(req) ? `${done.cookie}; Secure` : done.cookie);
         return "/ui/";
       },
@@ -84,13 +101,16 @@ export function createAdminPlane(o: AdminPlaneOptions): AdminPlane {
 
   // Retention moves old entries to files; it never drops them.
   const archiveDir = join(o.config.dataDir, "audit-archive");
+  // With PostgreSQL, one instance at a time archives (the others skip), into its own data directory.
+  let archiving: Promise<void> | undefined;
   const archive = (): void => {
-    try {
-      const { archived, file } = audit.archive(Date.now() - c.auditRetentionDays * DAY_MS, archiveDir);
-      if (archived > 0) o.logger.info("audit entries archived", { archived, file });
-    } catch (err) {
-      o.logger.warn("audit archive failed; entries stay in the database", { error: err });
-    }
+    if (archiving !== undefined) return;
+    archiving = audit.archive(Date.now() - c.auditRetentionDays * DAY_MS, archiveDir).then(
+      ({ archived, file }) => {
+        if (archived > 0) o.logger.info("audit entries archived", { archived, file });
+      },
+      (err: unknown) => o.logger.warn("audit archive failed; entries stay in the database", { error: err }),
+    ).finally(() => (archiving = undefined));
   };
   const retention = o.path === ":memory:" ? undefined : setInterval(archive, DAY_MS);
   retention?.unref();
@@ -126,9 +146,10 @@ export function createAdminPlane(o: AdminPlaneOptions): AdminPlane {
     audit,
     store,
     auth,
-    close() {
+    async close() {
       if (retention !== undefined) clearInterval(retention);
-      auth.close();
+      await auth.close();
+      await archiving;
       store.close();
     },
   };

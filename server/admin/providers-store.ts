@@ -5,9 +5,11 @@ import { createSecretBox, type SecretBox } from "./secret-box.ts";
 
 /**
  * Providers, aliases and routes made through ProviderService, in the admin
- * database (admin.db, next to people and the audit log). API keys are sealed
- * with AES-256-GCM (secret-box.ts) under the master key; everything else is
- * in clear. Admin writes are rare: plain synchronous statements.
+ * database (admin.db, next to people and the audit log; or PostgreSQL, see
+ * providers-store-pg.ts). API keys are sealed with AES-256-GCM
+ * (secret-box.ts) under the master key; everything else is in clear. Admin
+ * writes are rare: in SQLite, plain synchronous statements behind the async
+ * interface.
  */
 
 /** A provider as it was asked for: the type's defaults are applied when it is built. */
@@ -39,23 +41,34 @@ export interface StoredRoute {
   updatedAt: number;
 }
 
-/** Everything the store holds, loaded at start. */
+/** Everything the store holds, loaded at start (and, when shared, again whenever it changed). */
 export interface StoredRouting {
   providers: StoredProvider[];
   aliases: StoredAlias[];
   routes: StoredRoute[];
+  /** Shared stores: the change counter this content is as of. */
+  version?: number | undefined;
 }
 
-/** Reads and writes of the admin routing tables; writes are upserts and deletes by name. */
+/**
+ * Reads and writes of the admin routing tables; writes are upserts and
+ * deletes by name. A shared store (PostgreSQL) is written by other instances
+ * too: its `version` moves with every write, and each write returns the
+ * version it made.
+ */
 export interface ProviderStore {
+  /** Other instances write here too: poll version() and reload when it moves. */
+  readonly shared: boolean;
   /** Everything, keys decrypted. Throws when the master key cannot open them. */
-  load(): StoredRouting;
-  putProvider(p: StoredProvider): void;
-  deleteProvider(id: string): void;
-  putAlias(a: StoredAlias): void;
-  deleteAlias(name: string): void;
-  putRoute(r: StoredRoute): void;
-  deleteRoute(name: string): void;
+  load(): Promise<StoredRouting>;
+  /** The change counter (shared stores); undefined when only this process writes. */
+  version(): Promise<number | undefined>;
+  putProvider(p: StoredProvider): Promise<number | undefined>;
+  deleteProvider(id: string): Promise<number | undefined>;
+  putAlias(a: StoredAlias): Promise<number | undefined>;
+  deleteAlias(name: string): Promise<number | undefined>;
+  putRoute(r: StoredRoute): Promise<number | undefined>;
+  deleteRoute(name: string): Promise<number | undefined>;
 }
 
 /**
@@ -106,12 +119,60 @@ interface ProviderRow {
   models: string;
   headers: string;
   sealed_keys: Uint8Array;
-  created_at: number;
-  updated_at: number;
+  created_at: number | string;
+  updated_at: number | string;
 }
 
 /** The associated data that ties a sealed value to its provider. */
 const context = (id: string): string => `switchyard:provider:${id}:keys`;
+
+/** A provider's keys, sealed for its row. */
+export function sealKeys(keyring: Keyring, p: StoredProvider): Uint8Array {
+  return keyring(true)!.box.seal(JSON.stringify(p.keys), context(p.id));
+}
+
+/** Opens every row's keys, or throws naming the provider that does not open (a changed master key). */
+export function openKeys(keyring: Keyring, rows: readonly { id: string; sealed_keys: Uint8Array }[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  if (rows.length === 0) return out;
+  const k = keyring(false);
+  if (k === undefined) {
+    throw new Error("cannot decrypt provider keys: SWITCHYARD_MASTER_KEY is not set and <dataDir>/master.key is missing (was the key file deleted?)");
+  }
+  for (const r of rows) {
+    try {
+      out.set(r.id, JSON.parse(k.box.open(r.sealed_keys, context(r.id))) as string[]);
+    } catch {
+      // Fail the start: serving with garbage keys would only turn into 401s from every provider.
+      throw new Error(`cannot decrypt provider keys: SWITCHYARD_MASTER_KEY changed? (provider '${r.id}' does not open with the key from ${k.origin})`);
+    }
+  }
+  return out;
+}
+
+/** Rows of either database as stored records (numbers may arrive as strings from PostgreSQL). */
+export function routingOf(
+  keyring: Keyring,
+  providers: readonly Record<string, unknown>[],
+  aliases: readonly Record<string, unknown>[],
+  routes: readonly Record<string, unknown>[],
+): StoredRouting {
+  const keys = openKeys(keyring, providers as unknown as ProviderRow[]);
+  return {
+    providers: (providers as unknown as ProviderRow[]).map((r) => ({
+      id: r.id,
+      type: r.type,
+      baseUrl: r.base_url,
+      keys: keys.get(r.id) ?? [],
+      models: JSON.parse(r.models) as string[],
+      headers: JSON.parse(r.headers) as Record<string, string>,
+      createdAt: Number(r.created_at),
+      updatedAt: Number(r.updated_at),
+    })),
+    aliases: aliases.map((r) => ({ name: r["name"] as string, target: r["target"] as string, createdAt: Number(r["created_at"]), updatedAt: Number(r["updated_at"]) })),
+    routes: routes.map((r) => ({ name: r["name"] as string, route: JSON.parse(r["spec"] as string) as Route, createdAt: Number(r["created_at"]), updatedAt: Number(r["updated_at"]) })),
+  };
+}
 
 /** Creates the tables when missing (admin.db is shared with people and the audit log) and returns the store. */
 export function openProviderStore(db: DatabaseSync, keyring: Keyring): ProviderStore {
@@ -133,56 +194,18 @@ export function openProviderStore(db: DatabaseSync, keyring: Keyring): ProviderS
     deleteRoute: db.prepare("DELETE FROM admin_routes WHERE name = ?"),
   };
 
-  function openKeys(rows: ProviderRow[]): Map<string, string[]> {
-    const out = new Map<string, string[]>();
-    if (rows.length === 0) return out;
-    const k = keyring(false);
-    if (k === undefined) {
-      throw new Error("cannot decrypt provider keys: SWITCHYARD_MASTER_KEY is not set and <dataDir>/master.key is missing (was the key file deleted?)");
-    }
-    for (const r of rows) {
-      try {
-        out.set(r.id, JSON.parse(k.box.open(r.sealed_keys, context(r.id))) as string[]);
-      } catch {
-        // Fail the start: serving with garbage keys would only turn into 401s from every provider.
-        throw new Error(`cannot decrypt provider keys: SWITCHYARD_MASTER_KEY changed? (provider '${r.id}' does not open with the key from ${k.origin})`);
-      }
-    }
-    return out;
-  }
-
   return {
-    load() {
-      const rows = q.providers.all() as unknown as ProviderRow[];
-      const keys = openKeys(rows);
-      return {
-        providers: rows.map((r) => ({
-          id: r.id,
-          type: r.type,
-          baseUrl: r.base_url,
-          keys: keys.get(r.id) ?? [],
-          models: JSON.parse(r.models) as string[],
-          headers: JSON.parse(r.headers) as Record<string, string>,
-          createdAt: r.created_at,
-          updatedAt: r.updated_at,
-        })),
-        aliases: (q.aliases.all() as { name: string; target: string; created_at: number; updated_at: number }[]).map((r) => ({
-          name: r.name, target: r.target, createdAt: r.created_at, updatedAt: r.updated_at,
-        })),
-        routes: (q.routes.all() as { name: string; spec: string; created_at: number; updated_at: number }[]).map((r) => ({
-          name: r.name, route: JSON.parse(r.spec) as Route, createdAt: r.created_at, updatedAt: r.updated_at,
-        })),
-      };
+    shared: false,
+    load: async () => routingOf(keyring, q.providers.all() as Record<string, unknown>[], q.aliases.all() as Record<string, unknown>[], q.routes.all() as Record<string, unknown>[]),
+    version: async () => undefined,
+    async putProvider(p) {
+      q.putProvider.run(p.id, p.type, p.baseUrl, JSON.stringify(p.models), JSON.stringify(p.headers), sealKeys(keyring, p), p.createdAt, p.updatedAt);
+      return undefined;
     },
-    putProvider(p) {
-      const k = keyring(true)!;
-      const sealed = k.box.seal(JSON.stringify(p.keys), context(p.id));
-      q.putProvider.run(p.id, p.type, p.baseUrl, JSON.stringify(p.models), JSON.stringify(p.headers), sealed, p.createdAt, p.updatedAt);
-    },
-    deleteProvider: (id) => void q.deleteProvider.run(id),
-    putAlias: (a) => void q.putAlias.run(a.name, a.target, a.createdAt, a.updatedAt),
-    deleteAlias: (name) => void q.deleteAlias.run(name),
-    putRoute: (r) => void q.putRoute.run(r.name, JSON.stringify(r.route), r.createdAt, r.updatedAt),
-    deleteRoute: (name) => void q.deleteRoute.run(name),
+    deleteProvider: async (id) => void q.deleteProvider.run(id),
+    putAlias: async (a) => void q.putAlias.run(a.name, a.target, a.createdAt, a.updatedAt),
+    deleteAlias: async (name) => void q.deleteAlias.run(name),
+    putRoute: async (r) => void q.putRoute.run(r.name, JSON.stringify(r.route), r.createdAt, r.updatedAt),
+    deleteRoute: async (name) => void q.deleteRoute.run(name),
   };
 }

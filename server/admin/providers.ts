@@ -4,7 +4,7 @@ import type { LiveRouting } from "../routing/live.ts";
 import type { Route } from "../routing/plan.ts";
 import type { Logger } from "../telemetry/log.ts";
 import { checkBaseUrl } from "./base-url.ts";
-import type { ProviderStore, StoredAlias, StoredProvider, StoredRoute } from "./providers-store.ts";
+import type { ProviderStore, StoredAlias, StoredProvider, StoredRoute, StoredRouting } from "./providers-store.ts";
 
 /**
  * ProviderService's rules, transport-free: providers, aliases and routes
@@ -12,17 +12,25 @@ import type { ProviderStore, StoredAlias, StoredProvider, StoredRoute } from "./
  * here). Every change goes through live routing (validated, then swapped)
  * and is written to the store between the two, so what is stored is always
  * what serves. Who may call is decided by the permission table.
+ *
+ * A shared store (PostgreSQL) is written by other instances too: its change
+ * counter is polled (every 500 ms by default) and, when it moved, the stored
+ * routing is loaded and put live here, so a change made through any instance
+ * serves on all of them within a second. Changes here are made one at a
+ * time, each on top of the latest stored state.
  */
 export interface ProviderAdmin {
   list(): ProviderView[];
-  create(input: ProviderInput): ProviderView;
-  update(id: string, change: ProviderChange): ProviderView;
-  delete(id: string): ProviderView;
+  create(input: ProviderInput): Promise<ProviderView>;
+  update(id: string, change: ProviderChange): Promise<ProviderView>;
+  delete(id: string): Promise<ProviderView>;
   listRoutes(): { aliases: AliasView[]; routes: RouteView[] };
-  setAlias(name: string, target: string): AliasView;
-  deleteAlias(name: string): AliasView;
-  setRoute(name: string, route: Route): RouteView;
-  deleteRoute(name: string): RouteView;
+  setAlias(name: string, target: string): Promise<AliasView>;
+  deleteAlias(name: string): Promise<AliasView>;
+  setRoute(name: string, route: Route): Promise<RouteView>;
+  deleteRoute(name: string): Promise<RouteView>;
+  /** Stops watching a shared store. */
+  close(): Promise<void>;
 }
 
 /** CreateProvider's fields. */
@@ -76,64 +84,162 @@ export interface RouteView {
 const CREDENTIAL_HEADERS = /^(authorization|proxy-authorization|x-api-key|api-key|x-goog-api-key|cookie)$/i;
 const NAME = /^[^\s\p{C}]{1,200}$/u;
 
+/** A table of the store: its entries here, and how to write one. */
+interface Table<T> {
+  what: string;
+  map: Map<string, T>;
+  key(t: T): string;
+  put(t: T): Promise<number | undefined>;
+  del(key: string): Promise<number | undefined>;
+}
+
+/** Thrown by the validation-only apply: live routing accepted the candidate (and swapped nothing). */
+const VALID = Symbol("valid");
+
 /**
  * Loads the stored admin routing and puts it live. A wrong master key fails
  * here (the gateway does not start). Stored entries that no longer route
  * (the configuration changed under them) are left out with an error in the
  * log rather than keeping the gateway down; they stay stored.
  */
-export function createProviderAdmin(o: { live: LiveRouting; store: ProviderStore; logger: Logger }): ProviderAdmin {
+export async function createProviderAdmin(o: { live: LiveRouting; store: ProviderStore; logger: Logger; pollMs?: number | undefined }): Promise<ProviderAdmin> {
   const { live, store } = o;
-  const loaded = store.load();
   const providers = new Map<string, StoredProvider>();
   const aliases = new Map<string, StoredAlias>();
   const routes = new Map<string, StoredRoute>();
+  const P: Table<StoredProvider> = { what: "provider", map: providers, key: (p) => p.id, put: (p) => store.putProvider(p), del: (id) => store.deleteProvider(id) };
+  const A: Table<StoredAlias> = { what: "alias", map: aliases, key: (a) => a.name, put: (a) => store.putAlias(a), del: (n) => store.deleteAlias(n) };
+  const R: Table<StoredRoute> = { what: "route", map: routes, key: (r) => r.name, put: (r) => store.putRoute(r), del: (n) => store.deleteRoute(n) };
+  /** The shared store's change counter the maps are as of. */
+  let seen: number | undefined;
 
-  function apply(persist?: () => void): void {
-    live.apply({
-      providers: [...providers.values()].map(toConfig),
-      aliases: Object.fromEntries([...aliases.values()].map((a) => [a.name, a.target])),
-      routes: Object.fromEntries([...routes.values()].map((r) => [r.name, r.route])),
-    }, persist);
-  }
+  const adminRouting = () => ({
+    providers: [...providers.values()].map(toConfig),
+    aliases: Object.fromEntries([...aliases.values()].map((a) => [a.name, a.target])),
+    routes: Object.fromEntries([...routes.values()].map((r) => [r.name, r.route])),
+  });
 
-  /** Changes one entry of a map, applies, and undoes the change when live routing refuses it. */
-  function change<T>(map: Map<string, T>, key: string, value: T | undefined, persist: () => void): void {
-    const old = map.get(key);
-    if (value === undefined) map.delete(key);
-    else map.set(key, value);
+  /** Puts the maps live (throws invalid_request, changing nothing, when they would not route). */
+  const apply = (): void => void live.apply(adminRouting());
+
+  /** Checks the maps as live routing would, swapping nothing in. */
+  function check(): void {
     try {
-      apply(persist);
+      live.apply(adminRouting(), () => {
+        throw VALID;
+      });
     } catch (err) {
-      if (old === undefined) map.delete(key);
-      else map.set(key, old);
-      throw err;
+      if (err !== VALID) throw err;
     }
   }
 
-  // At start: everything at once, or else one by one, leaving out what no longer routes.
-  try {
-    for (const p of loaded.providers) providers.set(p.id, p);
-    for (const a of loaded.aliases) aliases.set(a.name, a);
-    for (const r of loaded.routes) routes.set(r.name, r);
-    apply();
-  } catch {
-    providers.clear();
-    aliases.clear();
-    routes.clear();
-    const each = <T>(what: string, map: Map<string, T>, items: T[], key: (t: T) => string): void => {
+  /** One change at a time, in order: each starts from what the one before left. */
+  let queue: Promise<unknown> = Promise.resolve();
+  function serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = queue.then(fn, fn);
+    queue = run.catch(() => {});
+    return run;
+  }
+
+  /** Stored routing, live: everything at once, or else one by one, leaving out what no longer routes. */
+  function install(loaded: StoredRouting): void {
+    const fill = (): void => {
+      for (const p of loaded.providers) providers.set(p.id, p);
+      for (const a of loaded.aliases) aliases.set(a.name, a);
+      for (const r of loaded.routes) routes.set(r.name, r);
+    };
+    const clear = (): void => {
+      providers.clear();
+      aliases.clear();
+      routes.clear();
+    };
+    clear();
+    fill();
+    try {
+      apply();
+      return;
+    } catch {
+      clear();
+    }
+    const each = <T>(t: Table<T>, items: T[]): void => {
       for (const item of items) {
+        t.map.set(t.key(item), item);
         try {
-          change(map, key(item), item, () => {});
+          apply();
         } catch (err) {
-          o.logger.error(`stored ${what} left out: it no longer routes`, { name: key(item), error: (err as Error).message });
+          t.map.delete(t.key(item));
+          o.logger.error(`stored ${t.what} left out: it no longer routes`, { name: t.key(item), error: (err as Error).message });
         }
       }
     };
-    each("provider", providers, loaded.providers, (p) => p.id);
-    each("alias", aliases, loaded.aliases, (a) => a.name);
-    each("route", routes, loaded.routes, (r) => r.name);
+    each(P, loaded.providers);
+    each(A, loaded.aliases);
+    each(R, loaded.routes);
+    // Whatever is left (possibly nothing) is what serves.
+    apply();
   }
+
+  async function load(): Promise<void> {
+    const loaded = await store.load();
+    install(loaded);
+    seen = loaded.version;
+  }
+
+  /** Shared stores: catches up with changes made elsewhere (one counter read when there are none). */
+  async function sync(): Promise<void> {
+    if (!store.shared) return;
+    if ((await store.version()) !== seen) await load();
+  }
+
+  /**
+   * Changes one entry: checked against live routing, written to the store,
+   * then swapped in. A refused change leaves the entry as it was, here and in
+   * the store.
+   */
+  async function change<T>(t: Table<T>, key: string, value: T | undefined): Promise<void> {
+    const old = t.map.get(key);
+    const restore = (): void => void (old === undefined ? t.map.delete(key) : t.map.set(key, old));
+    if (value === undefined) t.map.delete(key);
+    else t.map.set(key, value);
+    let version: number | undefined;
+    try {
+      check();
+      version = await (value === undefined ? t.del(key) : t.put(value));
+    } catch (err) {
+      restore();
+      throw err;
+    }
+    try {
+      apply();
+    } catch (err) {
+      // The configuration was reloaded between the check and now: the store goes back as it was.
+      restore();
+      await (old === undefined ? t.del(key) : t.put(old)).catch((e: unknown) => o.logger.error(`restoring stored ${t.what} failed`, { name: key, error: e }));
+      throw err;
+    }
+    // Nobody else wrote in between: the maps are as of the new version.
+    if (version !== undefined && seen !== undefined && version === seen + 1) seen = version;
+  }
+
+  // At start: a wrong master key (or an unreachable database) fails the start here.
+  await serial(load);
+
+  let polling: Promise<void> | undefined;
+  let failing = false;
+  const timer = store.shared
+    ? setInterval(() => {
+        if (polling !== undefined) return;
+        polling = serial(sync).then(
+          () => void (failing = false),
+          (err: unknown) => {
+            // Once per run of failures; the routing loaded last keeps serving meanwhile.
+            if (!failing) o.logger.warn("reloading admin-made providers failed; the last loaded ones keep serving", { error: err });
+            failing = true;
+          },
+        ).finally(() => (polling = undefined));
+      }, o.pollMs ?? 500)
+    : undefined;
+  timer?.unref();
 
   function view(id: string): ProviderView {
     const s = live.current.sources.get(id);
@@ -180,17 +286,19 @@ export function createProviderAdmin(o: { live: LiveRouting; store: ProviderStore
 
   return {
     list: () => [...live.current.sources.keys()].sort().map(view),
-    create(input) {
+    create: (input) => serial(async () => {
+      await sync();
       if (live.current.sources.has(input.id)) {
         throw live.current.sources.get(input.id)!.source === "config" ? readOnly("provider", input.id) : invalid(`provider '${input.id}' exists; use UpdateProvider`, "id");
       }
       const now = Date.now();
       const p: StoredProvider = { id: input.id, type: input.type, baseUrl: input.baseUrl, keys: input.apiKeys, models: input.models, headers: input.headers, createdAt: now, updatedAt: now };
       toConfig(p); // a clear error before anything else
-      change(providers, p.id, p, () => store.putProvider(p));
+      await change(P, p.id, p);
       return view(p.id);
-    },
-    update(id, c) {
+    }),
+    update: (id, c) => serial(async () => {
+      await sync();
       const old = adminProvider(id);
       const p: StoredProvider = {
         ...old,
@@ -201,15 +309,16 @@ export function createProviderAdmin(o: { live: LiveRouting; store: ProviderStore
         updatedAt: Date.now(),
       };
       toConfig(p);
-      change(providers, id, p, () => store.putProvider(p));
+      await change(P, id, p);
       return view(id);
-    },
-    delete(id) {
+    }),
+    delete: (id) => serial(async () => {
+      await sync();
       adminProvider(id);
       const before = view(id);
-      change(providers, id, undefined, () => store.deleteProvider(id));
+      await change(P, id, undefined);
       return before;
-    },
+    }),
     listRoutes() {
       const s = live.current;
       return {
@@ -217,38 +326,46 @@ export function createProviderAdmin(o: { live: LiveRouting; store: ProviderStore
         routes: Object.entries(s.routes).map(([name, route]) => ({ name, route, source: routes.has(name) ? "admin" as const : "config" as const })),
       };
     },
-    setAlias(name, target) {
+    setAlias: (name, target) => serial(async () => {
+      await sync();
       checkName(name);
       if (routeSource("alias", name) === "config") throw readOnly("alias", name);
       const now = Date.now();
       const a: StoredAlias = { name, target, createdAt: aliases.get(name)?.createdAt ?? now, updatedAt: now };
-      change(aliases, name, a, () => store.putAlias(a));
-      return { name, target, source: "admin" };
-    },
-    deleteAlias(name) {
+      await change(A, name, a);
+      return { name, target, source: "admin" as const };
+    }),
+    deleteAlias: (name) => serial(async () => {
+      await sync();
       const source = routeSource("alias", name);
       if (source === "config") throw readOnly("alias", name);
       const a = aliases.get(name);
       if (a === undefined) throw new GatewayError("not_found", `no alias '${name}'`);
-      change(aliases, name, undefined, () => store.deleteAlias(name));
-      return { name, target: a.target, source: "admin" };
-    },
-    setRoute(name, route) {
+      await change(A, name, undefined);
+      return { name, target: a.target, source: "admin" as const };
+    }),
+    setRoute: (name, route) => serial(async () => {
+      await sync();
       checkName(name);
       if (routeSource("route", name) === "config") throw readOnly("route", name);
       if (route.targets.length === 0) throw invalid("targets: at least one target is required", "targets");
       const now = Date.now();
       const r: StoredRoute = { name, route, createdAt: routes.get(name)?.createdAt ?? now, updatedAt: now };
-      change(routes, name, r, () => store.putRoute(r));
-      return { name, route, source: "admin" };
-    },
-    deleteRoute(name) {
+      await change(R, name, r);
+      return { name, route, source: "admin" as const };
+    }),
+    deleteRoute: (name) => serial(async () => {
+      await sync();
       const source = routeSource("route", name);
       if (source === "config") throw readOnly("route", name);
       const r = routes.get(name);
       if (r === undefined) throw new GatewayError("not_found", `no route '${name}'`);
-      change(routes, name, undefined, () => store.deleteRoute(name));
-      return { name, route: r.route, source: "admin" };
+      await change(R, name, undefined);
+      return { name, route: r.route, source: "admin" as const };
+    }),
+    async close() {
+      if (timer !== undefined) clearInterval(timer);
+      await polling;
     },
   };
 }

@@ -2,14 +2,20 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { randomUUID } from "node:crypto";
+import type { Pool } from "pg";
 import type { Grant } from "./types.ts";
 
 /**
- * The admin plane's own records: people, admin API keys and sessions, in
- * SQLite (admin.db in the data directory; ":memory:" in tests). The audit
- * log shares the file (audit.ts). Admin traffic is light, so every call is a
- * plain synchronous statement; nothing here is on the inference path.
+ * The admin plane's own records: people, admin API keys and sessions. In
+ * SQLite by default (admin.db in the data directory; ":memory:" in tests),
+ * plain synchronous statements behind the async interface; in PostgreSQL
+ * when database.url is set (store-pg.ts), shared by every instance. The
+ * audit log and admin-made providers live in the same database (audit.ts,
+ * providers-store.ts). Nothing here is on the inference path.
  */
+
+/** Where the admin plane's records are: one SQLite file, or the shared PostgreSQL. */
+export type AdminBackend = { kind: "sqlite"; db: DatabaseSync } | { kind: "postgres"; pool: Pool };
 
 /** Admin-plane ids: a kind prefix and 16 random hex digits ("usr_3f9a…", "adk_…"). */
 export function newAdminId(kind: "usr" | "adk"): string {
@@ -62,31 +68,36 @@ export interface Session {
 }
 
 export interface AdminStore {
-  readonly db: DatabaseSync;
-  createUser(u: User): void;
-  getUser(id: string): User | undefined;
-  userByEmail(email: string): User | undefined;
-  userBySubject(subject: string): User | undefined;
-  listUsers(pageSize: number, after: string | undefined): User[];
-  updateUser(u: User): void;
-  deleteUser(id: string): void;
-  userCount(): number;
-  createApiKey(k: ApiKeyRecord): void;
-  getApiKey(id: string): ApiKeyRecord | undefined;
-  apiKeyByHash(hash: string): ApiKeyRecord | undefined;
-  listApiKeys(includeRevoked: boolean): ApiKeyRecord[];
-  updateApiKey(k: ApiKeyRecord): void;
-  apiKeyCount(): number;
-  createSession(s: Session): void;
-  getSession(id: string): Session | undefined;
-  touchSession(id: string, idleUntil: number): void;
-  deleteSession(id: string): void;
+  readonly backend: AdminBackend;
+  createUser(u: User): Promise<void>;
+  getUser(id: string): Promise<User | undefined>;
+  userByEmail(email: string): Promise<User | undefined>;
+  userBySubject(subject: string): Promise<User | undefined>;
+  listUsers(pageSize: number, after: string | undefined): Promise<User[]>;
+  updateUser(u: User): Promise<void>;
+  deleteUser(id: string): Promise<void>;
+  userCount(): Promise<number>;
+  createApiKey(k: ApiKeyRecord): Promise<void>;
+  getApiKey(id: string): Promise<ApiKeyRecord | undefined>;
+  apiKeyByHash(hash: string): Promise<ApiKeyRecord | undefined>;
+  listApiKeys(includeRevoked: boolean): Promise<ApiKeyRecord[]>;
+  updateApiKey(k: ApiKeyRecord): Promise<void>;
+  apiKeyCount(): Promise<number>;
+  createSession(s: Session): Promise<void>;
+  getSession(id: string): Promise<Session | undefined>;
+  touchSession(id: string, idleUntil: number): Promise<void>;
+  deleteSession(id: string): Promise<void>;
   /** Ends a user's sessions (disabled, deleted, password changed), except one. */
-  deleteSessionsOf(userId: string, except?: string | undefined): void;
+  deleteSessionsOf(userId: string, except?: string | undefined): Promise<void>;
   /** Removes ended sessions. */
-  sweepSessions(now: number): void;
-  /** Changes when another connection (the CLI) commits to the file; a cheap read, no lock. */
-  dataVersion(): number;
+  sweepSessions(now: number): Promise<void>;
+  /**
+   * Changes when people or admin API keys may have changed elsewhere: SQLite's
+   * data version (another connection, the CLI, committed to the file); in
+   * PostgreSQL a counter every instance bumps with each such write. A cheap read.
+   */
+  changeVersion(): Promise<number>;
+  /** Releases the store's own handles (a PostgreSQL pool belongs to its opener). */
   close(): void;
 }
 
@@ -127,8 +138,11 @@ CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_id);
 
 type Row = Record<string, unknown>;
 const opt = <T>(v: unknown): T | undefined => (v === null || v === undefined ? undefined : (v as T));
+/** Numbers arrive as numbers from SQLite and as strings from PostgreSQL's BIGINT. */
+const optNum = (v: unknown): number | undefined => (v === null || v === undefined ? undefined : Number(v));
 
-function userOf(r: Row): User {
+/** Row mappers shared by both databases (SQLite's 0/1 and PostgreSQL's booleans and BIGINT strings alike). */
+export function userOf(r: Row): User {
   return {
     id: r["id"] as string,
     email: r["email"] as string,
@@ -136,14 +150,14 @@ function userOf(r: Row): User {
     passwordHash: opt<string>(r["password_hash"]),
     ssoSubject: opt<string>(r["sso_subject"]),
     grants: JSON.parse(r["grants"] as string) as Grant[],
-    disabled: r["disabled"] === 1,
-    createdAt: r["created_at"] as number,
-    updatedAt: r["updated_at"] as number,
-    lastLoginAt: opt<number>(r["last_login_at"]),
+    disabled: r["disabled"] === 1 || r["disabled"] === true,
+    createdAt: Number(r["created_at"]),
+    updatedAt: Number(r["updated_at"]),
+    lastLoginAt: optNum(r["last_login_at"]),
   };
 }
 
-function apiKeyOf(r: Row): ApiKeyRecord {
+export function apiKeyOf(r: Row): ApiKeyRecord {
   return {
     id: r["id"] as string,
     hash: r["hash"] as string,
@@ -151,20 +165,20 @@ function apiKeyOf(r: Row): ApiKeyRecord {
     name: r["name"] as string,
     grants: JSON.parse(r["grants"] as string) as Grant[],
     createdBy: r["created_by"] as string,
-    createdAt: r["created_at"] as number,
-    expiresAt: opt<number>(r["expires_at"]),
-    revokedAt: opt<number>(r["revoked_at"]),
+    createdAt: Number(r["created_at"]),
+    expiresAt: optNum(r["expires_at"]),
+    revokedAt: optNum(r["revoked_at"]),
   };
 }
 
-function sessionOf(r: Row): Session {
+export function sessionOf(r: Row): Session {
   return {
     id: r["id"] as string,
     userId: r["user_id"] as string,
     csrf: r["csrf"] as string,
-    createdAt: r["created_at"] as number,
-    expiresAt: r["expires_at"] as number,
-    idleUntil: r["idle_until"] as number,
+    createdAt: Number(r["created_at"]),
+    expiresAt: Number(r["expires_at"]),
+    idleUntil: Number(r["idle_until"]),
   };
 }
 
@@ -207,28 +221,28 @@ export function openAdminStore(path: string): AdminStore {
   const one = <T>(row: Row | undefined, of: (r: Row) => T): T | undefined => (row === undefined ? undefined : of(row));
 
   return {
-    db,
-    createUser: (u) => void s.insertUser.run(...userParams(u)),
-    getUser: (id) => one(s.user.get(id) as Row | undefined, userOf),
-    userByEmail: (email) => one(s.userByEmail.get(email) as Row | undefined, userOf),
-    userBySubject: (subject) => one(s.userBySubject.get(subject) as Row | undefined, userOf),
-    listUsers: (pageSize, after) => (s.users.all(after ?? "", pageSize) as Row[]).map(userOf),
-    updateUser: (u) => void s.replaceUser.run(...userParams(u)),
-    deleteUser: (id) => void s.deleteUser.run(id),
-    userCount: () => (s.userCount.get() as { n: number }).n,
-    createApiKey: (k) => void s.insertKey.run(...keyParams(k)),
-    getApiKey: (id) => one(s.key.get(id) as Row | undefined, apiKeyOf),
-    apiKeyByHash: (hash) => one(s.keyByHash.get(hash) as Row | undefined, apiKeyOf),
-    listApiKeys: (includeRevoked) => (s.keys.all(includeRevoked ? 1 : 0) as Row[]).map(apiKeyOf),
-    updateApiKey: (k) => void s.replaceKey.run(...keyParams(k)),
-    apiKeyCount: () => (s.keyCount.get() as { n: number }).n,
-    createSession: (x) => void s.insertSession.run(x.id, x.userId, x.csrf, x.createdAt, x.expiresAt, x.idleUntil),
-    getSession: (id) => one(s.session.get(id) as Row | undefined, sessionOf),
-    touchSession: (id, idleUntil) => void s.touchSession.run(idleUntil, id),
-    deleteSession: (id) => void s.deleteSession.run(id),
-    deleteSessionsOf: (userId, except) => void s.deleteSessionsOf.run(userId, except ?? ""),
-    sweepSessions: (now) => void s.sweepSessions.run(now, now),
-    dataVersion: () => (s.dataVersion.get() as { data_version: number }).data_version,
+    backend: { kind: "sqlite", db },
+    createUser: async (u) => void s.insertUser.run(...userParams(u)),
+    getUser: async (id) => one(s.user.get(id) as Row | undefined, userOf),
+    userByEmail: async (email) => one(s.userByEmail.get(email) as Row | undefined, userOf),
+    userBySubject: async (subject) => one(s.userBySubject.get(subject) as Row | undefined, userOf),
+    listUsers: async (pageSize, after) => (s.users.all(after ?? "", pageSize) as Row[]).map(userOf),
+    updateUser: async (u) => void s.replaceUser.run(...userParams(u)),
+    deleteUser: async (id) => void s.deleteUser.run(id),
+    userCount: async () => (s.userCount.get() as { n: number }).n,
+    createApiKey: async (k) => void s.insertKey.run(...keyParams(k)),
+    getApiKey: async (id) => one(s.key.get(id) as Row | undefined, apiKeyOf),
+    apiKeyByHash: async (hash) => one(s.keyByHash.get(hash) as Row | undefined, apiKeyOf),
+    listApiKeys: async (includeRevoked) => (s.keys.all(includeRevoked ? 1 : 0) as Row[]).map(apiKeyOf),
+    updateApiKey: async (k) => void s.replaceKey.run(...keyParams(k)),
+    apiKeyCount: async () => (s.keyCount.get() as { n: number }).n,
+    createSession: async (x) => void s.insertSession.run(x.id, x.userId, x.csrf, x.createdAt, x.expiresAt, x.idleUntil),
+    getSession: async (id) => one(s.session.get(id) as Row | undefined, sessionOf),
+    touchSession: async (id, idleUntil) => void s.touchSession.run(idleUntil, id),
+    deleteSession: async (id) => void s.deleteSession.run(id),
+    deleteSessionsOf: async (userId, except) => void s.deleteSessionsOf.run(userId, except ?? ""),
+    sweepSessions: async (now) => void s.sweepSessions.run(now, now),
+    changeVersion: async () => (s.dataVersion.get() as { data_version: number }).data_version,
     close: () => db.close(),
   };
 }

@@ -23,13 +23,13 @@ export type ApiKeyInfo = Omit<ApiKeyRecord, "hash">;
 
 export interface Users {
   create(caller: AdminIdentity, input: { email: string; name: string; password?: string | undefined; grants: Grant[] }): Promise<UserInfo>;
-  get(id: string): UserInfo;
-  list(pageSize: number, pageToken: string | undefined): { items: UserInfo[]; nextPageToken?: string | undefined };
+  get(id: string): Promise<UserInfo>;
+  list(pageSize: number, pageToken: string | undefined): Promise<{ items: UserInfo[]; nextPageToken?: string | undefined }>;
   update(caller: AdminIdentity, id: string, changes: { name?: string | undefined; disabled?: boolean | undefined; password?: string | undefined }): Promise<UserInfo>;
   delete(caller: AdminIdentity, id: string): Promise<void>;
   setGrants(caller: AdminIdentity, id: string, grants: Grant[]): Promise<UserInfo>;
   createApiKey(caller: AdminIdentity, input: { name: string; grants: Grant[]; expiresAt?: number | undefined }): Promise<{ key: ApiKeyInfo; secret: string }>;
-  listApiKeys(caller: AdminIdentity, includeRevoked: boolean): ApiKeyInfo[];
+  listApiKeys(caller: AdminIdentity, includeRevoked: boolean): Promise<ApiKeyInfo[]>;
   revokeApiKey(caller: AdminIdentity, id: string): Promise<ApiKeyInfo>;
 }
 
@@ -80,8 +80,8 @@ export function createUsers(store: AdminStore, auth: AdminAuth, resolver: Resolv
     }
   }
 
-  function mustUser(id: string): User {
-    const u = store.getUser(id);
+  async function mustUser(id: string): Promise<User> {
+    const u = await store.getUser(id);
     if (u === undefined) throw new GatewayError("not_found", `no user ${id}`);
     return u;
   }
@@ -95,17 +95,17 @@ export function createUsers(store: AdminStore, auth: AdminAuth, resolver: Resolv
 
   const isOwner = (u: User): boolean => !u.disabled && u.grants.some((g) => g.role === "owner");
 
-  function keepAnOwner(u: User, after: User | undefined): void {
+  async function keepAnOwner(u: User, after: User | undefined): Promise<void> {
     if (!isOwner(u) || (after !== undefined && isOwner(after))) return;
-    const others = allUsers().filter((x) => x.id !== u.id && isOwner(x));
+    const others = (await allUsers()).filter((x) => x.id !== u.id && isOwner(x));
     if (others.length === 0) throw invalid(`${u.email} is the last owner: make someone else an owner first`);
   }
 
-  function allUsers(): User[] {
+  async function allUsers(): Promise<User[]> {
     const out: User[] = [];
     let after: string | undefined;
     for (;;) {
-      const page = store.listUsers(500, after);
+      const page = await store.listUsers(500, after);
       out.push(...page);
       if (page.length < 500) return out;
       after = page[page.length - 1]!.id;
@@ -129,7 +129,7 @@ export function createUsers(store: AdminStore, auth: AdminAuth, resolver: Resolv
       const email = checkEmail(input.email);
       for (const [i, g] of input.grants.entries()) await checkGrant(g, `grants[${i}]`);
       await mustGrantAll(caller, input.grants, "create_user");
-      if (store.userByEmail(email) !== undefined) throw invalid(`a user with email ${email} exists`, "email");
+      if ((await store.userByEmail(email)) !== undefined) throw invalid(`a user with email ${email} exists`, "email");
       if (input.password !== undefined) {
         const p = passwordProblem(input.password);
         if (p) throw invalid(p, "password");
@@ -145,22 +145,26 @@ export function createUsers(store: AdminStore, auth: AdminAuth, resolver: Resolv
         createdAt: now,
         updatedAt: now,
       };
-      store.createUser(user);
-      auth.refresh();
+      await store.createUser(user).catch((err: unknown) => {
+        // Made at the same moment elsewhere (another instance): the unique email decides.
+        if (isUniqueViolation(err)) throw invalid(`a user with email ${email} exists`, "email");
+        throw err;
+      });
+      await auth.refresh();
       return userInfo(user);
     },
-    get: (id) => userInfo(mustUser(id)),
-    list(pageSize, pageToken) {
+    get: async (id) => userInfo(await mustUser(id)),
+    async list(pageSize, pageToken) {
       if (pageSize > 1000) throw invalid("page_size: at most 1000", "page_size");
       const size = pageSize || 100;
-      const page = store.listUsers(size + 1, pageToken || undefined);
+      const page = await store.listUsers(size + 1, pageToken || undefined);
       const more = page.length > size;
       const items = page.slice(0, size).map(userInfo);
       return { items, nextPageToken: more ? items[items.length - 1]!.id : undefined };
     },
     async update(caller, id, changes) {
       customerOf.clear();
-      const u = mustUser(id);
+      const u = await mustUser(id);
       if (!isSelf(caller, id)) await mustOutrank(caller, u, "update_user");
       if (isSelf(caller, id) && changes.disabled === true) throw invalid("you cannot disable yourself");
       const next: User = { ...u, updatedAt: Date.now() };
@@ -171,32 +175,32 @@ export function createUsers(store: AdminStore, auth: AdminAuth, resolver: Resolv
         if (p) throw invalid(p, "password");
         next.passwordHash = await hashPassword(changes.password);
       }
-      keepAnOwner(u, next);
-      store.updateUser(next);
+      await keepAnOwner(u, next);
+      await store.updateUser(next);
       // A disabled user or a changed password ends sessions (the caller's own current one survives).
-      if (next.disabled || changes.password !== undefined) store.deleteSessionsOf(id, isSelf(caller, id) ? caller.sessionId : undefined);
+      if (next.disabled || changes.password !== undefined) await store.deleteSessionsOf(id, isSelf(caller, id) ? caller.sessionId : undefined);
       return userInfo(next);
     },
     async delete(caller, id) {
       customerOf.clear();
-      const u = mustUser(id);
+      const u = await mustUser(id);
       if (isSelf(caller, id)) throw invalid("you cannot delete yourself");
       await mustOutrank(caller, u, "delete_user");
-      keepAnOwner(u, undefined);
-      store.deleteUser(id);
-      store.deleteSessionsOf(id);
-      auth.refresh();
+      await keepAnOwner(u, undefined);
+      await store.deleteUser(id);
+      await store.deleteSessionsOf(id);
+      await auth.refresh();
     },
     async setGrants(caller, id, grants) {
       customerOf.clear();
-      const u = mustUser(id);
+      const u = await mustUser(id);
       if (isSelf(caller, id)) throw new GatewayError("permission_denied", "set_grants: you cannot change your own grants");
       for (const [i, g] of grants.entries()) await checkGrant(g, `grants[${i}]`);
       await mustOutrank(caller, u, "set_grants");
       await mustGrantAll(caller, grants, "set_grants");
       const next = { ...u, grants, updatedAt: Date.now() };
-      keepAnOwner(u, next);
-      store.updateUser(next);
+      await keepAnOwner(u, next);
+      await store.updateUser(next);
       return userInfo(next);
     },
     async createApiKey(caller, input) {
@@ -218,18 +222,18 @@ export function createUsers(store: AdminStore, auth: AdminAuth, resolver: Resolv
         createdAt: Date.now(),
         expiresAt: input.expiresAt,
       };
-      store.createApiKey(key);
-      auth.refresh();
+      await store.createApiKey(key);
+      await auth.refresh();
       return { key: keyInfo(key), secret };
     },
-    listApiKeys(caller, includeRevoked) {
-      const all = store.listApiKeys(includeRevoked);
+    async listApiKeys(caller, includeRevoked) {
+      const all = await store.listApiKeys(includeRevoked);
       const everyone = allows(caller, "users.read", {});
       return all.filter((k) => everyone || k.createdBy === caller.id).map(keyInfo);
     },
     async revokeApiKey(caller, id) {
       customerOf.clear();
-      const k = store.getApiKey(id);
+      const k = await store.getApiKey(id);
       if (k === undefined) throw new GatewayError("not_found", `no admin API key ${id}`);
       if (k.createdBy !== caller.id) {
         if (!allows(caller, "users.write", {})) throw new GatewayError("permission_denied", "revoke_api_key: only its creator or a global admin may revoke it");
@@ -237,11 +241,16 @@ export function createUsers(store: AdminStore, auth: AdminAuth, resolver: Resolv
       }
       if (k.revokedAt !== undefined) return keyInfo(k);
       const next = { ...k, revokedAt: Date.now() };
-      store.updateApiKey(next);
-      auth.refresh();
+      await store.updateApiKey(next);
+      await auth.refresh();
       return keyInfo(next);
     },
   };
+}
+
+/** A unique constraint refused an insert (PostgreSQL 23505, or SQLite's message). */
+function isUniqueViolation(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === "23505" || (err instanceof Error && err.message.includes("UNIQUE constraint failed"));
 }
 
 /** The caller is the user, directly or through an admin API key the user made. */

@@ -23,19 +23,19 @@ export function registerAuditService(router: ConnectRouter, audit: AuditLog, opt
             if (!Number.isSafeInteger(before) || before < 1) throw invalid("page_token: not a token from this API", "page_token");
           }
           const filter = { startTimeMs: Number(req.startTimeMs), endTimeMs: Number(req.endTimeMs), actorId: req.actorId, action: req.action, target: req.target };
-          const rows = audit.list(filter, size + 1, before);
+          const rows = await audit.list(filter, size + 1, before);
           const page = rows.slice(0, size);
           return { events: page.map(eventOut), nextPageToken: rows.length > size ? String(page[page.length - 1]!.seq) : "" };
         }),
       verifyAudit: () =>
         rpcCall(async () => {
-          const v = audit.verify();
+          const v = await audit.verify();
           return { ok: v.ok, checked: BigInt(v.checked), firstBadSeq: BigInt(v.firstBadSeq ?? 0), problem: v.problem ?? "", headSeq: BigInt(v.headSeq), headHash: v.headHash };
         }),
       async *exportAudit(req) {
         const enc = new TextEncoder();
         let lines: string[] = [];
-        for (const e of audit.entries({ startTimeMs: Number(req.startTimeMs), endTimeMs: Number(req.endTimeMs) })) {
+        for await (const e of audit.entries({ startTimeMs: Number(req.startTimeMs), endTimeMs: Number(req.endTimeMs) })) {
           lines.push(JSON.stringify(e) + "\n");
           if (lines.length === EXPORT_BATCH) {
             yield { jsonl: enc.encode(lines.join("")) };

@@ -39,7 +39,7 @@ export function registerAuthService(router: ConnectRouter, o: AuthServiceOptions
           const m = req.method;
           const done =
             m.case === "password" ? await o.auth.loginWithPassword(m.value.email, m.value.password, meta(ctx))
-            : m.case === "adminKey" ? o.auth.loginWithAdminKey(m.value, meta(ctx))
+            : m.case === "adminKey" ? await o.auth.loginWithAdminKey(m.value, meta(ctx))
             : undefined;
           if (done === undefined) throw invalid("method: password or admin_key is required", "method");
           setCookie(ctx, done.cookie);
@@ -47,7 +47,7 @@ export function registerAuthService(router: ConnectRouter, o: AuthServiceOptions
         }),
       logout: (_req, ctx) =>
         rpcCall(async () => {
-          setCookie(ctx, o.auth.logout(caller(ctx), meta(ctx)));
+          setCookie(ctx, await o.auth.logout(caller(ctx), meta(ctx)));
           return {};
         }),
       whoAmI: (_req, ctx) =>

@@ -26,30 +26,30 @@ export function registerProviderService(router: ConnectRouter, providers: Provid
     listProviders: (_req, ctx) => asAdmin(ctx, async () => ({ providers: providers.list().map(providerOut) })),
     createProvider: (req, ctx) =>
       asAdmin(ctx, async () => ({
-        provider: providerOut(providers.create({ id: req.id, type: req.type, baseUrl: req.baseUrl, apiKeys: req.apiKeys, models: req.models, headers: req.headers })),
+        provider: providerOut(await providers.create({ id: req.id, type: req.type, baseUrl: req.baseUrl, apiKeys: req.apiKeys, models: req.models, headers: req.headers })),
       })),
     updateProvider: (req, ctx) =>
       asAdmin(ctx, async () => ({
-        provider: providerOut(providers.update(req.id, {
+        provider: providerOut(await providers.update(req.id, {
           baseUrl: req.baseUrl,
           apiKeys: listChange(req.apiKeys, req.clearApiKeys, "api_keys"),
           models: listChange(req.models, req.clearModels, "models"),
           headers: req.clearHeaders ? {} : Object.keys(req.headers).length > 0 ? req.headers : undefined,
         })),
       })),
-    deleteProvider: (req, ctx) => asAdmin(ctx, async () => ({ provider: providerOut(providers.delete(req.id)) })),
+    deleteProvider: (req, ctx) => asAdmin(ctx, async () => ({ provider: providerOut(await providers.delete(req.id)) })),
     listRoutes: (_req, ctx) =>
       asAdmin(ctx, async () => {
         const { aliases, routes } = providers.listRoutes();
         return { aliases: aliases.map(aliasOut), routes: routes.map(routeOut) };
       }),
-    setAlias: (req, ctx) => asAdmin(ctx, async () => ({ alias: aliasOut(providers.setAlias(req.name, req.target)) })),
-    deleteAlias: (req, ctx) => asAdmin(ctx, async () => ({ alias: aliasOut(providers.deleteAlias(req.name)) })),
+    setAlias: (req, ctx) => asAdmin(ctx, async () => ({ alias: aliasOut(await providers.setAlias(req.name, req.target)) })),
+    deleteAlias: (req, ctx) => asAdmin(ctx, async () => ({ alias: aliasOut(await providers.deleteAlias(req.name)) })),
     setRoute: (req, ctx) =>
       asAdmin(ctx, async () => ({
-        route: routeOut(providers.setRoute(req.name, routeIn(req.targets, req.strategy, req.sticky, req.fallbacks))),
+        route: routeOut(await providers.setRoute(req.name, routeIn(req.targets, req.strategy, req.sticky, req.fallbacks))),
       })),
-    deleteRoute: (req, ctx) => asAdmin(ctx, async () => ({ route: routeOut(providers.deleteRoute(req.name)) })),
+    deleteRoute: (req, ctx) => asAdmin(ctx, async () => ({ route: routeOut(await providers.deleteRoute(req.name)) })),
   }, options);
 }
 

@@ -17,10 +17,10 @@ export function registerUserService(router: ConnectRouter, users: Users, options
         rpcCall(async () => ({
           user: userOut(await users.create(caller(ctx), { email: req.email, name: req.name, password: req.password, grants: grantsIn(req.grants) })),
         })),
-      getUser: (req) => rpcCall(async () => ({ user: userOut(users.get(req.id)) })),
+      getUser: (req) => rpcCall(async () => ({ user: userOut(await users.get(req.id)) })),
       listUsers: (req) =>
         rpcCall(async () => {
-          const page = users.list(req.pageSize, req.pageToken || undefined);
+          const page = await users.list(req.pageSize, req.pageToken || undefined);
           return { users: page.items.map(userOut), nextPageToken: page.nextPageToken ?? "" };
         }),
       updateUser: (req, ctx) =>
@@ -40,7 +40,7 @@ export function registerUserService(router: ConnectRouter, users: Users, options
           });
           return { key: apiKeyOut(key), secret };
         }),
-      listApiKeys: (req, ctx) => rpcCall(async () => ({ keys: users.listApiKeys(caller(ctx), req.includeRevoked).map(apiKeyOut) })),
+      listApiKeys: (req, ctx) => rpcCall(async () => ({ keys: (await users.listApiKeys(caller(ctx), req.includeRevoked)).map(apiKeyOut) })),
       revokeApiKey: (req, ctx) => rpcCall(async () => ({ key: apiKeyOut(await users.revokeApiKey(caller(ctx), req.id)) })),
     },
     options,
