@@ -5,9 +5,16 @@ import { createBedrockProvider } from "./bedrock/adapter.ts";
 import { createGeminiProvider } from "./gemini/adapter.ts";
 import { createOpenAIProvider } from "./openai/adapter.ts";
 import type { Provider } from "./types.ts";
+import { ConfigError } from "../config/load.ts";
+import { isForbiddenAddress } from "./shared/address-guard.ts";
 
 /** The only place provider types are listed: configuration type -> implementation. */
 export function createProvider(config: ProviderConfig): Provider {
+  // Literal addresses are never looked up, so the connect-time guard cannot see them: checked here, once.
+  const baseUrl = (config as { baseUrl?: string }).baseUrl;
+  if (baseUrl !== undefined && isForbiddenAddress(URL.parse(baseUrl)?.hostname.replace(/^\[|\]$/g, "") ?? "")) {
+    throw new ConfigError(`invalid configuration: provider '${config.id}': baseUrl points at a link-local or cloud metadata address`);
+  }
   switch (config.type) {
     case "openai":
     case "openai-compatible":

@@ -1,5 +1,9 @@
 import { Agent } from "undici";
 import { GatewayError } from "../../errors/errors.ts";
+import { guardedLookup } from "./address-guard.ts";
+
+/** Every provider connection resolves names through this: no link-local or metadata address is ever dialled. */
+const lookup = guardedLookup();
 
 /** Timeouts of one provider, from its configuration. */
 export interface UpstreamTimeouts {
@@ -12,14 +16,15 @@ export interface UpstreamTimeouts {
 /**
  * A keep-alive connection pool for one provider. Pipelining stays at 1: with
  * pipelining, aborting one request (a caller hanging up on a stream) would
- * abort the others queued on the same socket.
+ * abort the others queued on the same socket. No redirects are followed
+ * (undici follows none without its redirect interceptor).
  */
 export function createUpstreamAgent(timeouts: UpstreamTimeouts, maxConnections: number): Agent {
   return new Agent({
     connections: maxConnections,
     pipelining: 1,
     keepAliveTimeout: 30_000,
-    connect: { timeout: timeouts.connectMs },
+    connect: { timeout: timeouts.connectMs, lookup: lookup as never },
     headersTimeout: timeouts.firstByteMs,
     bodyTimeout: timeouts.idleMs,
   });
