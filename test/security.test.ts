@@ -171,3 +171,21 @@ function rawStatus(port: number, request: string): Promise<number> {
     socket.on("error", () => {});
   });
 }
+
+describe("no code execution features", () => {
+  it("nothing in the server spawns processes, evaluates code or renders templates", async () => {
+    const { readdirSync, readFileSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const files = (readdirSync(new URL("../server", import.meta.url), { recursive: true }) as string[]).filter((f) => f.endsWith(".ts"));
+    expect(files.length).toBeGreaterThan(50);
+    const forbidden = [/node:child_process|["']child_process["']/, /\beval\s*\(/, /\bnew Function\s*\(/, /node:vm|["']vm["']/, /\bprocess\.binding\b/, /\bimport\s*\(\s*[^"'\s)]/];
+    const found: string[] = [];
+    for (const f of files) {
+      const text = readFileSync(join(new URL("../server", import.meta.url).pathname, f), "utf8")
+        // Redis EVAL of the gateway's own fixed Lua scripts is not evaluation of input.
+        .replace(/redis\.eval\(lua,/g, "");
+      for (const re of forbidden) if (re.test(text)) found.push(`${f}: ${re}`);
+    }
+    expect(found).toEqual([]);
+  });
+});
