@@ -11,6 +11,29 @@
 // hangs (no headers, no body) until the client goes away with probability
 // -hang-rate.
 //
+// More fault kinds for chat completions, for the soak (bench/soak.ts); all
+// default to 0 and are drawn after -fail-rate and -hang-rate from the same
+// roll, so the rates add up (at most 1 in all):
+//
+//	-reset-rate          the connection is reset (RST) before any answer
+//	-headers-reset-rate  200 and its headers, then a reset: before the first
+//	                     SSE event, or after the first bytes of a JSON body
+//	-cut-rate            a reset mid-answer: after the role chunk and half the
+//	                     content chunks of a stream, or half a JSON body
+//	-slow-rate           the answer starts after a delay drawn from (0, -slow-max]
+//	-truncate-rate       the body ends early but cleanly: half a JSON body
+//	                     under its full Content-Length, or a stream (delimited
+//	                     by the connection's close) cut inside its first event
+//	-garbage-rate        200 with a body that is not JSON, or an SSE event whose
+//	                     data is not JSON
+//
+// With -soak, two more endpoints: POST /_soak/storm?kind=429|hang|500&seconds=S
+// [&retry-after=N] answers every chat request that way for S seconds (429s
+// carry Retry-After: N); GET /_soak/log lists every chat request answered so
+// far as JSON lines {"id","fault","stream","done","ms"}: the id is the text
+// between "[soak:" and "]" in the request body (the caller's marker), fault
+// what was injected ("" for none), done whether the whole answer was written.
+//
 // When ready it prints one line, "LISTENING <port>", on stdout.
 package main
 
@@ -152,6 +175,7 @@ type responses struct {
 	models      []byte
 	notFound    []byte
 	serverError []byte
+	rateLimited []byte
 }
 
 func mustJSON(v any) []byte {
@@ -259,6 +283,7 @@ func buildResponses(nChunks int) *responses {
 		{ID: "text-embedding-3-small", Object: "model", Created: 1705948997, OwnedBy: "system"},
 	}})
 	r.serverError = []byte(`{"error":{"message":"The server had an error while processing your request. Sorry about that!","type":"server_error","param":null,"code":null}}`)
+	r.rateLimited = []byte(`{"error":{"message":"Rate limit reached for gpt-4o-mini (stand-in storm). Please try again later.","type":"requests","param":null,"code":"rate_limit_exceeded"}}`)
 	r.notFound = []byte(`{"error":{"message":"Unknown request URL","type":"invalid_request_error","param":null,"code":"unknown_url"}}`)
 	return r
 }
@@ -274,6 +299,202 @@ type server struct {
 	nChunks  int
 	failRate float64
 	hangRate float64
+	// Chat-only fault kinds (soak); see the package comment.
+	resetRate        float64
+	headersResetRate float64
+	cutRate          float64
+	slowRate         float64
+	slowMax          time.Duration
+	truncateRate     float64
+	garbageRate      float64
+	soak             *soakState // nil unless -soak
+}
+
+// soakState is what -soak adds: the storm in force and the request log.
+type soakState struct {
+	mu         sync.Mutex
+	stormKind  string
+	stormUntil time.Time
+	retryAfter string
+	log        bytes.Buffer
+}
+
+// storm returns the storm in force ("" when none) and its Retry-After.
+func (st *soakState) storm() (string, string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.stormKind == "" || time.Now().After(st.stormUntil) {
+		return "", ""
+	}
+	return st.stormKind, st.retryAfter
+}
+
+func (st *soakState) record(id, fault string, stream, done bool) {
+	line, _ := json.Marshal(struct {
+		ID     string `json:"id"`
+		Fault  string `json:"fault"`
+		Stream bool   `json:"stream"`
+		Done   bool   `json:"done"`
+		Ms     int64  `json:"ms"`
+	}{id, fault, stream, done, time.Now().UnixMilli()})
+	st.mu.Lock()
+	st.log.Write(line)
+	st.log.WriteByte('\n')
+	st.mu.Unlock()
+}
+
+func (s *server) soakControl(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	st := s.soak
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/_soak/storm":
+		q := r.URL.Query()
+		kind := q.Get("kind")
+		secs, err := strconv.ParseFloat(q.Get("seconds"), 64)
+		if (kind != "429" && kind != "hang" && kind != "500") || err != nil || secs <= 0 {
+			writeJSON(w, http.StatusBadRequest, []byte(`{"error":"want kind=429|hang|500 and seconds>0"}`))
+			return
+		}
+		st.mu.Lock()
+		st.stormKind = kind
+		st.stormUntil = time.Now().Add(time.Duration(secs * float64(time.Second)))
+		st.retryAfter = q.Get("retry-after")
+		st.mu.Unlock()
+		writeJSON(w, http.StatusOK, []byte(`{"ok":true}`))
+	case r.Method == http.MethodGet && r.URL.Path == "/_soak/log":
+		st.mu.Lock()
+		out := bytes.Clone(st.log.Bytes())
+		st.mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		w.Write(out)
+	default:
+		writeJSON(w, http.StatusNotFound, s.res.notFound)
+	}
+}
+
+// soakMarker is the text between "[soak:" and the next "]" in a request body, or "".
+func soakMarker(b []byte) string {
+	i := bytes.Index(b, []byte("[soak:"))
+	if i < 0 {
+		return ""
+	}
+	rest := b[i+6:]
+	j := bytes.IndexByte(rest, ']')
+	if j < 0 || j > 64 {
+		return ""
+	}
+	return string(rest[:j])
+}
+
+// chatFault draws a chat request's fault: a storm in force, or one of the
+// rate-drawn kinds (500 and hang first, as fault() draws them); "" for none.
+func (s *server) chatFault() (kind, retryAfter string) {
+	if s.soak != nil {
+		if k, ra := s.soak.storm(); k != "" {
+			return "storm-" + k, ra
+		}
+	}
+	if s.failRate <= 0 && s.hangRate <= 0 && s.resetRate <= 0 && s.headersResetRate <= 0 && s.cutRate <= 0 &&
+		s.slowRate <= 0 && s.truncateRate <= 0 && s.garbageRate <= 0 {
+		return "", ""
+	}
+	x := rand.Float64()
+	for _, k := range []struct {
+		rate float64
+		name string
+	}{
+		{s.failRate, "500"}, {s.hangRate, "hang"}, {s.resetRate, "reset"}, {s.headersResetRate, "headers-reset"},
+		{s.cutRate, "cut"}, {s.slowRate, "slow"}, {s.truncateRate, "truncate"}, {s.garbageRate, "garbage"},
+	} {
+		if x < k.rate {
+			return k.name, ""
+		}
+		x -= k.rate
+	}
+	return "", ""
+}
+
+// hijack takes the connection over from net/http (HTTP/1.1 only).
+func hijack(w http.ResponseWriter) net.Conn {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return nil
+	}
+	c, _, err := hj.Hijack()
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+// reset closes c with a TCP RST instead of a FIN.
+func reset(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
+}
+
+// writeChunk writes one HTTP/1.1 chunk by hand (the connection is hijacked).
+func writeChunk(c net.Conn, b []byte) error {
+	_, err := fmt.Fprintf(c, "%x\r\n%s\r\n", len(b), b)
+	return err
+}
+
+const sseHead = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+
+// raw answers with an injected transport-level fault on the hijacked
+// connection: reset, headers-reset, cut or truncate (see the package comment).
+func (s *server) raw(w http.ResponseWriter, r *http.Request, kind string, stream bool, events [][]byte) {
+	c := hijack(w)
+	if c == nil {
+		return
+	}
+	// A short pause before a reset lets the peer read what was sent: a RST
+	// may make the kernel drop received bytes the application has not read yet.
+	settle := func() { time.Sleep(30 * time.Millisecond) }
+	body := s.res.chat
+	jsonHead := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
+	switch {
+	case kind == "reset":
+		reset(c)
+	case kind == "headers-reset" && stream:
+		io.WriteString(c, sseHead+"Transfer-Encoding: chunked\r\n\r\n")
+		settle()
+		reset(c)
+	case kind == "headers-reset":
+		io.WriteString(c, jsonHead)
+		c.Write(body[:32])
+		settle()
+		reset(c)
+	case kind == "cut" && stream:
+		io.WriteString(c, sseHead+"Transfer-Encoding: chunked\r\n\r\n")
+		// The role chunk and the first half of the content chunks, paced like a whole stream.
+		for i := 0; i <= s.nChunks/2; i++ {
+			if writeChunk(c, events[i]) != nil {
+				break
+			}
+			if s.chunkGap > 0 && i < s.nChunks {
+				time.Sleep(s.chunkGap)
+			}
+		}
+		settle()
+		reset(c)
+	case kind == "cut":
+		io.WriteString(c, jsonHead)
+		c.Write(body[:len(body)/2])
+		settle()
+		reset(c)
+	case kind == "truncate" && stream:
+		// No length and no chunking: the body ends where the connection does, here inside the first event.
+		io.WriteString(c, sseHead+"Connection: close\r\n\r\n")
+		c.Write(events[0][:len(events[0])/2])
+		c.Close()
+	case kind == "truncate":
+		io.WriteString(c, jsonHead)
+		c.Write(body[:len(body)/2])
+		c.Close()
+	}
 }
 
 // fault draws this request's injected fault: it answers 500 or hangs until
@@ -343,21 +564,59 @@ func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b := body.Bytes()
-	if s.fault(w, r) {
-		return
-	}
 	stream := hasAny(b, `"stream":true`, `"stream": true`)
 	withUsage := hasAny(b, `"include_usage":true`, `"include_usage": true`)
+	kind, retryAfter := s.chatFault()
+	done := false
+	if s.soak != nil {
+		id := soakMarker(b)
+		defer func() { s.soak.record(id, kind, stream, done) }()
+	}
+	events := s.res.streamPlain
+	if withUsage {
+		events = s.res.streamUsage
+	}
+	switch kind {
+	case "500", "storm-500":
+		writeJSON(w, http.StatusInternalServerError, s.res.serverError)
+		return
+	case "hang", "storm-hang":
+		<-r.Context().Done()
+		return
+	case "storm-429":
+		if retryAfter != "" {
+			w.Header().Set("Retry-After", retryAfter)
+		}
+		writeJSON(w, http.StatusTooManyRequests, s.res.rateLimited)
+		return
+	case "reset", "headers-reset", "cut", "truncate":
+		s.raw(w, r, kind, stream, events)
+		return
+	case "garbage":
+		if stream {
+			h := w.Header()
+			h["Content-Type"] = []string{"text/event-stream"}
+			w.WriteHeader(http.StatusOK)
+			w.Write([]byte("data: <html><body>502 Bad Gateway</body></html>\n\n"))
+		} else {
+			h := w.Header()
+			h["Content-Type"] = []string{"application/json"}
+			w.WriteHeader(http.StatusOK)
+			w.Write([]byte("<html><body><h1>502 Bad Gateway</h1></body></html>"))
+		}
+		return
+	case "slow":
+		if !wait(r, time.Duration(rand.Int64N(int64(s.slowMax)))+1) {
+			return
+		}
+	}
 	if !wait(r, s.delay) {
 		return
 	}
 	if !stream {
 		writeJSON(w, http.StatusOK, s.res.chat)
+		done = true
 		return
-	}
-	events := s.res.streamPlain
-	if withUsage {
-		events = s.res.streamUsage
 	}
 	h := w.Header()
 	h["Content-Type"] = []string{"text/event-stream"}
@@ -379,6 +638,7 @@ func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	done = true
 }
 
 func (s *server) embeddings(w http.ResponseWriter, r *http.Request) {
@@ -409,6 +669,8 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.embeddings(w, r)
 	case r.Method == http.MethodGet && r.URL.Path == "/v1/models":
 		writeJSON(w, http.StatusOK, s.res.models)
+	case s.soak != nil && strings.HasPrefix(r.URL.Path, "/_soak/"):
+		s.soakControl(w, r)
 	case r.Method == http.MethodGet && r.URL.Path == "/healthz":
 		writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`))
 	default:
@@ -424,6 +686,14 @@ func main() {
 	chunkGap := flag.Duration("chunk-gap", 0, "delay between SSE content chunks")
 	failRate := flag.Float64("fail-rate", 0, "fraction of chat/embeddings requests answered with HTTP 500 (chaos runs)")
 	hangRate := flag.Float64("hang-rate", 0, "fraction of chat/embeddings requests never answered until the client leaves (chaos runs)")
+	resetRate := flag.Float64("reset-rate", 0, "chat: fraction reset (RST) before any answer")
+	headersResetRate := flag.Float64("headers-reset-rate", 0, "chat: fraction reset right after 200 and its headers")
+	cutRate := flag.Float64("cut-rate", 0, "chat: fraction reset mid-answer (streams: after the role chunk and half the content)")
+	slowRate := flag.Float64("slow-rate", 0, "chat: fraction whose answer starts after a delay drawn from (0, -slow-max]")
+	slowMax := flag.Duration("slow-max", 2*time.Second, "longest delay of -slow-rate answers")
+	truncateRate := flag.Float64("truncate-rate", 0, "chat: fraction whose body ends early but cleanly")
+	garbageRate := flag.Float64("garbage-rate", 0, "chat: fraction answered 200 with a body that is not JSON")
+	soakMode := flag.Bool("soak", false, "serve /_soak/storm and /_soak/log (bench/soak.ts)")
 	flag.Parse()
 	if *chunks < 1 {
 		log.Fatal("-chunks must be >= 1")
@@ -431,8 +701,27 @@ func main() {
 	if *failRate < 0 || *hangRate < 0 || *failRate+*hangRate > 1 {
 		log.Fatal("-fail-rate and -hang-rate must be >= 0 and add up to at most 1")
 	}
+	rates := []float64{*failRate, *hangRate, *resetRate, *headersResetRate, *cutRate, *slowRate, *truncateRate, *garbageRate}
+	total := 0.0
+	for _, x := range rates {
+		if x < 0 {
+			log.Fatal("fault rates must be >= 0")
+		}
+		total += x
+	}
+	if total > 1 {
+		log.Fatal("fault rates must add up to at most 1")
+	}
+	if *slowMax <= 0 {
+		log.Fatal("-slow-max must be > 0")
+	}
 
-	s := &server{res: buildResponses(*chunks), delay: *delay, chunkGap: *chunkGap, nChunks: *chunks, failRate: *failRate, hangRate: *hangRate}
+	s := &server{res: buildResponses(*chunks), delay: *delay, chunkGap: *chunkGap, nChunks: *chunks, failRate: *failRate, hangRate: *hangRate,
+		resetRate: *resetRate, headersResetRate: *headersResetRate, cutRate: *cutRate, slowRate: *slowRate, slowMax: *slowMax,
+		truncateRate: *truncateRate, garbageRate: *garbageRate}
+	if *soakMode {
+		s.soak = &soakState{}
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)
