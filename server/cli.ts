@@ -1,7 +1,8 @@
 /**
  * The `switchyard` command: `start` (the default) runs the gateway; `admin`
- * and `audit` work on the data directory of a gateway's configuration, so
- * they run beside a live gateway or without one; `config check` and `import`
+ * and `audit` work on the admin records a gateway's configuration names (its
+ * data directory's admin.db, or PostgreSQL with database.url), so they run
+ * beside live gateways or without one; `config check` and `import`
  * work on files; `keys` calls a running gateway's KeyService.
  *
  *   switchyard [start] [--config FILE] [--port N] …
@@ -11,6 +12,7 @@
  *   switchyard import litellm CONFIG.yaml [--out FILE]
  *   switchyard keys create|list|revoke [--url URL] [--admin-key KEY] …
  *   switchyard db migrate-log [--from FILE] [--config FILE]
+ *   switchyard db migrate-admin [--from FILE] [--config FILE]
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { semanticEmbeddingModel } from "./cache/cache.ts";
@@ -45,6 +47,8 @@ Commands:
   import litellm FILE       convert a LiteLLM proxy config.yaml (see import --help)
   keys create|list|revoke   manage virtual keys on a running gateway (see keys --help)
   db migrate-log            copy a SQLite request log into PostgreSQL (see db --help)
+  db migrate-admin          copy admin.db (people, keys, providers, audit log) into
+                            PostgreSQL (see db migrate-admin --help)
 
 Options for admin and audit:
   --config FILE             the gateway's configuration (its data directory, or
@@ -128,6 +132,33 @@ Options:
 
 Exit codes: 0 copied, 1 the file or the database could not be read or written,
 2 usage error (no database configured, unknown option).
+`;
+
+const HELP_MIGRATE_ADMIN = `Usage: switchyard db migrate-admin [--from FILE] [--config FILE]
+
+Copies a gateway's admin plane from its SQLite file (admin.db) into the
+PostgreSQL database the configuration names (database.url, or
+SWITCHYARD_DATABASE_URL), in one transaction: people, admin API keys,
+providers, aliases and routes made through the API, and the audit log entry
+for entry, so its hash chain (and archive files made before) still verifies
+there. Sessions are not copied: people sign in again.
+
+Provider keys stay sealed under the master key they were written with: the
+instances on PostgreSQL need it too (SWITCHYARD_MASTER_KEY, or the contents of
+<dataDir>/master.key). The copy is refused when they do not open with it.
+
+Run it before the instances write to PostgreSQL. Rows already there (same id,
+or same email) are kept; the audit log is copied only into an empty one (a
+second run leaves it when it already ends where the file's does).
+
+Options:
+  --from FILE               the admin database (default: <dataDir>/admin.db)
+  --config FILE             the gateway's configuration (database.url, dataDir);
+                            without it, SWITCHYARD_DATABASE_URL and SWITCHYARD_DATA_DIR or .data
+  -h, --help                show this help
+
+Exit codes: 0 copied, 1 the file or the database could not be read or written,
+or the audit log cannot be copied, 2 usage error (no database configured).
 `;
 
 /** A failure whose message is the whole story (no stack), with its exit code. */
@@ -496,6 +527,39 @@ async function dbCommand(sub: string, args: string[]): Promise<number> {
   }
 }
 
+/** `db migrate-admin`: admin.db into PostgreSQL; never prints the URL's password. */
+async function migrateAdmin(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { from: { type: "string" }, config: { type: "string" }, help: { type: "boolean", short: "h" } } });
+  if (values.help) return print(HELP_MIGRATE_ADMIN);
+  const config = await loadConfig({ file: values.config });
+  const url = config.database.url;
+  if (url === undefined) {
+    throw new ConfigError("db migrate-admin: no PostgreSQL to copy to: set database.url in the configuration (--config FILE) or SWITCHYARD_DATABASE_URL");
+  }
+  const from = values.from ?? join(config.dataDir, "admin.db");
+  const [{ openDatabase, redactUrl }, { migrateAdminToPostgres }, { createKeyring }, { silentLogger }] = await Promise.all([
+    import("./database/postgres.ts"), import("./admin/migrate.ts"), import("./admin/providers-store.ts"), import("./telemetry/log.ts"),
+  ]);
+  let pool;
+  try {
+    pool = await openDatabase({ url, poolSize: 2, statementTimeoutMs: config.database.statementTimeoutMs, logger: silentLogger });
+  } catch (err) {
+    throw new CommandError(`db migrate-admin: ${(err as Error).message}`);
+  }
+  try {
+    const r = await migrateAdminToPostgres(from, pool, createKeyring(config.dataDir));
+    const c = (n: { read: number; inserted: number }, what: string): string => `${n.inserted} of ${n.read} ${what}`;
+    const audit = r.audit.already ? "the audit log was already there" : `${r.audit.copied} audit entries`;
+    print(`copied ${from} to ${redactUrl(url)}: ${c(r.users, "people")}, ${c(r.apiKeys, "admin API keys")}, ${c(r.providers, "providers")}, ${c(r.aliases, "aliases")}, ${c(r.routes, "routes")}, ${audit}\n`);
+    if (!r.verified.ok) throw new CommandError(`db migrate-admin: the audit log in PostgreSQL does not verify (entry ${r.verified.firstBadSeq}: ${r.verified.problem})`);
+    return print(`audit log OK in PostgreSQL: ${r.verified.checked} entries; head ${r.verified.headSeq} ${r.verified.headHash}\n`);
+  } catch (err) {
+    throw err instanceof CommandError ? err : new CommandError(`db migrate-admin: ${(err as Error).message}`);
+  } finally {
+    await pool.end();
+  }
+}
+
 async function run(argv: string[]): Promise<number> {
   const [cmd, sub, ...rest] = argv;
   const wantsHelp = (s: string | undefined): boolean => s === "-h" || s === "--help" || s === undefined;
@@ -514,6 +578,7 @@ async function run(argv: string[]): Promise<number> {
     if (wantsHelp(sub)) return print(HELP_KEYS);
     return keysCommand(sub!, rest);
   }
+  if (cmd === "db" && sub === "migrate-admin") return migrateAdmin(rest);
   if (cmd === "db") {
     if (wantsHelp(sub)) return print(HELP_DB);
     return dbCommand(sub!, rest);

@@ -2,9 +2,12 @@ import { execFile } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { createAuditLog } from "../server/admin/audit.ts";
 import { createPgAuditLog } from "../server/admin/audit-pg.ts";
+import { ensureAdminSchema } from "../server/admin/pg.ts";
 import { startOpenAIStandin, type OpenAIStandin } from "./standins/openai.ts";
 import { admin, adminCall, chat } from "./support/admin.ts";
 import { openaiProvider, startTestGateway, type TestGateway } from "./support/gateway.ts";
@@ -276,5 +279,86 @@ describe("the first owner, made by the CLI in PostgreSQL", () => {
     } finally {
       await Promise.allSettled([c.close(), d.close()]);
     }
+  });
+});
+
+describe("switchyard db migrate-admin", () => {
+  it("copies admin.db into PostgreSQL with its audit chain intact; the instances there serve what it held", async () => {
+    // A gateway on SQLite, as before the move: a person, an admin API key, a provider, an alias, a route.
+    const dir = dataDir();
+    const old = await startTestGateway({ dataDir: dir, admin: { key: ADMIN } });
+    let apiSecret: string;
+    try {
+      await admin(old.url, ADMIN, "UserService/CreateUser", { email: "moved@example.com", name: "Moved", password: PASSWORD, grants: [{ role: "ADMIN_ROLE_ADMIN" }] });
+      apiSecret = (await admin<{ secret: string }>(old.url, ADMIN, "UserService/CreateApiKey", { name: "moved-key", grants: [{ role: "ADMIN_ROLE_VIEWER" }] })).secret;
+      await admin(old.url, ADMIN, "ProviderService/CreateProvider", { id: "moved", type: "openai", baseUrl: standin.url, apiKeys: [UPSTREAM_KEY], models: ["gpt-4o-mini"] });
+      // Retention archived the first entries; the chain in the file continues from the anchor.
+      const file = new DatabaseSync(join(dir, "admin.db"));
+      expect((await createAuditLog(file).archive(Date.now() + 1, join(dir, "audit-archive"))).archived).toBe(3);
+      file.close();
+      await admin(old.url, ADMIN, "ProviderService/SetAlias", { name: "moved-fast", target: "moved/gpt-4o-mini" });
+      await admin(old.url, ADMIN, "ProviderService/SetRoute", { name: "moved-route", targets: [{ model: "moved-fast" }] });
+    } finally {
+      await old.close();
+    }
+
+    const database = await postgres.newDatabase();
+    const env = { SWITCHYARD_DATABASE_URL: database, SWITCHYARD_DATA_DIR: dir };
+    const moved = await cli(["db", "migrate-admin"], env);
+    expect(moved.stderr).toBe("");
+    expect(moved.stdout).toMatch(/^copied .*admin\.db to postgres:\/\/app@127\.0\.0\.1:\d+\/\w+: 1 of 1 people, 1 of 1 admin API keys, 1 of 1 providers, 1 of 1 aliases, 1 of 1 routes, 2 audit entries\naudit log OK in PostgreSQL: 2 entries; head 5 [0-9a-f]{64}\n$/);
+    expect(moved.code).toBe(0);
+    // The archive made from the file still chains into PostgreSQL's log.
+    const verified = await cli(["audit", "verify"], env);
+    expect(verified.stdout).toMatch(/^audit log OK: 2 entries in the database, 3 archived; head 5 /);
+
+    const gw = await start(database, { admin: { key: ADMIN } });
+    try {
+      expect((await whoAmI(gw, (await login(gw, "moved@example.com")).cookie)).body.identity).toMatchObject({ email: "moved@example.com" });
+      expect((await adminCall(gw.url, apiSecret!, "RoutingService/GetHealth")).status).toBe(200);
+      expect((await chat(gw.url, ADMIN, { model: "moved-route" })).status).toBe(200);
+      expect(standin.requests.at(-1)?.headers.authorization).toBe(`Bearer ${UPSTREAM_KEY}`);
+      expect(await admin<any>(gw.url, ADMIN, "AuditService/VerifyAudit")).toMatchObject({ ok: true, headSeq: String(5 + 1 /* the sign-in */) });
+    } finally {
+      await gw.close();
+    }
+
+    // Again: nothing new is copied, and the audit log (now longer in PostgreSQL) is refused, changing nothing.
+    const again = await cli(["db", "migrate-admin"], env);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/PostgreSQL's audit log already has entries \(up to 6\) that are not this file's/);
+    // Into a database instances already wrote to: refused as well.
+    const used = await postgres.newDatabase();
+    const usedPool = pool(used);
+    await ensureAdminSchema(usedPool);
+    await createPgAuditLog(usedPool).record({ actorId: "bootstrap", actorLabel: "bootstrap admin key", action: "auth.login", target: "user:bootstrap" });
+    const busy = await cli(["db", "migrate-admin"], { ...env, SWITCHYARD_DATABASE_URL: used });
+    expect(busy.code).toBe(1);
+    expect(busy.stderr).toMatch(/already has entries/);
+    // Without PostgreSQL configured: a usage error.
+    const none = await cli(["db", "migrate-admin"], { SWITCHYARD_DATA_DIR: dir, SWITCHYARD_DATABASE_URL: "" });
+    expect(none.code).toBe(2);
+  });
+
+  it("is idempotent before instances write, and refuses a file whose audit log does not verify", async () => {
+    const dir = dataDir();
+    const old = await startTestGateway({ dataDir: dir, admin: { key: ADMIN } });
+    try {
+      await admin(old.url, ADMIN, "UserService/CreateUser", { email: "twice@example.com", name: "Twice", password: PASSWORD, grants: [] });
+    } finally {
+      await old.close();
+    }
+    const env = { SWITCHYARD_DATABASE_URL: await postgres.newDatabase(), SWITCHYARD_DATA_DIR: dir };
+    expect((await cli(["db", "migrate-admin"], env)).stdout).toMatch(/1 of 1 people, .* 1 audit entries/);
+    const twice = await cli(["db", "migrate-admin"], env);
+    expect(twice.stdout).toMatch(/0 of 1 people, .* the audit log was already there/);
+    expect(twice.code).toBe(0);
+
+    const file = new DatabaseSync(join(dir, "admin.db"));
+    file.exec("UPDATE audit SET actor_label = 'someone else' WHERE seq = 1");
+    file.close();
+    const tampered = await cli(["db", "migrate-admin"], { ...env, SWITCHYARD_DATABASE_URL: await postgres.newDatabase() });
+    expect(tampered.code).toBe(1);
+    expect(tampered.stderr).toMatch(/the audit log does not verify \(entry 1: entry 1 was changed after it was written\); nothing was copied/);
   });
 });
