@@ -95,7 +95,7 @@ export function redactSecrets(value: unknown): unknown {
   return typeof value === "bigint" ? value.toString() : value;
 }
 
-export function json(v: unknown): string {
+function json(v: unknown): string {
   return v === undefined ? "" : JSON.stringify(redactSecrets(v));
 }
 
