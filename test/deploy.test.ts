@@ -813,6 +813,91 @@ describe("the compose stack without Docker: three gateways on deploy/config, Red
     }
   });
 
+  it("Prometheus on deploy/prometheus scrapes them, loads the alerts, and every dashboard query evaluates", async () => {
+    need("prometheus", "apt-get install prometheus");
+    const dir = mkdtempSync(join(work, "prometheus-"));
+    const config = parse(read("prometheus", "prometheus.yml"));
+    const port = await freePort();
+    config.global.scrape_interval = "1s";
+    config.global.evaluation_interval = "1s";
+    config.global.scrape_timeout = "1s";
+    for (const job of config.scrape_configs) {
+      for (const sc of job.static_configs) {
+        sc.targets = job.job_name === "switchyard" ? gateways.map((g) => new URL(g.url).host) : [`127.0.0.1:${port}`];
+      }
+    }
+    writeFileSync(join(dir, "prometheus.yml"), stringify(config));
+    cpSync(join(DEPLOY, "prometheus", "alerts.yml"), join(dir, "alerts.yml"));
+    const child = spawn("prometheus", [`--config.file=${join(dir, "prometheus.yml")}`, `--storage.tsdb.path=${join(dir, "data")}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    const prom = { child, output: () => out, exited: new Promise<void>((r) => child.once("exit", () => r())) };
+    try {
+      const api = async (path: string): Promise<any> => {
+        const body = (await (await fetch(`http://127.0.0.1:${port}/api/v1/${path}`)).json()) as any;
+        if (body.status !== "success") throw new Error(`${path}: ${JSON.stringify(body)}`);
+        return body.data;
+      };
+      await until(() => `Prometheus to scrape the three gateways:\n${out}`, async () => {
+        const targets = (await api("targets")).activeTargets.filter((t: any) => t.labels.job === "switchyard");
+        return targets.length === 3 && targets.every((t: any) => t.health === "up") ? true : undefined;
+      }, 30_000);
+      // Traffic of every kind the dashboard shows, once Prometheus scrapes: answers, a stream, a caller's error.
+      // Spread over several scrapes: a labelled counter appears with its first increment, and a rate needs a later one.
+      for (let round = 0; round < 4; round++) {
+        for (let i = 0; i < 3; i++) expect((await chat(lb, ADMIN_KEY)).status).toBe(200);
+        const stream = await fetch(`${lb}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${ADMIN_KEY}` },
+          body: JSON.stringify({ model: "gpt-4o-mini", stream: true, messages: [{ role: "user", content: "count to ten" }] }),
+        });
+        expect(stream.status).toBe(200);
+        await stream.text();
+        expect((await chat(lb, ADMIN_KEY, { model: "openai/no-such-model" })).status).toBe(404);
+        await new Promise((r) => setTimeout(r, 1_200));
+      }
+      await new Promise((r) => setTimeout(r, 1_200));
+      const rules = (await api("rules")).groups.flatMap((g: any) => g.rules);
+      expect(rules.map((r: any) => r.name).sort()).toEqual(parse(read("prometheus", "alerts.yml")).groups[0].rules.map((r: any) => r.alert).sort());
+      for (const r of rules) expect(r.health, `${r.name}: ${r.lastError}`).toBe("ok");
+
+      const dashboard = JSON.parse(read("grafana", "dashboards", "switchyard.json"));
+      // Variables as Grafana fills them: "All" is every value their label_values query finds.
+      const vars: Record<string, string> = { __rate_interval: "10s", __range: "5m", __interval: "1s" };
+      const fill = (e: string): string => e.replace(/\$\{?(\w+)\}?/g, (_: string, n: string) => {
+        if (!(n in vars)) throw new Error(`unknown variable $${n} in ${e}`);
+        return vars[n]!;
+      });
+      for (const v of dashboard.templating.list) {
+        const [, selector, label] = /^label_values\((.+), *(\w+)\)$/.exec(v.query.query)!;
+        const values: string[] = await api(`label/${label}/values?match[]=${encodeURIComponent(fill(selector!))}`);
+        expect(values.length, v.name).toBeGreaterThan(0);
+        // Regex-escaped, and the backslash doubled inside PromQL's quoted string, as Grafana does.
+        vars[v.name] = `(${values.map((x) => x.replace(/[.*+?^${}()|[\]\\]/g, "\\\\$&")).join("|")})`;
+      }
+      expect(vars["job"]).toBe("(switchyard)");
+      const results = new Map<string, any[]>();
+      for (const p of dashboard.panels) {
+        for (const t of p.targets ?? []) {
+          const data = await api(`query?query=${encodeURIComponent(fill(t.expr))}`);
+          results.set(`${p.title} ${t.refId}`, data.result);
+        }
+      }
+      const nonEmpty = (key: string): void => expect(results.get(key)?.length ?? 0, key).toBeGreaterThan(0);
+      for (const key of ["Gateways up A", "Requests/s A", "Overhead p99 A", "Governance store A", "Requests/s by operation A", "Errors/s by outcome A",
+        "Requests/s by provider and model A", "In flight A", "Request duration A", "Request duration B", "Gateway overhead A", "Time to first token A",
+        "Provider time p99 A", "Stream chunk gap p99 A", "Tokens/s by kind A", "Circuit breakers A", "Governance store up A", "CPU A", "Memory A", "Memory B", "Event loop lag p99 A"]) nonEmpty(key);
+      const value = (key: string): number => Number(results.get(key)![0].value[1]);
+      expect(value("Gateways up A")).toBe(3);
+      expect(value("Governance store A")).toBe(3);
+      expect(value("Requests/s A")).toBeGreaterThan(0);
+      expect(results.get("Errors/s by outcome A")!.map((r: any) => r.metric.outcome)).toContain("model_not_found");
+      expect(results.get("Tokens/s by kind A")!.map((r: any) => r.metric.kind).sort()).toEqual(expect.arrayContaining(["input", "output"]));
+    } finally {
+      await stopProcess(prom);
+    }
+  });
+
   it("a gateway told to stop leaves HAProxy's rotation before its port closes, and no request fails meanwhile", async () => {
     const victim = gateways[0]!;
     const { drainDelayMs } = (await gatewayConfig(readFileSync(configFile, "utf8"), env)).server;
