@@ -220,6 +220,22 @@ describe("compose.yaml", () => {
     expect(existsSync(join(DEPLOY, "..", "Dockerfile")), "the root Dockerfile that compose.yaml builds").toBe(true);
   });
 
+  it("the image is what compose.yaml and the Deployment expect: port 8080, /data, non-root, arguments appended to the gateway", () => {
+    const dockerfile = readFileSync(join(ROOT, "Dockerfile"), "utf8").replace(/\\\n/g, " ");
+    const last = (instruction: string): string | undefined => dockerfile.split("\n").filter((l) => new RegExp(`^${instruction}\\s`, "i").test(l)).at(-1)?.slice(instruction.length).trim();
+    expect(dockerfile).toMatch(/^EXPOSE\s+8080\b/m);
+    expect(dockerfile).toMatch(/SWITCHYARD_DATA_DIR[= ]\/data\b/);
+    expect(dockerfile).toMatch(/HOST[= ]0\.0\.0\.0\b/);
+    const user = last("USER");
+    expect(user, "USER").toBeDefined();
+    expect(user).not.toMatch(/^(root|0)(:|$)/);
+    // compose's `command` and the Deployment's `args` (--config FILE) replace CMD only: ENTRYPOINT must start the gateway.
+    const entrypoint = last("ENTRYPOINT");
+    expect(entrypoint, "ENTRYPOINT").toBeDefined();
+    const argv = JSON.parse(entrypoint!) as string[];
+    expect(argv.join(" ")).toMatch(/server\/main\.(ts|js)|switchyard|cli\.js/);
+  });
+
   it("mounts the configuration folder (so edits by rename are seen) and every bind-mounted path exists", () => {
     for (const [name, s] of Object.entries<any>(project.services)) {
       for (const v of s.volumes ?? []) {
