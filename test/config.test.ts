@@ -61,9 +61,11 @@ describe("validateConfig", () => {
       governance: {
         store: "embedded", redis: { url: "redis://127.0.0.1:6379", prefix: "sy", commandTimeoutMs: 500 },
         reservationTtlMs: 30_000, defaultMaxOutputTokens: 8_192, unpricedModels: "refuse", pricing: {},
+        whenStoreDown: { rateLimits: "local", budgets: "refuse", localShare: 0.25 },
       },
       providers: [],
       aliases: {},
+      database: { poolSize: 10, statementTimeoutMs: 10_000 },
       dataDir: ".data",
       logLevel: "info",
       requestLog: { enabled: true, retentionDays: 14, maxRows: 2_000_000, queueMax: 20_000, bodies: false, redact: ["secrets"] },
@@ -567,7 +569,7 @@ aliases:
     const yaml = /```yaml\n([\s\S]*?)```/.exec(section)?.[1];
     expect(yaml).toBeDefined();
     const file = await write("readme.yaml", yaml!);
-    const vars = ["SWITCHYARD_KEY", "OPENAI_KEY_1", "OPENAI_KEY_2", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "AZURE_OPENAI_API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MISTRAL_API_KEY"];
+    const vars = ["SWITCHYARD_KEY", "OPENAI_KEY_1", "OPENAI_KEY_2", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "AZURE_OPENAI_API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MISTRAL_API_KEY", "PGPASSWORD"];
     const c = await loadConfig({ file, env: Object.fromEntries(vars.map((v) => [v, `value-of-${v}-0123456789`])) });
     expect(c.providers.map((p) => p.type)).toEqual(["openai", "anthropic", "gemini", "azure", "bedrock", "mistral", "vllm", "openai-compatible"]);
     for (const t of PROVIDER_TYPES) expect(section, t).toContain(`| \`${t}\` |`);

@@ -53,7 +53,9 @@ describe("while Redis does not answer", () => {
     try {
       const limited = await admin<CreatedKey>(gw.url, ADMIN, "KeyService/CreateKey", { name: "limited", limits: { rpm: 10 } });
       const budgeted = await admin<CreatedKey>(gw.url, ADMIN, "KeyService/CreateKey", { name: "budgeted", budget: { limitUsd: 1, period: "PERIOD_NONE" } });
-      // Both known to this instance before Redis stops answering.
+      // Both known to this instance before Redis stops answering; first let the entity-version poll
+      // (every 250 ms) see the keys just made, or it would drop the cached keys after the pause began.
+      await new Promise((r) => setTimeout(r, 800));
       expect((await chat(gw.url, limited.secret)).status).toBe(200);
       expect((await chat(gw.url, budgeted.secret)).status).toBe(200);
 
@@ -96,6 +98,7 @@ describe("while Redis does not answer", () => {
     const gw = await gateway({ budgets: "allow" });
     try {
       const budgeted = await admin<CreatedKey>(gw.url, ADMIN, "KeyService/CreateKey", { name: "allowed", budget: { limitUsd: 1, period: "PERIOD_DAY" } });
+      await new Promise((r) => setTimeout(r, 800));
       expect((await chat(gw.url, budgeted.secret)).status).toBe(200);
       redis.pause();
       try {
@@ -115,6 +118,7 @@ describe("while Redis does not answer", () => {
     try {
       const limited = await admin<CreatedKey>(gw.url, ADMIN, "KeyService/CreateKey", { name: "strict", limits: { rpm: 100 } });
       const free = await admin<CreatedKey>(gw.url, ADMIN, "KeyService/CreateKey", { name: "free" });
+      await new Promise((r) => setTimeout(r, 800));
       expect((await chat(gw.url, limited.secret)).status).toBe(200);
       expect((await chat(gw.url, free.secret)).status).toBe(200);
       redis.pause();
