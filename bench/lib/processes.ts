@@ -93,11 +93,11 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * Starts bench/.bin/standin on 127.0.0.1 with a random port (on CPU 0 when
- * pin), passing extra flags, and resolves once it prints `LISTENING <port>`.
+ * Starts bench/.bin/standin (or bin) on 127.0.0.1 with a random port (on CPU 0
+ * when pin), passing extra flags, and resolves once it prints `LISTENING <port>`.
  */
-export async function startStandin(name: string, pin: boolean, extra: string[]): Promise<{ child: Child; port: number }> {
-  const argv = pinnedArgv(pin, 0, [path.join(BIN_DIR, "standin"), "-addr", "127.0.0.1:0", ...extra]);
+export async function startStandin(name: string, pin: boolean, extra: string[], bin = path.join(BIN_DIR, "standin")): Promise<{ child: Child; port: number }> {
+  const argv = pinnedArgv(pin, 0, [bin, "-addr", "127.0.0.1:0", ...extra]);
   const proc = spawn(argv[0], argv.slice(1), { detached: true, stdio: ["ignore", "pipe", "inherit"] });
   const child = track(name, proc);
   const port = await new Promise<number>((resolve, reject) => {
