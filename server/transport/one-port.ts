@@ -2,7 +2,7 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import * as tls from "node:tls";
-import type { NodeHandler } from "./node-http.ts";
+import type { NodeHandler, NodeRequest, NodeResponse } from "./node-http.ts";
 
 /**
  * One TCP port for HTTP/1.1 and HTTP/2, cleartext or TLS. Node's
@@ -73,7 +73,8 @@ export interface OnePortServer {
   close(graceMs: number, options?: CloseOptions): Promise<void>;
 }
 
-export async function listenOnePort(handler: RequestHandler, options: OnePortOptions): Promise<OnePortServer> {
+export async function listenOnePort(requestHandler: RequestHandler, options: OnePortOptions): Promise<OnePortServer> {
+  const handler = withUsableDeadlines(requestHandler);
   let draining = false;
   // While draining, each HTTP/1.1 answer closes its connection, so keep-alive clients reconnect (elsewhere, once refused).
   const h1Handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
@@ -163,6 +164,32 @@ export async function listenOnePort(handler: RequestHandler, options: OnePortOpt
       closing ??= drain(graceMs, o);
       return closing;
     },
+  };
+}
+
+/** The longest delay a Node timer takes (about 24.8 days); a longer one fires after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const GRPC_TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 1e-3, n: 1e-6 };
+
+/**
+ * RPC deadlines longer than a Node timer can hold are dropped before the RPC
+ * library sees them. connect-node arms a timer with the caller's
+ * `grpc-timeout` (up to 8 digits of hours) or `connect-timeout-ms` (up to 10
+ * digits), and Node fires any timer over 2^31-1 ms after 1 ms: a client
+ * asking for a deadline a month away (valid by both specs) had every call
+ * canceled at once. A deadline that far out means the same as none here
+ * (the provider's own timeouts bound every call), so the header goes.
+ */
+function withUsableDeadlines(handler: RequestHandler): RequestHandler {
+  return (req: NodeRequest, res: NodeResponse) => {
+    const grpc = req.headers["grpc-timeout"];
+    if (typeof grpc === "string") {
+      const m = /^(\d{1,8})([HMSmun])$/.exec(grpc);
+      if (m !== null && Number(m[1]) * GRPC_TIMEOUT_UNIT_MS[m[2]!]! > MAX_TIMER_MS) delete req.headers["grpc-timeout"];
+    }
+    const connect = req.headers["connect-timeout-ms"];
+    if (typeof connect === "string" && /^\d{1,10}$/.test(connect) && Number(connect) > MAX_TIMER_MS) delete req.headers["connect-timeout-ms"];
+    handler(req, res);
   };
 }
 
