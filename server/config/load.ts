@@ -73,7 +73,14 @@ function parseHeaderList(s: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const part of s.split(",")) {
     const i = part.indexOf("=");
-    if (i > 0) out[part.slice(0, i).trim()] = decodeURIComponent(part.slice(i + 1).trim());
+    if (i <= 0) continue;
+    const name = part.slice(0, i).trim();
+    try {
+      out[name] = decodeURIComponent(part.slice(i + 1).trim());
+    } catch {
+      // A URIError would escape as something other than a ConfigError; the value may be a secret, so only the name is given.
+      throw new ConfigError(`OTEL_EXPORTER_OTLP_HEADERS: the value of '${name}' is not valid percent-encoding`);
+    }
   }
   return out;
 }
@@ -104,6 +111,8 @@ export function validateConfig(input: ConfigInput | Record<string, unknown>, sou
 /** Checks across fields: distinct provider ids (they default to the type), aliases to configured providers. */
 function crossCheck(input: Record<string, unknown>): string[] {
   const problems: string[] = [];
+  // Not a mapping at all (null, a list, a scalar): the schema says so; reading fields of it would throw a TypeError instead.
+  if (input === null || typeof input !== "object" || Array.isArray(input)) return problems;
   const ids = new Map<string, number>();
   const providers = Array.isArray(input["providers"]) ? (input["providers"] as unknown[]) : [];
   providers.forEach((p, i) => {
@@ -162,11 +171,26 @@ async function readConfigFile(file: string, env: NodeJS.ProcessEnv): Promise<Rec
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
     throw new ConfigError(`config file ${file}: the top level must be a mapping`);
   }
-  return interpolate(parsed, env, "") as Record<string, unknown>;
+  try {
+    return interpolate(parsed, env, "") as Record<string, unknown>;
+  } catch (err) {
+    // Name the file too: the field path alone may be a key with nothing readable in it.
+    throw err instanceof ConfigError ? new ConfigError(`config file ${file}: ${err.message}`) : err;
+  }
 }
 
-/** Replaces `${NAME}` in string values with the environment variable, so secrets stay out of files. */
-function interpolate(value: unknown, env: NodeJS.ProcessEnv, path: string): unknown {
+/** Deeper than this is no configuration, and would exhaust the stack (a RangeError, not a ConfigError). */
+const MAX_DEPTH = 64;
+
+/**
+ * Replaces `${NAME}` in string values with the environment variable, so
+ * secrets stay out of files. Also refuses what a parser can produce but no
+ * configuration is: a YAML alias inside its own anchor (a cycle) and absurd
+ * nesting; and keeps a key named `__proto__` as a key (which validation
+ * reports as unknown) rather than letting it set the object's prototype,
+ * where its fields would be read as if they were set.
+ */
+function interpolate(value: unknown, env: NodeJS.ProcessEnv, path: string, ancestors: object[] = []): unknown {
   if (typeof value === "string") {
     return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
       const v = env[name];
@@ -174,13 +198,16 @@ function interpolate(value: unknown, env: NodeJS.ProcessEnv, path: string): unkn
       return v;
     });
   }
-  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, `${path}[${i}]`));
-  if (value !== null && typeof value === "object") {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = interpolate(v, env, path ? `${path}.${k}` : k);
-    return out;
+  if (value === null || typeof value !== "object") return value;
+  if (ancestors.includes(value)) throw new ConfigError(`${path || "config"}: refers to itself (a YAML alias inside its own anchor)`);
+  if (ancestors.length >= MAX_DEPTH) throw new ConfigError(`${path || "config"}: nested more than ${MAX_DEPTH} levels deep`);
+  const inside = [...ancestors, value];
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, `${path}[${i}]`, inside));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    Object.defineProperty(out, k, { value: interpolate(v, env, path ? `${path}.${k}` : k, inside), enumerable: true, writable: true, configurable: true });
   }
-  return value;
+  return out;
 }
 
 /**
