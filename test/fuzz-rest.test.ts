@@ -158,6 +158,17 @@ function streamProblem(path: Endpoint, text: string): string | undefined {
   }
 }
 
+/**
+ * Requests the gateway passes on as they are but the OpenAI stand-in would
+ * spend minutes on, in this very process: an embedding of two billion
+ * dimensions (it computes every float). Real providers cap `dimensions`.
+ */
+function standinBomb(v: Record<string, unknown>): boolean {
+  const d = v["dimensions"];
+  const n = typeof d === "number" ? d : typeof d === "string" && d.startsWith("\u0000raw:") ? Number(d.slice(5)) : 0;
+  return Number.isFinite(n) && n > 4096;
+}
+
 async function check(kind: string, path: Endpoint, body: Uint8Array | string, headers?: Record<string, string>): Promise<void> {
   count(`${kind} ${path}`);
   const a = await post(path, body, headers);
@@ -181,7 +192,8 @@ describe("REST bridge under fuzz", () => {
     }, timeoutFor(80, 20));
 
     it(`${e.path}: request-shaped JSON with wrong types, extra fields, huge numbers`, async () => {
-      await fc.assert(fc.asyncProperty(mutated(e.valid, e.paths, fieldValue), async (v) => check("shaped", e.path, toJsonText(v))), params(250, 30));
+      const shaped = mutated(e.valid, e.paths, fieldValue).filter((v) => !standinBomb(v));
+      await fc.assert(fc.asyncProperty(shaped, async (v) => check("shaped", e.path, toJsonText(v))), params(250, 30));
     }, timeoutFor(250, 30));
 
     it(`${e.path}: arbitrary bytes, truncated JSON, invalid UTF-8`, async () => {
