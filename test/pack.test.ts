@@ -12,8 +12,9 @@ import { startOpenAIStandin, type OpenAIStandin } from "./standins/openai.ts";
 // compiles through `prepack`), `npm install` each tarball into an empty
 // folder, then run the installed `switchyard` command and an .mjs script on
 // the installed SDK. Type stripping stops at node_modules, so this is the
-// only test that proves the compiled output, its runtime files (price table,
-// web UI, request-log worker) and the CLI's shebang are right.
+// only test that proves the bundle (scripts/build.ts), its runtime files
+// (price table, web UI, request-log worker), the launcher's code cache and the
+// CLI's shebang are right.
 
 const root = join(import.meta.dirname, "..");
 const run = promisify(execFile);
@@ -81,7 +82,7 @@ describe.skipIf(!npmWorks)("npm packages (npm pack + npm install)", () => {
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
     const bin = join(installed, "node_modules", ".bin", "switchyard");
-    const env = { PATH, HOME: process.env["HOME"] ?? work, SWITCHYARD_DATA_DIR: join(work, "data"), OPENAI_BASE_URL: standin.url, OPENAI_API_KEY: "sk-test" };
+    const env = { PATH, HOME: process.env["HOME"] ?? work, SWITCHYARD_DATA_DIR: join(work, "data"), SWITCHYARD_CODE_CACHE: join(work, "code-cache"), NODE_DEBUG: "switchyard", OPENAI_BASE_URL: standin.url, OPENAI_API_KEY: "sk-test" };
     gateway = spawn(bin, ["start", "--port", String(port), "--host", "127.0.0.1"], { cwd: installed, env, stdio: ["ignore", "pipe", "pipe"] });
     gateway.stdout!.on("data", (d: Buffer) => (gatewayOut += d.toString()));
     gateway.stderr!.on("data", (d: Buffer) => (gatewayOut += d.toString()));
@@ -98,12 +99,18 @@ describe.skipIf(!npmWorks)("npm packages (npm pack + npm install)", () => {
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  it("the gateway tarball holds compiled JavaScript, its runtime files and the web UI, no TypeScript or tests", async () => {
+  it("the gateway tarball holds the bundle, its runtime files and the web UI, no TypeScript or tests", async () => {
     const { stdout } = await run("tar", ["tzf", gatewayTgz]);
     const files = stdout.split("\n").filter((f) => f !== "");
-    expect(files).toContain("package/dist/server/cli.js");
-    expect(files).toContain("package/dist/server/telemetry/request-log-worker.js");
-    expect(files).toContain("package/dist/server/governance/pricing-table.json");
+    const server = files.filter((f) => f.startsWith("package/dist/server/")).sort();
+    expect(server).toEqual([
+      "package/dist/server/cli.cjs",
+      "package/dist/server/pricing-table.json",
+      "package/dist/server/request-log-worker.cjs",
+      "package/dist/server/request-log-worker.cjs.map",
+      "package/dist/server/switchyard.cjs",
+      "package/dist/server/switchyard.cjs.map",
+    ]);
     expect(files).toContain("package/dist/ui/dist/index.html");
     expect(files.some((f) => f.endsWith(".js.br"))).toBe(true);
     expect(files.some((f) => f.endsWith(".js.gz"))).toBe(true);
@@ -136,6 +143,17 @@ describe.skipIf(!npmWorks)("npm packages (npm pack + npm install)", () => {
       db.close();
     }
     expect(gatewayOut).not.toContain('"level":"error"');
+  });
+
+  it("the command writes V8's code cache once the gateway is up, and the next start uses it", async () => {
+    const deadline = Date.now() + 10_000;
+    while (!gatewayOut.includes("code cache written") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(gatewayOut).toMatch(/code cache missing: .*switchyard-[0-9a-f]{16}-v\d+\.\d+\.\d+-\w+\.v8cache/);
+    expect(gatewayOut).toContain("code cache written");
+    const env = { PATH, SWITCHYARD_CODE_CACHE: join(work, "code-cache"), NODE_DEBUG: "switchyard" };
+    const { stdout, stderr } = await run(join(installed, "node_modules", ".bin", "switchyard"), ["--help"], { env });
+    expect(stdout).toMatch(/^Usage: switchyard <command>/);
+    expect(stderr).toMatch(/code cache accepted/);
   });
 
   it("serves the web UI and its precompressed assets", async () => {
