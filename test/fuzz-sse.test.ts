@@ -87,7 +87,8 @@ function slackOf(kind: Kind, bytes: Uint8Array): number {
     const at = text.lastIndexOf("event: message_stop");
     end = text.indexOf("\n\n", at) + 2;
   }
-  if (kind === "gemini") end = text.trimEnd().length + (text.slice(text.trimEnd().length).startsWith("\r\n\r\n") ? 4 : 2);
+  // The blank line that ends the last event: in "\r\n\r\n" the lone "\r" already is one (SSE ends lines with CR, LF or CRLF).
+  if (kind === "gemini") end = text.trimEnd().length + (text.slice(text.trimEnd().length).startsWith("\r\n\r") ? 3 : 2);
   return Math.max(0, text.length - end);
 }
 
@@ -275,6 +276,7 @@ const garbage = fc.constantFrom(
   'data: {"candidates":[{"content":{"parts":[{"functionCall":{"args":{}}}]}}]}\r\n\r\n', 'data: {"candidates":"x"}\r\n\r\n', 'data: {"usageMetadata":{"promptTokenCount":-1}}\r\n\r\n',
   'data: {"choices":[{"index":-1,"delta":{}}]}\n\n', 'data: {"choices":[{"delta":{"tool_calls":[{"index":1e10}]}}]}\n\n', 'data: {"created":1e300,"choices":[]}\n\n',
   '{"error":{"code":500,"message":"bare","status":"INTERNAL"}}\n', "\u0000\u0001\u0002", "data: \ud800\n\n",
+  `data: {"choices":[{"index":0,"delta":{},"x":${"[".repeat(20_000)}${"]".repeat(20_000)}}],"type":"message_delta","candidates":[{"x":${"[".repeat(20_000)}${"]".repeat(20_000)}}]}\n\n`,
 );
 
 /** A broken copy of a recording: garbage put in, bytes dropped or changed, a cut. */
@@ -386,17 +388,17 @@ describe("broken streams", () => {
 // ---------------------------------------------------------------------------
 // Through the gateway
 
-let upstream: { url: string; serve(bytes: Uint8Array, pieces: number[]): void; close(): Promise<void> } | undefined;
+let upstream: { url: string; serve(bytes: Uint8Array, pieces: number[], contentType?: string): void; close(): Promise<void> } | undefined;
 let gw: TestGateway | undefined;
 
 /** A provider that answers every chat request with the bytes it was given, in the pieces it was given. */
 async function startScriptedUpstream(): Promise<NonNullable<typeof upstream>> {
-  let next: { bytes: Uint8Array; pieces: number[] } = { bytes: new Uint8Array(), pieces: [] };
+  let next: { bytes: Uint8Array; pieces: number[]; contentType: string } = { bytes: new Uint8Array(), pieces: [], contentType: "text/event-stream" };
   const sockets = new Set<import("node:net").Socket>();
   const server = http.createServer(async (req, res) => {
     for await (const _ of req);
-    const { bytes, pieces } = next;
-    res.writeHead(200, { "content-type": "text/event-stream" });
+    const { bytes, pieces, contentType } = next;
+    res.writeHead(200, { "content-type": contentType });
     res.flushHeaders();
     for (const p of cut(bytes, pieces)) {
       if (p.length === 0) continue;
@@ -411,8 +413,8 @@ async function startScriptedUpstream(): Promise<NonNullable<typeof upstream>> {
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
-    serve(bytes, pieces) {
-      next = { bytes, pieces };
+    serve(bytes, pieces, contentType = "text/event-stream") {
+      next = { bytes, pieces, contentType };
     },
     async close() {
       for (const s of sockets) s.destroy();
@@ -421,10 +423,17 @@ async function startScriptedUpstream(): Promise<NonNullable<typeof upstream>> {
   };
 }
 
+/** The scripted provider and a gateway in front of it, made once for the tests that need them. */
+async function ensureGateway(): Promise<void> {
+  upstream ??= await startScriptedUpstream();
+  gw ??= await startTestGateway({ providers: [openaiProvider(upstream.url, { models: ["gpt-4o-mini"], timeouts: { firstByteMs: 5000, idleMs: 5000 } })] });
+}
+
 describe("broken provider streams through the gateway", () => {
+  beforeAll(ensureGateway);
+
   it("OpenAI and Anthropic callers get their protocol's error (or the answer), and the gateway keeps serving", async () => {
-    upstream = await startScriptedUpstream();
-    gw = await startTestGateway({ providers: [openaiProvider(upstream.url, { models: ["gpt-4o-mini"], timeouts: { firstByteMs: 5000, idleMs: 5000 } })] });
+    await ensureGateway();
     const openaiRecordings = recordings.filter((r) => r.kind === "openai");
     await fc.assert(fc.asyncProperty(
       fc.record({ r: fc.constantFrom(...openaiRecordings), edits: broken.map((b) => b.edits), chunking: fc.array(fc.nat(), { maxLength: 6 }), caller: fc.constantFrom("openai" as const, "anthropic" as const) }),
@@ -456,9 +465,9 @@ describe("broken provider streams through the gateway", () => {
         expect(text).not.toMatch(/internal gateway error/);
       },
     ), params(150, 30));
-    expect((await fetch(`${gw.url}/healthz`)).status).toBe(200);
-    upstream.serve(recordings.find((r) => r.name === "openai text")!.bytes, []);
-    const ok = await fetch(`${gw.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "gpt-4o-mini", stream: true, messages: [{ role: "user", content: "x" }] }) });
+    expect((await fetch(`${gw!.url}/healthz`)).status).toBe(200);
+    upstream!.serve(recordings.find((r) => r.name === "openai text")!.bytes, []);
+    const ok = await fetch(`${gw!.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "gpt-4o-mini", stream: true, messages: [{ role: "user", content: "x" }] }) });
     expect((await ok.text()).trimEnd().endsWith("data: [DONE]")).toBe(true);
   }, timeoutFor(150, 30));
 
@@ -488,4 +497,52 @@ describe("broken provider streams through the gateway", () => {
       await provider.close();
     }
   }, 2 * timeoutFor(40, 30));
+});
+
+describe("found by fuzzing", () => {
+  beforeAll(ensureGateway);
+  // A provider's JSON nested thousands of levels deep overflowed the stack when the answer was encoded
+  // for the caller: a 500 (or an "internal" error event). Now an upstream error (502), like any unusable answer.
+  const deep = "[".repeat(20_000) + "]".repeat(20_000);
+  const chat = (stream: boolean) => JSON.stringify({ model: "gpt-4o-mini", stream, max_tokens: 5, messages: [{ role: "user", content: "x" }] });
+  const call = async (path: string, body: string) => {
+    const res = await fetch(`${gw!.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body });
+    return { status: res.status, text: await res.text() };
+  };
+
+  it("a deeply nested JSON answer is a 502 for OpenAI and Anthropic callers", async () => {
+    upstream!.serve(new TextEncoder().encode(`{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop","x":${deep}}]}`), [], "application/json");
+    const o = await call("/v1/chat/completions", chat(false));
+    expect(o.status).toBe(502);
+    expect(JSON.parse(o.text).error.message).toMatch(/nested more than 256 levels deep/);
+    const a = await call("/v1/messages", chat(false));
+    expect(a.status).toBe(502);
+    expect(JSON.parse(a.text)).toMatchObject({ type: "error", error: { type: "api_error" } });
+  });
+
+  it("a deeply nested stream event ends the stream with an upstream error", async () => {
+    const events = `data: {"id":"x","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"}}]}\n\ndata: {"id":"x","choices":[{"index":0,"delta":{},"x":${deep}}]}\n\ndata: [DONE]\n\n`;
+    upstream!.serve(new TextEncoder().encode(events), []);
+    const o = await call("/v1/chat/completions", chat(true));
+    const last = sseEvents(o.text).at(-1)!;
+    expect(JSON.parse(last.data).error).toMatchObject({ type: "upstream_error" });
+    expect(last.data).toMatch(/nested more than 256 levels deep/);
+  });
+
+  it("each provider's stream reader refuses a deeply nested event", async () => {
+    const cases: [Kind, string][] = [
+      ["anthropic", `event: message_start\ndata: {"type":"message_start","message":{"id":"m","x":${deep}}}\n\n`],
+      ["gemini", `data: {"candidates":[{"content":{"parts":[{"text":"x"}]},"x":${deep}}]}\r\n\r\n`],
+    ];
+    for (const [kind, text] of cases) {
+      const got = await read(kind, [new TextEncoder().encode(text)]);
+      expect(got.ok, kind).toBe(false);
+      if (!got.ok) expect(got.error.message).toMatch(/nested more than 256 levels deep/);
+    }
+    const codec = new EventStreamCodec(toUtf8, fromUtf8);
+    const frame = codec.encode({ headers: { ":message-type": { type: "string", value: "event" }, ":event-type": { type: "string", value: "messageStart" } }, body: fromUtf8(`{"role":"assistant","x":${deep}}`) });
+    const got = await read("bedrock", [frame]);
+    expect(got.ok).toBe(false);
+    if (!got.ok) expect(got.error.message).toMatch(/nested more than 256 levels deep/);
+  });
 });

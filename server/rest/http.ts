@@ -2,6 +2,7 @@ import type { ServerResponse } from "node:http";
 import type { NodeRequest, NodeResponse } from "../transport/node-http.ts";
 import { GatewayError, invalid } from "../errors/errors.ts";
 import { toOpenAIError } from "../errors/to-openai.ts";
+import { MAX_JSON_DEPTH, nestedDeeperThan } from "../wire/openai/json.ts";
 
 /**
  * HTTP plumbing shared by the REST routes. Requests arrive over HTTP/1.1 or
@@ -34,11 +35,15 @@ export function readJsonBody(req: Req, limit: number): Promise<unknown> {
       cleanup();
       const text = chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks, size).toString("utf8");
       if (text.length === 0) return reject(invalid("the request body is empty; send a JSON object"));
+      let value: unknown;
       try {
-        resolve(JSON.parse(text));
+        value = JSON.parse(text);
       } catch (err) {
-        reject(invalid(`the request body is not valid JSON: ${(err as Error).message}`));
+        return reject(invalid(`the request body is not valid JSON: ${(err as Error).message}`));
       }
+      // JSON.parse takes any depth; what comes next (stringify, protobuf Structs) recurses and would run out of stack.
+      if (nestedDeeperThan(value, MAX_JSON_DEPTH)) return reject(invalid(`the request body is nested more than ${MAX_JSON_DEPTH} levels deep`));
+      resolve(value);
     };
     const onError = (err: Error): void => {
       cleanup();

@@ -87,7 +87,10 @@ export const rawNumber: fc.Arbitrary<string> = fc
   .constantFrom("1e400", "-1e400", "1e-400", "-0", "9007199254740993", "4294967296", "4294967295", "-1", "0.5", "123456789012345678901234567890", "1E2", "-0.0")
   .map((s) => RAW + s);
 
-/** JSON text of a value, with `rawNumber` markers written as bare number literals. */
+/** Arrays nested `n` deep, as raw JSON text (no serialiser of nested values survives ten thousand levels). */
+export const rawDeep: fc.Arbitrary<string> = fc.constantFrom(200, 300, 3_000, 20_000).map((n) => RAW + "[".repeat(n) + "]".repeat(n));
+
+/** JSON text of a value, with `rawNumber` and `rawDeep` markers written as they are. */
 export function toJsonText(v: unknown): string {
   return JSON.stringify(v).replace(/"\\u0000raw:([^"]*)"/g, "$1");
 }
@@ -404,6 +407,7 @@ export const fieldValue: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 2, arbitrary: weirdNumber },
   { weight: 2, arbitrary: weirdString },
   { weight: 1, arbitrary: fc.constantFrom(null, true, false, [], {}, [null], { type: "text", text: "x" }, [{ role: "user", content: "x" }]) },
+  { weight: 1, arbitrary: rawDeep },
 );
 
 // ---------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import type { Readable } from "node:stream";
 import { FinishReason, Role, type ChatChunk, type ChoiceDelta, type Delta } from "../../../gen/switchyard/v1/chat_pb.ts";
 import { GatewayError } from "../../errors/errors.ts";
 import { isRecord, type JsonRecord } from "../../wire/openai/json.ts";
-import type { OpenStream } from "../shared/upstream.ts";
+import { checkDepth, type OpenStream } from "../shared/upstream.ts";
 import { redactSecrets } from "../shared/redact.ts";
 import { streamException } from "./errors.ts";
 import { finishReason, newCompletionId, toUsage } from "./from-bedrock.ts";
@@ -143,7 +143,7 @@ function parse(body: Uint8Array): JsonRecord {
     throw new GatewayError("upstream_error", "Bedrock sent an event that is not JSON", { cause: err });
   }
   if (!isRecord(v)) throw new GatewayError("upstream_error", "Bedrock sent an event that is not a JSON object");
-  return v;
+  return checkDepth(v, "bedrock");
 }
 
 function blockIndex(e: JsonRecord): number {

@@ -1,6 +1,7 @@
 import type { Readable } from "node:stream";
 import { request } from "undici";
 import { GatewayError } from "../../errors/errors.ts";
+import { MAX_JSON_DEPTH, nestedDeeperThan } from "../../wire/openai/json.ts";
 import type { CallOptions } from "../types.ts";
 import { createUpstreamAgent, transportError, upstreamAbort, type UpstreamAbort, type UpstreamTimeouts } from "./http.ts";
 
@@ -115,12 +116,14 @@ export function createUpstream(options: UpstreamOptions): Upstream {
       const abort = upstreamAbort(call.signal, t.totalMs);
       try {
         const res = await send(req, call, abort, t);
+        let value: unknown;
         try {
-          return await res.body.json();
+          value = await res.body.json();
         } catch (err) {
           if (err instanceof SyntaxError) throw new GatewayError("upstream_error", `provider '${id}' returned invalid JSON`, { cause: err });
           throw fail(err, call, t);
         }
+        return checkDepth(value, id);
       } finally {
         abort.done();
       }
@@ -152,6 +155,16 @@ export function createUpstream(options: UpstreamOptions): Upstream {
 
     close: () => agent.close(),
   };
+}
+
+/**
+ * A provider's JSON, refused when it nests deeper than callers may send (see
+ * MAX_JSON_DEPTH): carried on, it would overflow the stack when encoded for
+ * the caller, a 500 where the fault is the provider's.
+ */
+export function checkDepth<T>(value: T, provider: string): T {
+  if (nestedDeeperThan(value, MAX_JSON_DEPTH)) throw new GatewayError("upstream_error", `provider '${provider}' sent JSON nested more than ${MAX_JSON_DEPTH} levels deep`);
+  return value;
 }
 
 /**

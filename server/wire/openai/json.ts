@@ -63,3 +63,27 @@ export function optCount(v: unknown, param: string): number | undefined {
 export function optRecord(v: unknown, param: string): JsonRecord | undefined {
   return v === undefined || v === null ? undefined : expectRecord(v, param);
 }
+
+/**
+ * The deepest nesting of arrays and objects accepted in JSON from outside,
+ * from callers and from providers alike. JSON.parse takes any depth, but what
+ * the gateway does next (JSON.stringify, protobuf Structs, structured clones)
+ * recurses, and some thousands of levels down it runs out of stack: a
+ * RangeError, a 500, where the fault is the sender's. Real requests and
+ * answers nest a dozen levels or so (tool schemas); this leaves plenty of room.
+ */
+export const MAX_JSON_DEPTH = 256;
+
+/** Whether a parsed JSON value nests deeper than `limit` (walked without recursion, so any depth is safe). */
+export function nestedDeeperThan(value: unknown, limit: number): boolean {
+  if (value === null || typeof value !== "object") return false;
+  const stack: [object, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (depth > limit) return true;
+    for (const x of Array.isArray(v) ? v : Object.values(v)) {
+      if (x !== null && typeof x === "object") stack.push([x, depth + 1]);
+    }
+  }
+  return false;
+}
