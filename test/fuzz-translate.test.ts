@@ -471,8 +471,8 @@ function flatCanonical(req: ChatRequest, o: { anthropic?: boolean } = {}): { sys
     for (const t of m.toolCalls) items.push([role, "tool_use", [t.id, t.function?.name, parseArgs(t.function?.arguments ?? "")]]);
     if (o.anthropic && items.length === before && m.role !== Role.ASSISTANT) items.push([role, "text", ""]);
   }
-  // Empty system prompts are not sent.
-  return { system: system.every((s) => s === "") && o.anthropic ? "" : system.join("\n\n"), items };
+  // System and developer messages are joined into one prompt (an empty one is not sent, and reads back as none).
+  return { system: system.join("\n\n"), items };
 }
 
 /**
