@@ -196,14 +196,15 @@ async function h2(headers: http2.OutgoingHttpHeaders, data: Buffer): Promise<H2A
 
 /**
  * INTERNAL answers that are the RPC library's, by design, not a gateway
- * fault: a compressed frame without a grpc-encoding to read it with (the gRPC
- * spec asks for INTERNAL; grpc-go answers the same), and a message that is
+ * fault: a compressed frame without a grpc-encoding to read it with, or whose
+ * compressed bytes do not decompress (the gRPC spec asks for INTERNAL; grpc-go
+ * answers the same), and a message that is
  * not valid protobuf (connect-es reports "parse binary: ..." as INTERNAL,
  * where connect-go says INVALID_ARGUMENT; JSON that does not parse is
  * INVALID_ARGUMENT in both). The server keeps serving either way.
  */
 function explainedInternal(message: string): boolean {
-  return /compressed envelope|^parse binary: /.test(message);
+  return /compressed envelope|^decompression failed|^parse binary: /.test(message);
 }
 
 /** What is wrong with a gRPC answer, or undefined. */
@@ -460,6 +461,50 @@ describe("raw HTTP/1.1", () => {
       );
     }), params(300, 30));
   }, timeoutFor(300, 30));
+});
+
+describe("the protocol sniffer and HTTP/2 framing", () => {
+  it("garbage after (part of) the HTTP/2 preface, or instead of it: the connection ends or waits, the server keeps serving", async () => {
+    const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    const SETTINGS = Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    const start = fc.oneof(
+      fc.constant(Buffer.concat([PREFACE, SETTINGS])),
+      fc.constant(PREFACE),
+      fc.nat(PREFACE.length - 1).map((n) => PREFACE.subarray(0, n + 1)),
+      fc.constant(Buffer.from("GET /healthz HTTP/1.1\r\nhost: x\r\n")),
+      fc.constant(Buffer.alloc(0)),
+    );
+    // HTTP/2 frames with random type, flags, stream id and a length that may lie, or plain garbage.
+    const frame = fc.tuple(fc.nat(0xffffff), fc.nat(255), fc.nat(255), fc.nat(), fc.uint8Array({ maxLength: 32 })).map(([len, type, flags, stream, payload]) => {
+      const h = Buffer.alloc(9);
+      h.writeUIntBE(len % 3 === 0 ? payload.length : len, 0, 3);
+      h[3] = type % 12;
+      h[4] = flags;
+      h.writeUInt32BE(stream & 0x7fff_ffff, 5);
+      return Buffer.concat([h, payload]);
+    });
+    const tail = fc.oneof(fc.array(frame, { maxLength: 4 }).map((fs) => Buffer.concat(fs)), fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)));
+    await fc.assert(fc.asyncProperty(start, tail, async (head, rest) => {
+      count("raw bytes at the sniffer");
+      const bytes = Buffer.concat([head, rest]);
+      await withDeadline(5_000, "a raw connection", () => new Promise<void>((resolve) => {
+        const sock = net.connect(gw.port, "127.0.0.1");
+        // The server answers, closes, or (an incomplete preface, a request half sent) waits for more: the client leaves.
+        const timer = setTimeout(() => sock.destroy(), 50);
+        sock.on("data", () => {});
+        sock.on("error", () => {});
+        sock.on("close", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        sock.on("connect", () => sock.write(bytes));
+      }));
+      tally("raw sniffer case");
+    }), params(150, 60));
+    expect((await fetch(`${gw.url}/healthz`)).status).toBe(200);
+    const a = await h2({ ":path": "/switchyard.v1.ChatService/Complete", "content-type": "application/grpc", te: "trailers", ...auth }, frameBytes({ flag: 0, length: "exact", data: VALID_PROTO["/switchyard.v1.ChatService/Complete"]! }));
+    expect(a.trailers["grpc-status"]).toBe("0");
+  }, timeoutFor(150, 60));
 });
 
 describe("found by fuzzing", () => {
