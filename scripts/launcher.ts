@@ -21,6 +21,8 @@
  * the bundle's content hash, the Node version and the architecture; V8 itself
  * rejects a cache made by another V8 version or with other V8 flags.
  * NODE_DEBUG=switchyard prints what happened to the cache on standard error.
+ * SWITCHYARD_CODE_CACHE_WRITE=exit writes it when the process exits instead
+ * (for image builds, which stop the gateway once it is ready).
  */
 import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync, type Stats } from "node:fs";
 import { createRequire, wrap } from "node:module";
@@ -95,7 +97,11 @@ const script = new Script(wrap(readFileSync(bundle, "utf8")), {
 });
 debug("code cache %s: %s", file === undefined ? "off" : cachedData === undefined ? "missing" : script.cachedDataRejected === true ? "rejected" : "accepted", file ?? "");
 if (dir !== undefined && file !== undefined && (cachedData === undefined || script.cachedDataRejected === true)) {
-  setTimeout(() => writeCache(dir, file, script.createCachedData()), WRITE_AFTER_MS).unref();
+  const write = (): void => writeCache(dir, file, script.createCachedData());
+  // An image build starts the gateway, waits until it is ready, then stops it (deploy/image/warm-code-cache.mjs):
+  // the cache is written at exit there, so a slow builder (an emulated architecture) still caches all of start-up.
+  if (process.env["SWITCHYARD_CODE_CACHE_WRITE"] === "exit") process.once("exit", write);
+  else setTimeout(write, WRITE_AFTER_MS).unref();
 }
 const module_ = { exports: {} };
 (script.runInThisContext() as (...args: unknown[]) => void).call(module_.exports, module_.exports, createRequire(bundle), module_, bundle, dirname(bundle));
