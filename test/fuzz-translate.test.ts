@@ -42,7 +42,11 @@ import { decodeChatChunk, decodeChatCompletion, encodeChatChunk, encodeChatCompl
 import { encodeResponse, echoRequest } from "../server/wire/openai/responses-response.ts";
 import { chatRequest, count, jsonish, params, report, sseEvents, timeoutFor } from "./support/fuzz.ts";
 
-afterAll(() => report("fuzz-translate"));
+const summary: string[] = [];
+afterAll(() => {
+  report("fuzz-translate");
+  console.log(summary.join("\n"));
+});
 // Each case takes well under a millisecond; long mode needs the time.
 vi.setConfig({ testTimeout: timeoutFor(600, 2) });
 
@@ -244,6 +248,7 @@ function through(name: string): { ok(): void; refused(err: unknown): void; check
     },
     check(min) {
       const reasons = [...why].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, n]) => `\n  ${n} ${k}`).join("");
+      summary.push(`  ${name}: ${ok} translated, ${refused} refused (cleanly)`);
       expect(ok / Math.max(1, ok + refused), `${name}: ${ok} translated, ${refused} refused:${reasons}`).toBeGreaterThanOrEqual(min);
     },
   };
