@@ -17,7 +17,13 @@ driver=${STORAGE_DRIVER:-vfs}
 
 deploy/image/bases.sh
 started=$(date +%s)
-buildah --storage-driver "$driver" bud --isolation chroot --pull=never --format docker --force-rm \
+before=$(buildah --storage-driver "$driver" containers --quiet --all | sort)
+if ! buildah --storage-driver "$driver" bud --isolation chroot --pull=never --format docker \
   --label "org.opencontainers.image.revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
-  -t "$name" .
+  -t "$name" .; then
+  # A failed build leaves its working containers (--force-rm needs --layers); remove the ones it made.
+  comm -13 <(echo "$before") <(buildah --storage-driver "$driver" containers --quiet --all | sort) \
+    | xargs -r buildah --storage-driver "$driver" rm >/dev/null || true
+  exit 1
+fi
 echo "build.sh: built $name in $(($(date +%s) - started)) s"
