@@ -205,6 +205,27 @@ describe("found by fuzzing", () => {
       expect(ok.status, ok.text).toBe(200);
     });
   }
+
+  // A value String() cannot convert ({"toString": null}) printed in an error message threw a TypeError: a 500.
+  const unprintable = { toString: null, valueOf: null };
+  const cases: [Endpoint, object, RegExp][] = [
+    ["/v1/chat/completions", { model: "gpt-4o-mini", messages: [{ role: "system", content: "" }], tools: [{ type: { toString: null } }] }, /unsupported tool type 'an object'/],
+    ["/v1/chat/completions", { model: "gpt-4o-mini", messages: [{ role: "user", content: "x" }], tool_choice: { type: unprintable } }, /unsupported tool choice type 'an object'/],
+    ["/v1/chat/completions", { model: "gpt-4o-mini", messages: [{ role: "user", content: "x" }], response_format: { type: unprintable } }, /response_format.type: 'an object'/],
+    ["/v1/chat/completions", { model: "gpt-4o-mini", messages: [{ role: "assistant", content: null, tool_calls: [{ type: unprintable }] }] }, /unsupported tool call type 'an object'/],
+    ["/v1/messages", { model: "gpt-4o-mini", max_tokens: 5, messages: [{ role: "user", content: "x" }], tools: [{ type: unprintable, name: "f", input_schema: {} }] }, /tool type 'an object' is not supported/],
+    ["/v1/messages", { model: "gpt-4o-mini", max_tokens: 5, messages: [{ role: "user", content: [{ type: "image", source: { type: unprintable } }] }] }, /image source type 'an object'/],
+    ["/v1/responses", { model: "gpt-4o-mini", input: "x", tools: [{ type: unprintable }] }, /an object/],
+    ["/v1/responses", { model: "gpt-4o-mini", input: "x", text: { format: { type: unprintable } } }, /an object/],
+  ];
+  for (const [path, body, message] of cases) {
+    it(`${path}: an unprintable value in ${Object.keys(body).at(-1)} is a 400 that says what it is`, async () => {
+      const a = await post(path, JSON.stringify(body));
+      expect(a.status, a.text).toBe(400);
+      expect(problem(path, a)).toBeUndefined();
+      expect(a.text).toMatch(message);
+    });
+  }
 });
 
 describe("REST bridge under fuzz", () => {

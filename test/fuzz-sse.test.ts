@@ -276,6 +276,8 @@ const garbage = fc.constantFrom(
   'data: {"candidates":[{"content":{"parts":[{"functionCall":{"args":{}}}]}}]}\r\n\r\n', 'data: {"candidates":"x"}\r\n\r\n', 'data: {"usageMetadata":{"promptTokenCount":-1}}\r\n\r\n',
   'data: {"choices":[{"index":-1,"delta":{}}]}\n\n', 'data: {"choices":[{"delta":{"tool_calls":[{"index":1e10}]}}]}\n\n', 'data: {"created":1e300,"choices":[]}\n\n',
   '{"error":{"code":500,"message":"bare","status":"INTERNAL"}}\n', "\u0000\u0001\u0002", "data: \ud800\n\n",
+  'event: content_block_start\ndata: {"type":"content_block_start","index":{"toString":null,"valueOf":null},"content_block":{"type":"tool_use","id":{"toString":null},"name":"f"}}\n\n',
+  'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":{"toString":null},"function":{"name":{"valueOf":null}}}]}}]}\n\n',
   `data: {"choices":[{"index":0,"delta":{},"x":${"[".repeat(20_000)}${"]".repeat(20_000)}}],"type":"message_delta","candidates":[{"x":${"[".repeat(20_000)}${"]".repeat(20_000)}}]}\n\n`,
 );
 
@@ -527,6 +529,13 @@ describe("found by fuzzing", () => {
     const last = sseEvents(o.text).at(-1)!;
     expect(JSON.parse(last.data).error).toMatchObject({ type: "upstream_error" });
     expect(last.data).toMatch(/nested more than 256 levels deep/);
+  });
+
+  it("a stream event with an index Number() cannot convert is an upstream error, not an exception (was a TypeError)", async () => {
+    const text = 'event: message_start\ndata: {"type":"message_start","message":{"id":"m"}}\n\nevent: content_block_start\ndata: {"type":"content_block_start","index":{"toString":null,"valueOf":null},"content_block":{"type":"tool_use","id":"t","name":"f"}}\n\n';
+    const got = await read("anthropic", [new TextEncoder().encode(text)]);
+    expect(got.ok).toBe(false);
+    if (!got.ok) expect(got.error.code).toBe("upstream_error");
   });
 
   it("each provider's stream reader refuses a deeply nested event", async () => {

@@ -407,6 +407,8 @@ export const fieldValue: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 2, arbitrary: weirdNumber },
   { weight: 2, arbitrary: weirdString },
   { weight: 1, arbitrary: fc.constantFrom(null, true, false, [], {}, [null], { type: "text", text: "x" }, [{ role: "user", content: "x" }]) },
+  // Objects that String() and Number() cannot convert: a message that prints a caller's value must not throw.
+  { weight: 1, arbitrary: fc.constantFrom({ toString: null }, { toString: null, valueOf: null }, { toString: 1, valueOf: {} }) },
   { weight: 1, arbitrary: rawDeep },
 );
 

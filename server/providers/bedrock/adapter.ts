@@ -2,7 +2,7 @@ import type { ChatChunk, ChatCompletion, ChatRequest } from "../../../gen/switch
 import type { EmbedRequest, EmbedResponse } from "../../../gen/switchyard/v1/embeddings_pb.ts";
 import type { ProviderOf } from "../../config/schema.ts";
 import { GatewayError } from "../../errors/errors.ts";
-import { isRecord } from "../../wire/openai/json.ts";
+import { isRecord, shown } from "../../wire/openai/json.ts";
 import { createUpstream, type UpstreamRequest } from "../shared/upstream.ts";
 import type { CallOptions, Provider, ProviderModel } from "../types.ts";
 import { createSigner } from "./auth.ts";
@@ -84,7 +84,7 @@ export function createBedrockProvider(config: ProviderOf<"bedrock">): Provider {
       return body["modelSummaries"].filter(isRecord)
         // Models only callable with provisioned throughput cannot be invoked by id.
         .filter((m) => !Array.isArray(m["inferenceTypesSupported"]) || m["inferenceTypesSupported"].includes("ON_DEMAND"))
-        .map((m) => ({ id: String(m["modelId"] ?? ""), created: 0, ownedBy: typeof m["providerName"] === "string" ? m["providerName"] : id }))
+        .map((m) => ({ id: shown(m["modelId"] ?? ""), created: 0, ownedBy: typeof m["providerName"] === "string" ? m["providerName"] : id }))
         .filter((m) => m.id !== "");
     },
 

@@ -9,6 +9,7 @@ import {
 import type { EmbedRequest } from "../../../gen/switchyard/v1/embeddings_pb.ts";
 import { GatewayError, invalid } from "../../errors/errors.ts";
 import { extraFor } from "../../wire/extra.ts";
+import { shown } from "../../wire/openai/json.ts";
 import { SIGNATURE_MARK } from "./from-gemini.ts";
 import { toolParameters } from "./schema.ts";
 import type { GeminiContent, GeminiGenerateContentRequest, GeminiPart } from "./wire.ts";
@@ -95,7 +96,7 @@ export function toGeminiRequest(req: ChatRequest): GeminiGenerateContentRequest 
     const budget = REASONING_BUDGET[effort]!;
     gen["thinkingConfig"] = budget === 0 ? { thinkingBudget: 0 } : { thinkingBudget: budget, includeThoughts: true };
   } else if (effort !== undefined) {
-    throw new GatewayError("unsupported", `reasoning_effort: '${String(effort)}' is not one of none, minimal, low, medium, high`, { param: "reasoning_effort" });
+    throw new GatewayError("unsupported", `reasoning_effort: '${shown(effort)}' is not one of none, minimal, low, medium, high`, { param: "reasoning_effort" });
   }
   for (const [k, v] of Object.entries(extra)) {
     if (k === "generationConfig" && typeof v === "object" && v !== null && !Array.isArray(v)) Object.assign(gen, v);
@@ -153,7 +154,7 @@ function userPart(c: ContentPart, p: string): GeminiPart {
         const data = (file as Record<string, unknown>)["file_data"];
         if (typeof data === "string") return inline(data, `${p}.file.file_data`, "a file");
       }
-      throw new GatewayError("unsupported", `${p}: the Gemini provider does not support content parts of type '${String(type)}' here`, { param: `${p}.type` });
+      throw new GatewayError("unsupported", `${p}: the Gemini provider does not support content parts of type '${shown(type)}' here`, { param: `${p}.type` });
     }
     default:
       throw invalid(`${p}: empty content part`, p);

@@ -4,7 +4,7 @@ import { GatewayError } from "../../errors/errors.ts";
 import { encodeChatRequest } from "../../wire/openai/chat-request.ts";
 import { decodeChatChunk, decodeChatCompletion } from "../../wire/openai/chat-response.ts";
 import { decodeEmbedResponse, encodeEmbedRequest } from "../../wire/openai/embeddings.ts";
-import { isRecord } from "../../wire/openai/json.ts";
+import { isRecord, shown } from "../../wire/openai/json.ts";
 import { readSse } from "../shared/sse.ts";
 import { checkDepth, createUpstream, keyRing, type OpenStream, type UpstreamRequest } from "../shared/upstream.ts";
 import type { CallOptions, ForwardPath, ForwardRequest, ForwardResponse, Provider, ProviderModel } from "../types.ts";
@@ -86,7 +86,7 @@ export function createOpenAIProvider(options: OpenAIFormatOptions): Provider {
         throw new GatewayError("upstream_error", `provider '${id}' returned a malformed model list`);
       }
       return body["data"].filter(isRecord).map((m) => ({
-        id: String(m["id"] ?? ""),
+        id: shown(m["id"] ?? ""),
         created: typeof m["created"] === "number" ? m["created"] : 0,
         ownedBy: typeof m["owned_by"] === "string" ? m["owned_by"] : id,
       })).filter((m) => m.id !== "");

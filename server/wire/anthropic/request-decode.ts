@@ -22,6 +22,7 @@ import {
   optNumber,
   optRecord,
   optString,
+  shown,
   typeName,
   type JsonRecord,
 } from "../openai/json.ts";
@@ -266,7 +267,7 @@ function decodeImage(blk: JsonRecord, bp: string): ContentPart {
     url = expectString(src["url"] ?? missing(`${bp}.source.url`), `${bp}.source.url`);
     if (!/^https?:\/\//i.test(url)) throw invalid(`${bp}.source.url: expected an http(s) URL`, `${bp}.source.url`);
   } else {
-    throw new GatewayError("unsupported", `${bp}.source.type: unsupported image source type '${String(type)}' (base64 or url)`, { param: `${bp}.source.type` });
+    throw new GatewayError("unsupported", `${bp}.source.type: unsupported image source type '${shown(type)}' (base64 or url)`, { param: `${bp}.source.type` });
   }
   return { $typeName: "switchyard.v1.ContentPart", part: { case: "imageUrl", value: { $typeName: "switchyard.v1.ImageUrl", url, detail: "" } } };
 }
@@ -282,7 +283,7 @@ function decodeTools(v: unknown): { tools: Tool[]; keepOriginal: boolean } {
     const p = `tools.${i}`;
     const t = expectRecord(raw, p);
     if (t["type"] != null && t["type"] !== "custom") {
-      throw new GatewayError("unsupported", `${p}.type: tool type '${String(t["type"])}' is not supported (only custom tools)`, { param: `${p}.type` });
+      throw new GatewayError("unsupported", `${p}.type: tool type '${shown(t["type"])}' is not supported (only custom tools)`, { param: `${p}.type` });
     }
     const name = expectString(t["name"] ?? missing(`${p}.name`), `${p}.name`);
     if (name.length === 0) throw invalid(`${p}.name: must not be empty`, `${p}.name`);

@@ -8,7 +8,7 @@ import {
 } from "../../../gen/switchyard/v1/chat_pb.ts";
 import { GatewayError, invalid } from "../../errors/errors.ts";
 import { extraFor, isNative } from "../extra.ts";
-import { isRecord, type JsonRecord } from "../openai/json.ts";
+import { isRecord, shown, type JsonRecord } from "../openai/json.ts";
 
 /**
  * The canonical ChatRequest -> an Anthropic Messages API request body (what
@@ -178,7 +178,7 @@ function encodePart(c: ContentPart, p: string): JsonRecord {
       throw new GatewayError("unsupported", `${p}.image_url.url: Anthropic takes base64 data: URLs or http(s) URLs`, { param: `${p}.image_url.url` });
     }
     case "raw":
-      throw new GatewayError("unsupported", `${p}: content part type '${String(c.part.value["type"])}' is not supported by Anthropic models`, { param: p });
+      throw new GatewayError("unsupported", `${p}: content part type '${shown(c.part.value["type"])}' is not supported by Anthropic models`, { param: p });
     default:
       throw invalid(`${p}: empty content part`, p);
   }

@@ -1,7 +1,7 @@
 import { FinishReason, Role, type ChatChunk, type ChoiceDelta, type Delta, type ToolCallDelta } from "../../../gen/switchyard/v1/chat_pb.ts";
 import type { Usage } from "../../../gen/switchyard/v1/common_pb.ts";
 import { GatewayError } from "../../errors/errors.ts";
-import { isRecord, type JsonRecord } from "../openai/json.ts";
+import { isRecord, shown, type JsonRecord } from "../openai/json.ts";
 import { decodeStopReason, decodeUsage } from "./response.ts";
 
 /**
@@ -18,6 +18,11 @@ export interface StreamDecoder {
   push(type: string, data: unknown): ChatChunk[];
   /** True once message_stop arrived; a stream that ends before is cut. */
   readonly done: boolean;
+}
+
+/** A content block's index; Number() would throw on an object it cannot convert ({"toString": null}). */
+function blockIndex(v: unknown): number {
+  return typeof v === "number" ? v : typeof v === "string" ? Number(v) : Number.NaN;
 }
 
 function bad(what: string): GatewayError {
@@ -65,12 +70,12 @@ export function createStreamDecoder(): StreamDecoder {
           return [chunk({ role: Role.ASSISTANT })];
         }
         case "content_block_start": {
-          const index = Number(data["index"]);
+          const index = blockIndex(data["index"]);
           const block = isRecord(data["content_block"]) ? data["content_block"] : {};
           if (block["type"] === "tool_use") {
             const n = toolIndex.size;
             toolIndex.set(index, n);
-            return [chunk(tool({ index: n, id: String(block["id"] ?? ""), name: String(block["name"] ?? ""), arguments: "" }))];
+            return [chunk(tool({ index: n, id: shown(block["id"] ?? ""), name: shown(block["name"] ?? ""), arguments: "" }))];
           }
           if (block["type"] === "text" && typeof block["text"] === "string" && block["text"] !== "") return [chunk({ content: block["text"] })];
           return [];
@@ -83,7 +88,7 @@ export function createStreamDecoder(): StreamDecoder {
             case "thinking_delta":
               return typeof d["thinking"] === "string" ? [chunk({ reasoningContent: d["thinking"] })] : [];
             case "input_json_delta": {
-              const n = toolIndex.get(Number(data["index"]));
+              const n = toolIndex.get(blockIndex(data["index"]));
               if (n === undefined) throw bad("input_json_delta for a block that is not a tool_use");
               const part = typeof d["partial_json"] === "string" ? d["partial_json"] : "";
               return part === "" ? [] : [chunk(tool({ index: n, id: "", name: "", arguments: part }))];

@@ -23,6 +23,7 @@ import {
   optNumber,
   optRecord,
   optString,
+  shown,
   typeName,
   type JsonRecord,
 } from "./json.ts";
@@ -174,7 +175,7 @@ function decodePart(raw: unknown, p: string, role: Role): ContentPart {
 function decodeToolCall(raw: unknown, p: string): ToolCall {
   const t = expectRecord(raw, p);
   if (t["type"] != null && t["type"] !== "function") {
-    throw new GatewayError("unsupported", `${p}.type: unsupported tool call type '${String(t["type"])}'`, { param: `${p}.type` });
+    throw new GatewayError("unsupported", `${p}.type: unsupported tool call type '${shown(t["type"])}'`, { param: `${p}.type` });
   }
   const f = expectRecord(t["function"], `${p}.function`);
   return {
@@ -191,7 +192,7 @@ function decodeToolCall(raw: unknown, p: string): ToolCall {
 function decodeTool(raw: unknown, p: string): Tool {
   const t = expectRecord(raw, p);
   if (t["type"] !== "function") {
-    throw new GatewayError("unsupported", `${p}.type: unsupported tool type '${String(t["type"])}' (only 'function')`, { param: `${p}.type` });
+    throw new GatewayError("unsupported", `${p}.type: unsupported tool type '${shown(t["type"])}' (only 'function')`, { param: `${p}.type` });
   }
   const f = expectRecord(t["function"], `${p}.function`);
   const name = expectString(f["name"], `${p}.function.name`);
@@ -218,7 +219,7 @@ function decodeToolChoice(v: unknown): ToolChoice | undefined {
   }
   const o = expectRecord(v, p);
   if (o["type"] !== "function") {
-    throw new GatewayError("unsupported", `${p}.type: unsupported tool choice type '${String(o["type"])}'`, { param: `${p}.type` });
+    throw new GatewayError("unsupported", `${p}.type: unsupported tool choice type '${shown(o["type"])}'`, { param: `${p}.type` });
   }
   const f = expectRecord(o["function"], `${p}.function`);
   return {
@@ -234,7 +235,7 @@ function decodeResponseFormat(v: unknown): ResponseFormat | undefined {
   if (type === "text") return { $typeName: "switchyard.v1.ResponseFormat", type: ResponseFormat_Type.TEXT };
   if (type === "json_object") return { $typeName: "switchyard.v1.ResponseFormat", type: ResponseFormat_Type.JSON_OBJECT };
   if (type !== "json_schema") {
-    throw invalid(`response_format.type: '${String(type)}' is not one of text, json_object, json_schema`, "response_format.type");
+    throw invalid(`response_format.type: '${shown(type)}' is not one of text, json_object, json_schema`, "response_format.type");
   }
   const s = expectRecord(o["json_schema"], "response_format.json_schema");
   return {

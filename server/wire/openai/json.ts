@@ -19,6 +19,19 @@ export function typeName(v: unknown): string {
   return `a ${typeof v}`;
 }
 
+/**
+ * String(v) for a message about a caller's (or a provider's) value, never
+ * throwing: JSON can make an object String() cannot convert,
+ * {"toString": null}, and a TypeError there was a 500 instead of the 400.
+ */
+export function shown(v: unknown): string {
+  try {
+    return String(v);
+  } catch {
+    return typeName(v);
+  }
+}
+
 export function expectRecord(v: unknown, param: string): JsonRecord {
   if (!isRecord(v)) throw invalid(`${param}: expected an object, got ${typeName(v)}`, param);
   return v;

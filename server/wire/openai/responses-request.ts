@@ -24,6 +24,7 @@ import {
   optNumber,
   optRecord,
   optString,
+  shown,
   typeName,
   type JsonRecord,
 } from "./json.ts";
@@ -177,15 +178,15 @@ export function untranslatable(body: unknown): string | undefined {
   if (body["background"] === true) return "background is only served by OpenAI";
   if (Array.isArray(body["tools"])) {
     for (const [i, t] of body["tools"].entries()) {
-      if (isRecord(t) && t["type"] !== "function") return `tools[${i}].type '${String(t["type"])}' is only served by OpenAI`;
+      if (isRecord(t) && t["type"] !== "function") return `tools[${i}].type '${shown(t["type"])}' is only served by OpenAI`;
     }
   }
   const tc = body["tool_choice"];
-  if (isRecord(tc) && tc["type"] !== "function") return `tool_choice.type '${String(tc["type"])}' is only served by OpenAI`;
+  if (isRecord(tc) && tc["type"] !== "function") return `tool_choice.type '${shown(tc["type"])}' is only served by OpenAI`;
   const text = body["text"];
   const format = isRecord(text) ? text["format"] : undefined;
-  if (isRecord(format) && !FORMATS.has(String(format["type"]))) {
-    return `text.format.type '${String(format["type"])}' is only served by OpenAI`;
+  if (isRecord(format) && !FORMATS.has(shown(format["type"]))) {
+    return `text.format.type '${shown(format["type"])}' is only served by OpenAI`;
   }
   const input = body["input"];
   if (!Array.isArray(input)) return undefined;
@@ -201,7 +202,7 @@ export function untranslatable(body: unknown): string | undefined {
     for (const [j, c] of parts.entries()) {
       if (!isRecord(c)) continue;
       const q = `${p}.${field}[${j}]`;
-      const type = String(c["type"]);
+      const type = shown(c["type"]);
       if (kind === "function_call_output" ? type !== "input_text" : !CARRIED_PARTS.has(type)) {
         return `${q}.type '${type}' is only served by OpenAI`;
       }
