@@ -616,7 +616,8 @@ async function main(): Promise<number> {
     for (const r of cut) exact += streamEstimateNanos(r.body, r.final.contentBytes);
     let ambiguousMax = 0;
     let ambiguousN = 0;
-    for (const r of [...killed, ...unexplained]) {
+    // An error answer (4xx/5xx) served nothing and must cost nothing; a cut one may have been charged.
+    for (const r of [...killed, ...unexplained.filter((r) => r.final.status === 0 || r.final.status === 200)]) {
       ambiguousMax += maxNanos(r.body);
       ambiguousN++;
     }
@@ -790,7 +791,9 @@ async function main(): Promise<number> {
     console.log(`  primary breaker on A (sampled each second): ${breaker.join(", ")}; opened ${breakerOpened} time(s)`);
     console.log("");
     console.log("faults injected by the primary stand-in (per call):");
-    console.log(`  ${primaryLog.length} calls, ${faulted} faulted (${((100 * faulted) / Math.max(1, primaryLog.length)).toFixed(1)} %): ` +
+    const inStorms = primaryLog.filter((e) => e.fault.startsWith("storm-")).length;
+    console.log(`  ${primaryLog.length} calls, ${faulted} faulted (${((100 * faulted) / Math.max(1, primaryLog.length)).toFixed(1)} %; ` +
+      `outside storms ${(((faulted - inStorms) * 100) / Math.max(1, primaryLog.length - inStorms)).toFixed(1)} % of ${primaryLog.length - inStorms}): ` +
       [...byFault.entries()].filter(([k]) => k !== "none").sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(", "));
     console.log(`  healthy stand-in answered ${healthyLog.length} calls; gateways counted ${fallbacks} fallbacks (B's count since its restart)`);
     // Each fault against what the steady caller it hit saw in the end.
