@@ -1,25 +1,39 @@
-// Cold start and idle memory of the gateway, from source and as installed
-// from its npm tarball.
+// Cold start and idle memory of the gateway: from source, as installed from
+// its npm tarball, and from its container image.
 //
-//   node bench/cold-start.ts [--runs 7] [--idle-ms 2000] [--installed DIR] [--why]
+//   node bench/cold-start.ts [--runs 7] [--idle-ms 2000] [--installed DIR] [--image NAME] [--why]
 //
-// For each variant it spawns the gateway N times on a fixed free port and
+// For each variant it spawns the gateway N times on a fresh free port and
 // records the time from spawn() to the first `GET /readyz` = 200 (polled
-// every 5 ms), then the process's resident set (VmRSS) after `--idle-ms` of
-// idling, then stops it. Variants:
-//   source     node server/main.ts               (type stripping, the checkout)
-//   installed  <DIR>/node_modules/.bin/switchyard start   (compiled JS; the
-//              bin goes through `#!/usr/bin/env node`, as npx would)
-// Without --installed it runs `npm pack` and `npm install`s the tarball into
-// a temporary folder first (the registry must be reachable).
-// --why also times `import()` of each runtime dependency alone, in a fresh
-// Node, to show what start-up time goes on.
+// every 5 ms) and the process's CPU time (user + system, all threads) at that
+// moment, then its resident set after `--idle-ms` of idling (VmRSS, and the
+// anonymous part RssAnon: VmRSS less the pages mapped from files, mostly the
+// node binary's own code and ICU data, which are shared and reclaimable),
+// then stops it. One warm-up start per variant is not counted (it creates the
+// data directory, fills the page cache, and writes the code cache). Variants:
+//   source              node server/main.ts (type stripping, the checkout)
+//   installed, no cache <DIR>/node_modules/.bin/switchyard start with
+//                       SWITCHYARD_CODE_CACHE=off: the bundle compiled from scratch
+//                       (what the very first start after installing costs)
+//   installed           the same with its V8 code cache (scripts/launcher.ts), as
+//                       every later start runs
+//   image (chroot)      --image NAME: the image's entrypoint and environment, run
+//                       as its user by chroot(8) in the image's root file system
+//                       (`buildah mount`): the image's node, bundle and code cache
+//                       without a container runtime's own set-up
+//   image (buildah run) the same through `buildah run --isolation chroot`, which
+//                       adds buildah's set-up (mounts, /etc files) to every start
+// Without --installed it runs `npm pack` and `npm install`s the tarball into a
+// temporary folder first (the npm registry must be reachable). --image needs
+// root and buildah, and an image built by deploy/image/build.sh.
+// --why adds what start-up goes on: bare Node, and the bundle loaded without
+// starting the server (`switchyard --help`), with and without the code cache.
 //
-// Targets (STACK/README): cold start <= 300 ms, idle RSS <= 60 MB.
+// Targets (issue 12): cold start <= 300 ms, idle RSS <= 60 MB.
 
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
@@ -32,22 +46,31 @@ const { values } = parseArgs({
     runs: { type: "string", default: "7" },
     "idle-ms": { type: "string", default: "2000" },
     installed: { type: "string" },
+    image: { type: "string" },
     why: { type: "boolean", default: false },
   },
 });
 const RUNS = Number(values.runs);
 const IDLE_MS = Number(values["idle-ms"]);
 const PATH = `${path.dirname(process.execPath)}:${process.env["PATH"] ?? ""}`;
+const BUILDAH = ["--storage-driver", "vfs"];
+const CLK_TCK = 100;
 
 interface Variant {
   name: string;
   cwd: string;
+  /** Command and arguments for a start on `port`. */
   argv: (port: number) => [string, string[]];
+  env?: NodeJS.ProcessEnv;
+  /** The gateway's own pid when it is not the spawned process (buildah run). */
+  pid?: (port: number, spawned: number) => number | undefined;
 }
 
 interface Sample {
   readyMs: number;
+  cpuMs: number;
   rssMb: number;
+  anonMb: number;
 }
 
 /** npm pack + npm install into a fresh folder; returns the project folder (its parent holds the tarball). */
@@ -64,26 +87,36 @@ function installFromTarball(): string {
   return project;
 }
 
-function rssMb(pid: number): number {
+function memory(pid: number): { rssMb: number; anonMb: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
-  return kb / 1024;
+  const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
+  return { rssMb: kb("VmRSS") / 1024, anonMb: kb("RssAnon") / 1024 };
+}
+
+/** User + system CPU time of the whole process (all its threads), in ms. */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
 }
 
 async function once(v: Variant, env: NodeJS.ProcessEnv): Promise<Sample> {
   const port = await freePort();
   const [cmd, args] = v.argv(port);
   const started = performance.now();
-  const child = spawn(cmd, args, { cwd: v.cwd, env, stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(cmd, args, { cwd: v.cwd, env: { ...env, ...v.env, PORT: String(port) }, stdio: ["ignore", "ignore", "pipe"] });
   let err = "";
   child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  let pid: number | undefined = child.pid!;
   try {
     let readyMs = NaN;
+    let cpu = NaN;
     while (performance.now() - started < 20_000) {
       const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false);
       if (ok) {
         readyMs = performance.now() - started;
+        pid = v.pid ? v.pid(port, child.pid!) : child.pid!;
+        cpu = pid === undefined ? NaN : cpuMs(pid);
         break;
       }
       if (child.exitCode !== null) throw new Error(`${v.name} exited with ${child.exitCode}: ${err}`);
@@ -91,9 +124,11 @@ async function once(v: Variant, env: NodeJS.ProcessEnv): Promise<Sample> {
     }
     if (Number.isNaN(readyMs)) throw new Error(`${v.name}: no /readyz 200 within 20 s: ${err}`);
     await sleep(IDLE_MS);
-    return { readyMs, rssMb: rssMb(child.pid!) };
+    return { readyMs, cpuMs: cpu, ...memory(pid!) };
   } finally {
-    child.kill("SIGTERM");
+    // The gateway itself gets the signal (buildah run would forward it, but only after its own set-up).
+    if (pid !== undefined && pid !== child.pid) process.kill(pid, "SIGTERM");
+    else child.kill("SIGTERM");
     await exited;
   }
 }
@@ -103,76 +138,40 @@ function quantile(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
 }
 
-/** Milliseconds to import `spec` alone in a fresh Node, started from `cwd` (median of 5). */
-function importMs(spec: string, cwd: string): number {
-  const code = `const t=performance.now();await import(${JSON.stringify(spec)});process.stdout.write(String(performance.now()-t))`;
-  const xs = [0, 1, 2, 3, 4].map(() => Number(execFileSync(process.execPath, ["--input-type=module", "-e", code], { cwd, encoding: "utf8" })));
+/** Wall milliseconds of a short command (median of 5, after one warm-up). */
+function commandMs(cmd: string, args: string[], env: NodeJS.ProcessEnv): number {
+  const xs: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    const t = performance.now();
+    execFileSync(cmd, args, { env, stdio: "ignore" });
+    if (i > 0) xs.push(performance.now() - t);
+  }
   return quantile(xs, 0.5);
 }
 
-/**
- * Preloaded into one gateway start: a synchronous module hook (ESM and
- * require) that counts the files and source bytes loaded per package, and
- * prints them when the process exits (main thread only: the request-log
- * worker gets the preload too).
- */
-const CENSUS = `data:text/javascript,${encodeURIComponent(`
-import { registerHooks } from "node:module";
-import { isMainThread } from "node:worker_threads";
-const by = new Map();
-if (isMainThread) registerHooks({ load(url, context, next) {
-  const r = next(url, context);
-  const m = /node_modules\\/((?:@[^/]+\\/)?[^/]+)/.exec(url);
-  const key = url.startsWith("node:") ? "node: builtins" : m ? m[1] : "(outside node_modules)";
-  const e = by.get(key) ?? { files: 0, bytes: 0 };
-  e.files++; e.bytes += r.source == null ? 0 : r.source.length;
-  by.set(key, e);
-  return r;
-} });
-if (isMainThread) process.on("exit", () => process.stderr.write("CENSUS " + JSON.stringify([...by]) + "\\n"));
-`)}`;
-
-/** What one start of the installed gateway loads, per package: [package, files, bytes], most bytes first. */
-async function census(installed: string, env: NodeJS.ProcessEnv): Promise<[string, number, number][]> {
-  const cli = path.join(installed, "node_modules", "switchyard", "dist", "server", "cli.js");
-  const port = await freePort();
-  const child = spawn(process.execPath, ["--import", CENSUS, cli, "start", "--port", String(port), "--host", "127.0.0.1"], { cwd: installed, env, stdio: ["ignore", "ignore", "pipe"] });
-  let err = "";
-  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  for (let i = 0; i < 400; i++) {
-    if (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false)) break;
-    await sleep(25);
-  }
-  child.kill("SIGTERM");
-  await exited;
-  const line = err.split("\n").find((l) => l.startsWith("CENSUS "));
-  if (line === undefined) throw new Error(`no census from the gateway: ${err}`);
-  const entries = JSON.parse(line.slice(7)) as [string, { files: number; bytes: number }][];
-  return entries.map(([k, e]): [string, number, number] => [k, e.files, e.bytes]).sort((a, b) => b[2] - a[2]);
+/** The image's root file system (buildah mount of a new container), its config, and a clean-up. */
+function mountImage(name: string): { rootfs: string; ctr: string; env: Record<string, string>; user: string; argv: string[]; done: () => void } {
+  const buildah = (...args: string[]): string => execFileSync("buildah", [...BUILDAH, ...args], { encoding: "utf8" }).trim();
+  const config = (JSON.parse(buildah("inspect", "--type", "image", name)) as { Docker: { config: { Env: string[]; User: string; Entrypoint: string[]; Cmd: string[] } } }).Docker.config;
+  const ctr = buildah("from", "--pull=never", "--quiet", name);
+  const rootfs = buildah("mount", ctr);
+  const env = Object.fromEntries(config.Env.map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
+  return { rootfs, ctr, env, user: config.User, argv: [...config.Entrypoint, ...config.Cmd], done: () => void buildah("rm", ctr) };
 }
 
-async function why(installed: string, env: NodeJS.ProcessEnv): Promise<void> {
-  const pkg = path.join(installed, "node_modules", "switchyard");
-  const data = mkdtempSync(path.join(tmpdir(), "sy-cold-census-"));
-  const loaded = await census(installed, { ...env, SWITCHYARD_DATA_DIR: data }).finally(() => rmSync(data, { recursive: true, force: true }));
-  const files = loaded.reduce((n, r) => n + r[1], 0);
-  const bytes = loaded.reduce((n, r) => n + r[2], 0);
-  process.stdout.write(`\nLoaded by one start of the installed gateway: ${files} modules, ${(bytes / 1e6).toFixed(1)} MB of source.\n`);
-  process.stdout.write("import() alone = that package imported by itself in a fresh Node (median of 5; includes its own dependencies).\n\n");
-  process.stdout.write("| package | files | source KB | import() alone ms |\n|---|---|---|---|\n");
-  const baseline = importMs("node:http", pkg);
-  for (const [name, n, b] of loaded) {
-    let ms = "";
+/** The pid of the process running `argv` with PORT=port in its environment (the gateway under buildah run). */
+function pidByPort(argv: string[], port: number): number | undefined {
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
     try {
-      if (name !== "switchyard" && !name.includes(" ")) ms = importMs(name, pkg).toFixed(0);
+      const cmd = readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0");
+      if (cmd[0] !== argv[0] || cmd[1] !== argv[1]) continue;
+      if (readFileSync(`/proc/${d}/environ`, "utf8").split("\0").includes(`PORT=${port}`)) return Number(d);
     } catch {
-      ms = "(not importable alone)";
+      // Gone meanwhile.
     }
-    process.stdout.write(`| ${name} | ${n} | ${(b / 1024).toFixed(0)} | ${ms} |\n`);
   }
-  process.stdout.write(`| (baseline: node:http alone) | | | ${baseline.toFixed(0)} |\n`);
-  process.stdout.write(`| (whole graph: import dist/server/app.js) | | | ${importMs("./dist/server/app.js", pkg).toFixed(0)} |\n`);
+  return undefined;
 }
 
 async function main(): Promise<void> {
@@ -190,31 +189,62 @@ async function measure(installed: string): Promise<void> {
   if (!existsSync(bin)) throw new Error(`${bin} is missing: pass --installed with a folder where the tarball is installed`);
   const standin = await startOpenAIStandin();
   const data = mkdtempSync(path.join(tmpdir(), "sy-cold-data-"));
+  const codeCache = path.join(data, "code-cache");
+  // The host's stand-in on loopback; the image variants share this machine's network.
   const env = { PATH, HOME: process.env["HOME"], OPENAI_BASE_URL: standin.url, OPENAI_API_KEY: "sk-test", LOG_LEVEL: "warn" };
+  const host = (p: number): string[] => ["start", "--port", String(p), "--host", "127.0.0.1"];
   const variants: Variant[] = [
-    { name: "source (node server/main.ts)", cwd: ROOT, argv: (p) => [process.execPath, ["server/main.ts", "--port", String(p), "--host", "127.0.0.1"]] },
-    { name: "installed (switchyard start)", cwd: installed, argv: (p) => [bin, ["start", "--port", String(p), "--host", "127.0.0.1"]] },
+    { name: "source (node server/main.ts)", cwd: ROOT, argv: (p) => [process.execPath, ["server/main.ts", ...host(p).slice(1)]] },
+    { name: "installed, no code cache", cwd: installed, argv: (p) => [bin, host(p)], env: { SWITCHYARD_CODE_CACHE: "off" } },
+    { name: "installed (switchyard start)", cwd: installed, argv: (p) => [bin, host(p)], env: { SWITCHYARD_CODE_CACHE: codeCache } },
   ];
+  const image = values.image === undefined ? undefined : mountImage(values.image);
+  if (image !== undefined) {
+    // HOST=0.0.0.0 from the image: the gateway then wants a key.
+    const imageEnv = { ...image.env, OPENAI_BASE_URL: standin.url, OPENAI_API_KEY: "sk-test", LOG_LEVEL: "warn", SWITCHYARD_API_KEYS: "sk-cold-start-0123456789" };
+    variants.push({ name: "image (chroot)", cwd: "/", argv: () => ["chroot", [`--userspec=${image.user}`, image.rootfs, ...image.argv]], env: imageEnv });
+    const envArgs = Object.entries(imageEnv).flatMap(([k, v]) => ["--env", `${k}=${v}`]);
+    variants.push({
+      name: "image (buildah run)",
+      cwd: "/",
+      argv: (p) => ["buildah", [...BUILDAH, "run", "--isolation", "chroot", ...envArgs, "--env", `PORT=${p}`, image.ctr, "--", ...image.argv]],
+      env: imageEnv,
+      pid: (p) => pidByPort(image.argv, p),
+    });
+  }
   const rows: string[] = [];
   try {
     for (const v of variants) {
       const samples: Sample[] = [];
       const dir = path.join(data, v.name.split(" ")[0]!);
-      await once(v, { ...env, SWITCHYARD_DATA_DIR: dir }); // warm-up: creates the data directory, fills the page cache
+      await once(v, { ...env, SWITCHYARD_DATA_DIR: dir }); // warm-up (not counted)
       for (let i = 0; i < RUNS; i++) samples.push(await once(v, { ...env, SWITCHYARD_DATA_DIR: dir }));
-      const ready = samples.map((s) => s.readyMs);
-      const rss = samples.map((s) => s.rssMb);
-      rows.push(`| ${v.name} | ${RUNS} | ${quantile(ready, 0.5).toFixed(0)} | ${Math.max(...ready).toFixed(0)} | ${quantile(rss, 0.5).toFixed(1)} | ${Math.max(...rss).toFixed(1)} |`);
+      const col = (k: keyof Sample): number[] => samples.map((s) => s[k]);
+      rows.push(`| ${v.name} | ${RUNS} | ${quantile(col("readyMs"), 0.5).toFixed(0)} | ${Math.min(...col("readyMs")).toFixed(0)} | ${Math.max(...col("readyMs")).toFixed(0)} | ${quantile(col("cpuMs"), 0.5).toFixed(0)} | ${quantile(col("rssMb"), 0.5).toFixed(1)} | ${quantile(col("anonMb"), 0.5).toFixed(1)} |`);
     }
   } finally {
     await standin.close();
+    image?.done();
     rmSync(data, { recursive: true, force: true });
   }
-  process.stdout.write(`\nNode ${process.version}; spawn -> GET /readyz 200; RSS after ${IDLE_MS} ms idle (targets: <= 300 ms, <= 60 MB)\n\n`);
-  process.stdout.write("| variant | runs | ready p50 ms | ready max ms | RSS p50 MB | RSS max MB |\n|---|---|---|---|---|---|\n");
+  process.stdout.write(`\nNode ${process.version}; spawn -> GET /readyz 200; RSS after ${IDLE_MS} ms idle (targets: <= 300 ms, <= 60 MB); load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}\n\n`);
+  process.stdout.write("| variant | runs | ready p50 ms | ready min ms | ready max ms | CPU at ready p50 ms | RSS p50 MB | RssAnon p50 MB |\n|---|---|---|---|---|---|---|---|\n");
   process.stdout.write(rows.join("\n") + "\n");
 
-  if (values.why) await why(installed, env);
+  if (values.why) {
+    const cache = mkdtempSync(path.join(tmpdir(), "sy-cold-why-"));
+    try {
+      const bare = commandMs(process.execPath, ["-e", "0"], env);
+      const noCache = commandMs(bin, ["--help"], { ...env, SWITCHYARD_CODE_CACHE: "off" });
+      // `--help` exits before the launcher's timer would write the cache: write it at exit.
+      execFileSync(bin, ["--help"], { env: { ...env, SWITCHYARD_CODE_CACHE: cache, SWITCHYARD_CODE_CACHE_WRITE: "exit" }, stdio: "ignore" });
+      const withCache = commandMs(bin, ["--help"], { ...env, SWITCHYARD_CODE_CACHE: cache });
+      process.stdout.write("\nWhere start-up goes (wall ms, median of 5):\n\n| step | ms |\n|---|---|\n");
+      process.stdout.write(`| node -e 0 (bare Node) | ${bare.toFixed(0)} |\n| switchyard --help, no code cache (read + compile + run the bundle's top level) | ${noCache.toFixed(0)} |\n| switchyard --help, code cache of --help | ${withCache.toFixed(0)} |\n`);
+    } finally {
+      rmSync(cache, { recursive: true, force: true });
+    }
+  }
 }
 
 await main();
