@@ -199,6 +199,29 @@ describe.each<StoreKind>(["embedded", "redis"])("governance (%s store)", (kind) 
     expect(huge.headers.get("x-should-retry")).toBe("false");
   });
 
+  it("charges a stream cut without usage by its bytes, never more than its reservation", async () => {
+    const { key, secret } = await createKey({ budget: { limitUsd: 1, period: "PERIOD_NONE" } });
+    // The stand-in answers 4 characters a token, cut at max_tokens: 30 tokens are 120 characters,
+    // which the gateway's byte estimate (a token per 3 bytes, erring high) would call 40 tokens.
+    const body = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "x".repeat(400) }], max_tokens: 30, stream: true });
+    const send = () => fetch(`${gw.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${secret}` }, body }).then((r) => r.text());
+    const events = (await send()).split("\n\n").filter((e) => e.startsWith("data: {")).length;
+    const before = (await admin<any>(gw.url, ADMIN, "BudgetService/GetBudget", { keyId: key.id })).spentUsd;
+    expect(before).toBeCloseTo(0.03, 9); // with usage: exactly 30 tokens
+    // Now cut after every content and the finish chunk, before the usage chunk.
+    standin.setBehavior({ kind: "stream-cut", afterChunks: events, times: 1 });
+    try {
+      const text = await send();
+      expect(text).toContain("xxxx");
+      expect(text).not.toContain("[DONE]");
+    } finally {
+      standin.setBehavior(null);
+    }
+    await expect.poll(async () => (await admin<any>(gw.url, ADMIN, "BudgetService/GetBudget", { keyId: key.id })).spentUsd - before).toBeGreaterThan(0);
+    const charged = (await admin<any>(gw.url, ADMIN, "BudgetService/GetBudget", { keyId: key.id })).spentUsd - before;
+    expect(charged).toBeLessThanOrEqual(0.03 + 1e-12);
+  });
+
   it("caps requests in flight", async () => {
     const { secret } = await createKey({ limits: { maxConcurrent: 1 } });
     standin.setBehavior({ kind: "delay", ms: 300, times: 1 });

@@ -388,7 +388,9 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
       async settle(target, usage, outputBytes, units) {
         const price = prices.get(target) ?? FREE;
         const input = usage?.promptTokens ?? a.promptTokens;
-        const output = usage?.completionTokens ?? outputTokensFromBytes(outputBytes);
+        // Estimated from the bytes when the provider reported no usage: never more output than was
+        // reserved (max_tokens or the model's limit), which is also the most a provider can bill.
+        const output = usage?.completionTokens ?? Math.min(outputTokensFromBytes(outputBytes), Math.max(0, worstTokens - a.promptTokens));
         const usd = costUsd(price, {
           inputTokens: input,
           outputTokens: output,

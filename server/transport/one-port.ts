@@ -14,6 +14,8 @@ import type { NodeHandler, NodeRequest, NodeResponse } from "./node-http.ts";
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 /** How long a new connection may take to send its first bytes. */
 const SNIFF_TIMEOUT_MS = 10_000;
+/** The longest a caller may take to send a whole HTTP/1.1 request, body included (a large upload on a slow link fits). */
+const REQUEST_TIMEOUT_MS = 300_000;
 /** An HTTP/2 connection with no stream open for this long is closed (as keep-alive does for HTTP/1.1). */
 const H2_IDLE_MS = 65_000;
 
@@ -82,7 +84,9 @@ export async function listenOnePort(requestHandler: RequestHandler, options: One
     (handler as http.RequestListener)(req, res);
   };
   // Above the idle timeout of common load balancers (60 s), so they never reuse a socket we just closed.
-  const h1 = http.createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000, requestTimeout: 0 }, h1Handler);
+  // requestTimeout bounds receiving a request (headers and body), not answering it: a caller that stops
+  // sending mid-body gets 408 instead of holding a socket for ever; streamed answers are not affected.
+  const h1 = http.createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000, requestTimeout: REQUEST_TIMEOUT_MS }, h1Handler);
   const h2 = http2.createServer(
     { settings: { initialWindowSize: 1 << 20, maxConcurrentStreams: options.maxConcurrentStreams ?? 1000 } },
     handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
