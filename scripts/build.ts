@@ -6,7 +6,8 @@
  *                                       runs the bundle through V8's code cache
  *   dist/server/switchyard.cjs          server/cli.ts and everything it imports, dependencies
  *                                       included, in one CommonJS file (esbuild)
- *   dist/server/switchyard.cjs.map      its source map (node --enable-source-maps)
+ *   dist/server/switchyard.cjs.map      its source map (node --enable-source-maps, with which the
+ *                                       launcher loads the bundle with require(), without the cache)
  *   dist/server/request-log-worker.cjs  the request log's worker thread, bundled the same way
  *   dist/server/pricing-table.json      read at run time beside the bundle
  *   dist/ui/dist/                       the committed web UI build
@@ -59,6 +60,8 @@ const common: BuildOptions = {
   banner: { js: '"use strict";\nconst __switchyardModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
   minifyWhitespace: true,
   minifySyntax: true,
+  // Short lines: an uncaught error prints its source line.
+  lineLimit: 200,
   // Bundling renames clashing top-level names; keep `.name` of classes and functions as written.
   keepNames: true,
   legalComments: "none",

@@ -87,21 +87,30 @@ function writeCache(dir: string, file: string, data: Buffer): void {
   }
 }
 
-const dir = cacheDir();
-const file = dir === undefined ? undefined : join(dir, `switchyard-${SWITCHYARD_BUNDLE_HASH}-${process.version}-${process.arch}.v8cache`);
-const cachedData = dir === undefined || file === undefined ? undefined : readCache(dir, file);
-const script = new Script(wrap(readFileSync(bundle, "utf8")), {
-  filename: bundle,
-  cachedData,
-  importModuleDynamically: vmConstants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
-});
-debug("code cache %s: %s", file === undefined ? "off" : cachedData === undefined ? "missing" : script.cachedDataRejected === true ? "rejected" : "accepted", file ?? "");
-if (dir !== undefined && file !== undefined && (cachedData === undefined || script.cachedDataRejected === true)) {
-  const write = (): void => writeCache(dir, file, script.createCachedData());
-  // An image build starts the gateway, waits until it is ready, then stops it (deploy/image/warm-code-cache.mjs):
-  // the cache is written at exit there, so a slow builder (an emulated architecture) still caches all of start-up.
-  if (process.env["SWITCHYARD_CODE_CACHE_WRITE"] === "exit") process.once("exit", write);
-  else setTimeout(write, WRITE_AFTER_MS).unref();
+/** Runs the bundle through vm.Script and its code cache. */
+function runCached(): void {
+  const dir = cacheDir();
+  const file = dir === undefined ? undefined : join(dir, `switchyard-${SWITCHYARD_BUNDLE_HASH}-${process.version}-${process.arch}.v8cache`);
+  const cachedData = dir === undefined || file === undefined ? undefined : readCache(dir, file);
+  const script = new Script(wrap(readFileSync(bundle, "utf8")), {
+    filename: bundle,
+    cachedData,
+    importModuleDynamically: vmConstants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+  });
+  debug("code cache %s: %s", file === undefined ? "off" : cachedData === undefined ? "missing" : script.cachedDataRejected === true ? "rejected" : "accepted", file ?? "");
+  if (dir !== undefined && file !== undefined && (cachedData === undefined || script.cachedDataRejected === true)) {
+    const write = (): void => writeCache(dir, file, script.createCachedData());
+    // An image build starts the gateway, waits until it is ready, then stops it (deploy/image/warm-code-cache.mjs):
+    // the cache is written at exit there, so a slow builder (an emulated architecture) still caches all of start-up.
+    if (process.env["SWITCHYARD_CODE_CACHE_WRITE"] === "exit") process.once("exit", write);
+    else setTimeout(write, WRITE_AFTER_MS).unref();
+  }
+  const module_ = { exports: {} };
+  (script.runInThisContext() as (...args: unknown[]) => void).call(module_.exports, module_.exports, createRequire(bundle), module_, bundle, dirname(bundle));
 }
-const module_ = { exports: {} };
-(script.runInThisContext() as (...args: unknown[]) => void).call(module_.exports, module_.exports, createRequire(bundle), module_, bundle, dirname(bundle));
+
+// Source maps (node --enable-source-maps) apply to files Node loads itself, not to vm.Script code.
+if (process.sourceMapsEnabled) {
+  debug("code cache not used: source maps are on");
+  require(bundle);
+} else runCached();
