@@ -115,8 +115,10 @@ const mutatedConfig = fc.tuple(configObject, fc.array(fc.tuple(fc.nat(), fc.cons
   for (const [n, op, value, key] of edits) {
     const paths = pathsOf(o);
     const at = paths.length === 0 ? [key] : paths[n % paths.length]!;
-    if (op === "unknown-key") applyMutation(o, { path: [...at.slice(0, -1), key], op: "set", value });
-    else applyMutation(o, { path: at, op: op as "set" | "delete", value });
+    // A copy: generated values may be shared constants, and a later edit may write inside this one.
+    const copy = value === undefined ? undefined : JSON.parse(JSON.stringify(value));
+    if (op === "unknown-key") applyMutation(o, { path: [...at.slice(0, -1), key], op: "set", value: copy });
+    else applyMutation(o, { path: at, op: op as "set" | "delete", value: copy });
   }
   return o;
 });

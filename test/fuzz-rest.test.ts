@@ -160,13 +160,16 @@ function streamProblem(path: Endpoint, text: string): string | undefined {
 
 /**
  * Requests the gateway passes on as they are but the OpenAI stand-in would
- * spend minutes on, in this very process: an embedding of two billion
- * dimensions (it computes every float). Real providers cap `dimensions`.
+ * spend minutes and gigabytes on, in this very process: an embedding of two
+ * billion dimensions, or two billion choices (it makes every one). Real
+ * providers cap both (OpenAI: n <= 128).
  */
 function standinBomb(v: Record<string, unknown>): boolean {
-  const d = v["dimensions"];
-  const n = typeof d === "number" ? d : typeof d === "string" && d.startsWith("\u0000raw:") ? Number(d.slice(5)) : 0;
-  return Number.isFinite(n) && n > 4096;
+  const big = (x: unknown, limit: number): boolean => {
+    const n = typeof x === "number" ? x : typeof x === "string" && x.startsWith("\u0000raw:") ? Number(x.slice(5)) : 0;
+    return Number.isFinite(n) && n > limit;
+  };
+  return big(v["dimensions"], 4096) || big(v["n"], 128);
 }
 
 async function check(kind: string, path: Endpoint, body: Uint8Array | string, headers?: Record<string, string>): Promise<void> {

@@ -201,7 +201,8 @@ export function mutated(base: fc.Arbitrary<Record<string, unknown>>, paths: read
   });
   return fc.tuple(base, fc.array(mutation, { maxLength: 3 })).map(([b, ms]) => {
     const o = clone(b);
-    for (const m of ms) applyMutation(o, m);
+    // Values are copied in: generated values may be shared (constants), and a later mutation may write inside this one.
+    for (const m of ms) applyMutation(o, { ...m, value: m.value === undefined ? undefined : clone(m.value) });
     return o;
   });
 }
