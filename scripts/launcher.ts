@@ -45,8 +45,15 @@ function cacheDir(): string | undefined {
   const env = process.env;
   if (env["NODE_DISABLE_COMPILE_CACHE"] || env["SWITCHYARD_CODE_CACHE"] === "off") return undefined;
   if (env["SWITCHYARD_CODE_CACHE"]) return env["SWITCHYARD_CODE_CACHE"];
-  const base = env["XDG_CACHE_HOME"] || (homedir() ? join(homedir(), ".cache") : "");
-  return base ? join(base, "switchyard") : undefined;
+  let base = env["XDG_CACHE_HOME"];
+  if (!base) {
+    try {
+      base = join(homedir(), ".cache");
+    } catch {
+      return undefined; // No home directory (a user without a passwd entry and no HOME).
+    }
+  }
+  return join(base, "switchyard");
 }
 
 /** Owned by this user or root, and not writable by group or others. */
