@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { DatabaseSync } from "node:sqlite";
 import type { Pool } from "../database/postgres.ts";
 import { openPgLogStore } from "./log-store-pg.ts";
-import type { LogRow } from "./log-store.ts";
+import { logRowOf, type LogRow } from "./log-store.ts";
 
 /**
  * `switchyard db migrate-log`: copies a gateway's SQLite request log into
@@ -70,7 +70,6 @@ export async function migrateLogToPostgres(sqlitePath: string, pool: Pool, onPro
 }
 
 function toRow(r: Record<string, number | string | null>): LogRow {
-  const num = (v: number | string | null): number | null => (v === null ? null : Number(v));
   let targets: string[] = [];
   try {
     const parsed = JSON.parse(String(r["targets"] ?? "[]")) as unknown;
@@ -78,33 +77,7 @@ function toRow(r: Record<string, number | string | null>): LogRow {
   } catch {
     // A damaged value: the row is still worth having.
   }
-  const row: LogRow = {
-    recordId: String(r["record_id"] ?? ""),
-    timeMs: Number(r["time_ms"]),
-    requestId: String(r["request_id"]),
-    key: String(r["key"]),
-    team: String(r["team"]),
-    customer: String(r["customer"]),
-    operation: String(r["operation"]),
-    modelAsked: String(r["model_asked"]),
-    provider: String(r["provider"]),
-    model: String(r["model"]),
-    status: String(r["status"]),
-    promptTokens: Number(r["prompt_tokens"]),
-    completionTokens: Number(r["completion_tokens"]),
-    cachedTokens: Number(r["cached_tokens"]),
-    costUsd: Number(r["cost_usd"]),
-    latencyMs: Number(r["latency_ms"]),
-    firstChunkMs: num(r["first_chunk_ms"]),
-    upstreamMs: num(r["upstream_ms"]),
-    cacheStatus: String(r["cache_status"]),
-    savedUsd: Number(r["saved_usd"] ?? 0),
-    keyName: String(r["key_name"] ?? ""),
-    targets,
-    attempts: Number(r["attempts"]),
-    requestBody: r["request_body"] === null ? null : String(r["request_body"]),
-    responseBody: r["response_body"] === null ? null : String(r["response_body"]),
-  };
+  const row = logRowOf(r, targets);
   return legacyId(row, Number(r["id"]));
 }
 

@@ -1,6 +1,6 @@
 import type { Pool, PoolClient } from "pg";
 import { BUCKET_MS, GROUP_COLUMN, type AggregateRow, type Bucket, type GroupBy } from "./log-aggregate.ts";
-import { decodeToken, encodeToken, type LogFilter, type LogRow } from "./log-store.ts";
+import { decodeToken, encodeToken, logRowOf, type LogFilter, type LogRow } from "./log-store.ts";
 
 /**
  * The request log's PostgreSQL store: one table (sy_requests) shared by
@@ -285,35 +285,8 @@ function realOrNull(n: number | null | undefined): number | null {
 }
 
 function toRow(r: Record<string, unknown>): LogRow {
-  const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
   const targets = r["targets"];
-  return {
-    recordId: String(r["record_id"]),
-    timeMs: Number(r["time_ms"]),
-    requestId: String(r["request_id"]),
-    key: String(r["key"]),
-    team: String(r["team"]),
-    customer: String(r["customer"]),
-    operation: String(r["operation"]),
-    modelAsked: String(r["model_asked"]),
-    provider: String(r["provider"]),
-    model: String(r["model"]),
-    status: String(r["status"]),
-    promptTokens: Number(r["prompt_tokens"]),
-    completionTokens: Number(r["completion_tokens"]),
-    cachedTokens: Number(r["cached_tokens"]),
-    costUsd: Number(r["cost_usd"]),
-    latencyMs: Number(r["latency_ms"]),
-    firstChunkMs: num(r["first_chunk_ms"]),
-    upstreamMs: num(r["upstream_ms"]),
-    cacheStatus: String(r["cache_status"]),
-    savedUsd: Number(r["saved_usd"]),
-    keyName: String(r["key_name"] ?? ""),
-    targets: Array.isArray(targets) ? targets.map(String) : [],
-    attempts: Number(r["attempts"]),
-    requestBody: r["request_body"] === null ? null : String(r["request_body"]),
-    responseBody: r["response_body"] === null ? null : String(r["response_body"]),
-  };
+  return logRowOf(r, Array.isArray(targets) ? targets.map(String) : []);
 }
 
 /** percentile_disc over an array of fractions gives an array; NULL (or NULL elements) when no row qualifies. */

@@ -223,8 +223,19 @@ function whereClause(f: LogFilter): { where: string[]; params: (string | number)
 }
 
 function toRow(r: Record<string, number | string | null>): LogRow {
+  return logRowOf(r, JSON.parse(String(r["targets"] ?? "[]")) as string[]);
+}
+
+/**
+ * A stored row's columns (as SQL names them) as a LogRow: one mapping for
+ * the SQLite store, the PostgreSQL store and the migration between them.
+ * `targets` comes decoded (JSON text in SQLite, jsonb in PostgreSQL).
+ */
+export function logRowOf(r: Record<string, unknown>, targets: string[]): LogRow {
+  const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+  const text = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
   return {
-    recordId: String(r["record_id"]),
+    recordId: String(r["record_id"] ?? ""),
     timeMs: Number(r["time_ms"]),
     requestId: String(r["request_id"]),
     key: String(r["key"]),
@@ -240,15 +251,15 @@ function toRow(r: Record<string, number | string | null>): LogRow {
     cachedTokens: Number(r["cached_tokens"]),
     costUsd: Number(r["cost_usd"]),
     latencyMs: Number(r["latency_ms"]),
-    firstChunkMs: r["first_chunk_ms"] === null ? null : Number(r["first_chunk_ms"]),
-    upstreamMs: r["upstream_ms"] === null ? null : Number(r["upstream_ms"]),
+    firstChunkMs: num(r["first_chunk_ms"]),
+    upstreamMs: num(r["upstream_ms"]),
     cacheStatus: String(r["cache_status"]),
-    savedUsd: Number(r["saved_usd"]),
+    savedUsd: Number(r["saved_usd"] ?? 0),
     keyName: String(r["key_name"] ?? ""),
-    targets: JSON.parse(String(r["targets"] ?? "[]")) as string[],
+    targets,
     attempts: Number(r["attempts"]),
-    requestBody: r["request_body"] === null ? null : String(r["request_body"]),
-    responseBody: r["response_body"] === null ? null : String(r["response_body"]),
+    requestBody: text(r["request_body"]),
+    responseBody: text(r["response_body"]),
   };
 }
 
