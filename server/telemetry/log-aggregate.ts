@@ -90,24 +90,31 @@ export function aggregate(
       ${PERCENTILES}(latency_ms) AS latency, ${PERCENTILES}(${OVERHEAD}) AS overhead
     FROM requests ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
     GROUP BY grp, bucket ORDER BY bucket, grp`;
-  return (prepared(sql).all(...params) as Record<string, number | string | null>[]).map((r) => {
-    const [latencyP50Ms, latencyP99Ms] = percentiles(r["latency"]);
-    const [overheadP50Ms, overheadP99Ms] = percentiles(r["overhead"]);
-    return {
-      group: String(r["grp"]),
-      bucketStartMs: Number(r["bucket"]),
-      requests: Number(r["requests"]),
-      errors: Number(r["errors"]),
-      promptTokens: Number(r["prompt"]),
-      completionTokens: Number(r["completion"]),
-      costUsd: Number(r["cost"]),
-      latencyP50Ms,
-      latencyP99Ms,
-      overheadP50Ms,
-      overheadP99Ms,
-      cacheHits: Number(r["cache_hits"]),
-    };
-  });
+  return (prepared(sql).all(...params) as Record<string, number | string | null>[]).map((r) =>
+    aggregateRowOf(r, percentiles(r["latency"]), percentiles(r["overhead"])),
+  );
+}
+
+/**
+ * One result row of the aggregate query (columns grp, bucket, requests,
+ * errors, prompt, completion, cost, cache_hits) with its percentiles as
+ * [p50, p99]: shared by the SQLite and PostgreSQL stores.
+ */
+export function aggregateRowOf(r: Record<string, unknown>, latency: [number, number], overhead: [number, number]): AggregateRow {
+  return {
+    group: String(r["grp"]),
+    bucketStartMs: Number(r["bucket"]),
+    requests: Number(r["requests"]),
+    errors: Number(r["errors"]),
+    promptTokens: Number(r["prompt"]),
+    completionTokens: Number(r["completion"]),
+    costUsd: Number(r["cost"]),
+    latencyP50Ms: latency[0],
+    latencyP99Ms: latency[1],
+    overheadP50Ms: overhead[0],
+    overheadP99Ms: overhead[1],
+    cacheHits: Number(r["cache_hits"]),
+  };
 }
 
 function percentiles(json: number | string | null | undefined): [number, number] {

@@ -1,5 +1,5 @@
 import type { Pool, PoolClient } from "pg";
-import { BUCKET_MS, GROUP_COLUMN, type AggregateRow, type Bucket, type GroupBy } from "./log-aggregate.ts";
+import { aggregateRowOf, BUCKET_MS, GROUP_COLUMN, type AggregateRow, type Bucket, type GroupBy } from "./log-aggregate.ts";
 import { decodeToken, encodeToken, logRowOf, type LogFilter, type LogRow } from "./log-store.ts";
 
 /**
@@ -156,24 +156,9 @@ export async function openPgLogStore(pool: Pool): Promise<PgLogStore> {
           percentile_disc(ARRAY[0.5, 0.99]::float8[]) WITHIN GROUP (ORDER BY ${OVERHEAD}) AS overhead
         FROM sy_requests ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
         GROUP BY grp, bucket ORDER BY bucket, grp`;
-      return ((await pool.query(sql, params)).rows as Record<string, unknown>[]).map((r) => {
-        const [latencyP50Ms, latencyP99Ms] = percentiles(r["latency"]);
-        const [overheadP50Ms, overheadP99Ms] = percentiles(r["overhead"]);
-        return {
-          group: String(r["grp"]),
-          bucketStartMs: Number(r["bucket"]),
-          requests: Number(r["requests"]),
-          errors: Number(r["errors"]),
-          promptTokens: Number(r["prompt"]),
-          completionTokens: Number(r["completion"]),
-          costUsd: Number(r["cost"]),
-          latencyP50Ms,
-          latencyP99Ms,
-          overheadP50Ms,
-          overheadP99Ms,
-          cacheHits: Number(r["cache_hits"]),
-        };
-      });
+      return ((await pool.query(sql, params)).rows as Record<string, unknown>[]).map((r) =>
+        aggregateRowOf(r, percentiles(r["latency"]), percentiles(r["overhead"])),
+      );
     },
 
     async retain(maxAgeMs, maxRows, now = Date.now(), signal) {
