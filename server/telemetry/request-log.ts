@@ -48,73 +48,50 @@ export interface RequestLog {
 const BATCH = 1000;
 /** Batches sent but not yet written; past this the writer is behind and records queue (then drop). */
 const MAX_IN_FLIGHT = 8;
+/** How often retention runs (on PostgreSQL: on the instance holding the lock; the others skip). */
+const RETENTION_EVERY_MS = 5 * 60_000;
+
+/** Where batches go and queries are answered: a worker thread with SQLite, or PostgreSQL. */
+interface LogBackend {
+  /** Batches it may be writing at once. */
+  readonly maxInFlight: number;
+  insert(rows: LogRow[]): Promise<unknown>;
+  search(filter: LogFilter, pageSize: number, pageToken: string): Promise<{ entries: LogRow[]; nextPageToken: string }>;
+  aggregate(filter: LogFilter, groupBy: GroupBy, bucket: Bucket): Promise<AggregateRow[]>;
+  retain(now?: number): Promise<number>;
+  /** Called once the queue is written (or counted as dropped). */
+  close(): Promise<void>;
+}
 
 /**
  * The request log: one row per request, written off the hot path. Records
- * go to a bounded in-memory queue and from there, in batches, to a worker
- * thread that owns the SQLite database. A slow or failing disk can only
+ * go to a bounded in-memory queue and from there, in batches, to the
+ * backend: a worker thread that owns the SQLite database, or PostgreSQL
+ * (database.url), shared by every instance. A slow or failing store can only
  * cost log rows (counted), never a request.
  */
 export function createRequestLog(options: RequestLogOptions): RequestLog {
-  if (options.pool !== undefined) return createPgRequestLog(options, options.pool);
   const queueMax = options.queueMax ?? 20_000;
   const redact = options.redact ?? ((t: string) => t);
-  mkdirSync(dirname(options.path), { recursive: true });
-  const workerConfig: WorkerConfig = {
-    path: options.path,
-    maxAgeMs: options.maxAgeMs ?? 14 * 86_400_000,
-    maxRows: options.maxRows ?? 2_000_000,
-    retentionEveryMs: 5 * 60_000,
-  };
-  // The worker's file has this module's own extension: .ts from source, .js once compiled.
-  const worker = new Worker(new URL(`./request-log-worker${import.meta.url.slice(import.meta.url.lastIndexOf("."))}`, import.meta.url), { workerData: workerConfig });
-  worker.unref();
   let queue: LogRow[] = [];
   let droppedCount = 0;
   let inFlight = 0;
-  let nextId = 1;
-  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let closed = false;
-
-  worker.on("message", (reply: WorkerReply) => {
-    const p = pending.get(reply.id);
-    if (p === undefined) return;
-    pending.delete(reply.id);
-    if (pending.size === 0) worker.unref();
-    if (reply.ok) p.resolve(reply.result);
-    else p.reject(new Error(reply.error));
-  });
-  const fail = (err: Error): void => {
-    if (closed) return;
-    options.logger.error("request log writer stopped", { error: err });
-    for (const p of pending.values()) p.reject(err);
-    pending.clear();
-    // What was still queued can no longer be written: counted, never silently lost.
+  // The worker died: what was still queued can no longer be written, so it is counted, never silently lost.
+  const stopped = (): void => {
     droppedCount += queue.length;
     queue = [];
     inFlight = 0;
     closed = true;
   };
-  worker.on("error", fail);
-  worker.on("exit", (code) => fail(new Error(`request log writer exited (code ${code})`)));
-
-  function call<T>(msg: Omit<WorkerRequest, "id"> & { type: WorkerRequest["type"] }): Promise<T> {
-    if (closed) return Promise.reject(new Error("request log is closed"));
-    const id = nextId++;
-    return new Promise<T>((resolve, reject) => {
-      // While the writer owes an answer, the process stays alive: records are not lost at exit.
-      if (pending.size === 0) worker.ref();
-      pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      worker.postMessage({ ...msg, id });
-    });
-  }
+  const backend = options.pool !== undefined ? pgBackend(options, options.pool) : workerBackend(options, stopped);
 
   function sendBatch(): Promise<void> | undefined {
-    if (queue.length === 0 || inFlight >= MAX_IN_FLIGHT || closed) return undefined;
+    if (queue.length === 0 || inFlight >= backend.maxInFlight) return undefined;
     const rows = queue.length <= BATCH ? queue : queue.slice(0, BATCH);
     queue = queue.length <= BATCH ? [] : queue.slice(BATCH);
     inFlight++;
-    return call<number>({ type: "insert", rows } as WorkerRequest).then(
+    return backend.insert(rows).then(
       () => {
         inFlight--;
       },
@@ -131,6 +108,15 @@ export function createRequestLog(options: RequestLogOptions): RequestLog {
   }, options.flushMs ?? 200);
   timer.unref();
 
+  const flush = async (): Promise<void> => {
+    while (queue.length > 0 || inFlight > 0) {
+      const sent = sendBatch();
+      if (sent) await sent;
+      else await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  const ifOpen = <T>(fn: () => Promise<T>): Promise<T> => (closed ? Promise.reject(new Error("request log is closed")) : fn());
+
   return {
     add(r) {
       if (closed || queue.length >= queueMax) {
@@ -139,22 +125,80 @@ export function createRequestLog(options: RequestLogOptions): RequestLog {
       }
       queue.push(toRow(r, redact));
     },
-    async flush() {
-      while (!closed && (queue.length > 0 || inFlight > 0)) {
-        const sent = sendBatch();
-        if (sent) await sent;
-        else await new Promise((r) => setTimeout(r, 5));
-      }
-    },
-    search: (filter, pageSize, pageToken) => call({ type: "search", filter, pageSize, pageToken } as WorkerRequest),
-    aggregate: (filter, groupBy, bucket) => call({ type: "aggregate", filter, groupBy, bucket } as WorkerRequest),
-    retain: (now) => call({ type: "retain", now } as WorkerRequest),
+    flush: () => (closed ? Promise.resolve() : flush()),
+    search: (filter, pageSize, pageToken) => ifOpen(() => backend.search(filter, pageSize, pageToken)),
+    aggregate: (filter, groupBy, bucket) => ifOpen(() => backend.aggregate(filter, groupBy, bucket)),
+    retain: (now) => ifOpen(() => backend.retain(now)),
     dropped: () => droppedCount,
     async close() {
       clearInterval(timer);
       if (closed) return;
-      await this.flush().catch(() => {});
+      // Everything queued is written (or counted as dropped) before the store closes.
+      await flush().catch(() => {});
       closed = true;
+      await backend.close();
+    },
+  };
+}
+
+/**
+ * SQLite in a worker thread, so inserts and queries never block the thread
+ * that serves requests. The worker applies retention itself.
+ */
+function workerBackend(options: RequestLogOptions, stopped: () => void): LogBackend {
+  mkdirSync(dirname(options.path), { recursive: true });
+  const workerConfig: WorkerConfig = {
+    path: options.path,
+    maxAgeMs: options.maxAgeMs ?? 14 * 86_400_000,
+    maxRows: options.maxRows ?? 2_000_000,
+    retentionEveryMs: RETENTION_EVERY_MS,
+  };
+  // The worker's file has this module's own extension: .ts from source, .js once compiled.
+  const worker = new Worker(new URL(`./request-log-worker${import.meta.url.slice(import.meta.url.lastIndexOf("."))}`, import.meta.url), { workerData: workerConfig });
+  worker.unref();
+  let nextId = 1;
+  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  let dead = false;
+
+  worker.on("message", (reply: WorkerReply) => {
+    const p = pending.get(reply.id);
+    if (p === undefined) return;
+    pending.delete(reply.id);
+    if (pending.size === 0) worker.unref();
+    if (reply.ok) p.resolve(reply.result);
+    else p.reject(new Error(reply.error));
+  });
+  const fail = (err: Error): void => {
+    if (dead) return;
+    dead = true;
+    options.logger.error("request log writer stopped", { error: err });
+    for (const p of pending.values()) p.reject(err);
+    pending.clear();
+    stopped();
+  };
+  worker.on("error", fail);
+  worker.on("exit", (code) => fail(new Error(`request log writer exited (code ${code})`)));
+
+  function call<T>(msg: Omit<WorkerRequest, "id"> & { type: WorkerRequest["type"] }): Promise<T> {
+    if (dead) return Promise.reject(new Error("request log is closed"));
+    const id = nextId++;
+    return new Promise<T>((resolve, reject) => {
+      // While the writer owes an answer, the process stays alive: records are not lost at exit.
+      if (pending.size === 0) worker.ref();
+      pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      worker.postMessage({ ...msg, id });
+    });
+  }
+
+  return {
+    maxInFlight: MAX_IN_FLIGHT,
+    insert: (rows) => call({ type: "insert", rows } as WorkerRequest),
+    search: (filter, pageSize, pageToken) => call({ type: "search", filter, pageSize, pageToken } as WorkerRequest),
+    aggregate: (filter, groupBy, bucket) => call({ type: "aggregate", filter, groupBy, bucket } as WorkerRequest),
+    retain: (now) => call({ type: "retain", now } as WorkerRequest),
+    async close() {
+      if (dead) return;
+      dead = true;
       worker.removeAllListeners("exit");
       worker.ref();
       worker.postMessage({ type: "close" });
@@ -169,29 +213,17 @@ export function createRequestLog(options: RequestLogOptions): RequestLog {
   };
 }
 
-/** How often each instance tries to apply retention (the one holding the lock does; the others skip). */
-const RETENTION_EVERY_MS = 5 * 60_000;
-
 /**
- * The request log on PostgreSQL: the same bounded queue and batches, sent
- * from this thread (the driver's I/O does not block it) to the shared
- * table. A slow or unreachable database can only cost log rows (counted),
- * never a request. Retention runs in the background on one instance at a time.
+ * PostgreSQL: batches go from this thread (the driver's I/O does not block
+ * it) to the shared table. Retention runs in the background, one instance at
+ * a time. The pool stays open at close: its owner ends it.
  */
-function createPgRequestLog(options: RequestLogOptions, pool: Pool): RequestLog {
-  const queueMax = options.queueMax ?? 20_000;
-  const redact = options.redact ?? ((t: string) => t);
+function pgBackend(options: RequestLogOptions, pool: Pool): LogBackend {
   const maxAgeMs = options.maxAgeMs ?? 14 * 86_400_000;
   const maxRows = options.maxRows ?? 2_000_000;
-  // Batches in flight each hold a pooled connection: half the pool at most, so the log never starves
-  // the pool's other users (the admin plane) however far behind it falls.
-  const maxInFlight = Math.max(1, Math.min(MAX_IN_FLIGHT, Math.floor((pool.options.max ?? 10) / 2)));
-  let queue: LogRow[] = [];
-  let droppedCount = 0;
-  let inFlight = 0;
-  let closed = false;
   const stopRetention = new AbortController();
   let retaining: Promise<number> | undefined;
+  let closing = false;
 
   // The schema is made (or found) once; ready again on the next use if that failed (the database was away).
   let opening: Promise<PgLogStore> | undefined;
@@ -205,23 +237,6 @@ function createPgRequestLog(options: RequestLogOptions, pool: Pool): RequestLog 
   // Made at once, not at the first record: a start against a database that refuses it says so early.
   store().catch((err: unknown) => options.logger.error("request log: cannot create its PostgreSQL table", { error: err }));
 
-  function sendBatch(): Promise<void> | undefined {
-    if (queue.length === 0 || inFlight >= maxInFlight) return undefined;
-    const rows = queue.length <= BATCH ? queue : queue.slice(0, BATCH);
-    queue = queue.length <= BATCH ? [] : queue.slice(BATCH);
-    inFlight++;
-    return store().then((s) => s.insert(rows)).then(
-      () => {
-        inFlight--;
-      },
-      (err: unknown) => {
-        inFlight--;
-        droppedCount += rows.length;
-        options.logger.error("request log write failed", { error: err, rows: rows.length });
-      },
-    );
-  }
-
   function retain(now?: number): Promise<number> {
     // One run at a time on this instance; pg_try_advisory_lock makes it one across instances.
     retaining ??= store()
@@ -232,7 +247,7 @@ function createPgRequestLog(options: RequestLogOptions, pool: Pool): RequestLog 
     return retaining;
   }
   const background = (): void => {
-    if (closed) return;
+    if (closing) return;
     retain().catch((err: unknown) => options.logger.warn("request log retention failed; it runs again later", { error: err }));
   };
   // The first run a little after start, not during it; then every few minutes.
@@ -241,43 +256,19 @@ function createPgRequestLog(options: RequestLogOptions, pool: Pool): RequestLog 
   const retentionTimer = setInterval(background, RETENTION_EVERY_MS);
   retentionTimer.unref();
 
-  const timer = setInterval(() => {
-    while (sendBatch() !== undefined);
-  }, options.flushMs ?? 200);
-  timer.unref();
-
-  const flush = async (): Promise<void> => {
-    while (queue.length > 0 || inFlight > 0) {
-      const sent = sendBatch();
-      if (sent) await sent;
-      else await new Promise((r) => setTimeout(r, 5));
-    }
-  };
-  const open = <T>(fn: (s: PgLogStore) => Promise<T>): Promise<T> =>
-    closed ? Promise.reject(new Error("request log is closed")) : store().then(fn);
-
   return {
-    add(r) {
-      if (closed || queue.length >= queueMax) {
-        droppedCount++;
-        return;
-      }
-      queue.push(toRow(r, redact));
-    },
-    flush,
-    search: (filter, pageSize, pageToken) => open((s) => s.search(filter, pageSize, pageToken)),
-    aggregate: (filter, groupBy, bucket) => open((s) => s.aggregate(filter, groupBy, bucket)),
-    retain: (now) => open(() => retain(now)),
-    dropped: () => droppedCount,
+    // Batches in flight each hold a pooled connection: half the pool at most, so the log never starves
+    // the pool's other users (the admin plane) however far behind it falls.
+    maxInFlight: Math.max(1, Math.min(MAX_IN_FLIGHT, Math.floor((pool.options.max ?? 10) / 2))),
+    insert: (rows) => store().then((s) => s.insert(rows)),
+    search: (filter, pageSize, pageToken) => store().then((s) => s.search(filter, pageSize, pageToken)),
+    aggregate: (filter, groupBy, bucket) => store().then((s) => s.aggregate(filter, groupBy, bucket)),
+    retain,
     async close() {
-      clearInterval(timer);
+      closing = true;
       clearInterval(retentionTimer);
       clearTimeout(firstRetention);
-      if (closed) return;
-      closed = true;
       stopRetention.abort();
-      // Everything queued is written (or counted as dropped) before the pool's owner ends it.
-      await flush().catch(() => {});
       await retaining?.catch(() => {});
     },
   };
