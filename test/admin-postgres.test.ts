@@ -253,6 +253,33 @@ describe("two instances on one PostgreSQL", () => {
   });
 });
 
+describe("the last owner, across instances", () => {
+  it("keeps one enabled owner when two instances demote the two owners at the same moment", async () => {
+    const db = await postgres.newDatabase();
+    const [c, d] = await Promise.all([start(db, { admin: { key: ADMIN } }), start(db, { admin: { key: ADMIN } })]);
+    try {
+      const owner = { role: "ADMIN_ROLE_OWNER" };
+      const viewer = { role: "ADMIN_ROLE_VIEWER" };
+      const made = await Promise.all(["one", "two"].map((n) => admin<{ user: { id: string } }>(c.url, ADMIN, "UserService/CreateUser", { email: `owner-${n}@example.com`, name: n, password: PASSWORD, grants: [owner] })));
+      const [x, y] = made.map((m) => m.user.id);
+      // Each round both demotions race, one through each instance; without a lock across them both
+      // read "another owner remains" and both succeed.
+      for (let round = 0; round < 5; round++) {
+        const results = await Promise.all([
+          adminCall(c.url, ADMIN, "UserService/SetGrants", { userId: x, grants: [viewer] }),
+          adminCall(d.url, ADMIN, "UserService/SetGrants", { userId: y, grants: [viewer] }),
+        ]);
+        expect(results.map((r) => r.status).sort(), `round ${round}`).toEqual([200, 400]);
+        expect(JSON.stringify(results.find((r) => r.status === 400)!.body)).toMatch(/last owner/);
+        // Both owners again for the next round.
+        for (const id of [x, y]) await admin(c.url, ADMIN, "UserService/SetGrants", { userId: id, grants: [owner] });
+      }
+    } finally {
+      await Promise.allSettled([c.close(), d.close()]);
+    }
+  });
+});
+
 describe("the first owner, made by the CLI in PostgreSQL", () => {
   it("closes every open instance within a second, and signs in on any of them", async () => {
     const database = await postgres.newDatabase();

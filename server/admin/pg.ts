@@ -21,6 +21,7 @@ export function lockKey(purpose: string): string {
 
 export const SCHEMA_LOCK = lockKey("admin-schema");
 export const ARCHIVE_LOCK = lockKey("audit-archive");
+export const PEOPLE_LOCK = lockKey("people-changes");
 
 /**
  * Version counters bumped in the same statement as every write: "people"

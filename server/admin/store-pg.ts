@@ -1,4 +1,4 @@
-import { bump, ensureAdminSchema, num, type Pool } from "./pg.ts";
+import { bump, ensureAdminSchema, num, PEOPLE_LOCK, type Pool } from "./pg.ts";
 import { apiKeyOf, sessionOf, userOf, type AdminStore, type ApiKeyRecord, type User } from "./store.ts";
 
 /**
@@ -27,6 +27,20 @@ export async function openPgAdminStore(pool: Pool): Promise<AdminStore> {
 
   return {
     backend: { kind: "postgres", pool },
+    async exclusive(fn) {
+      // A session lock held on one connection while fn reads and writes through the pool's others.
+      const c = await pool.connect();
+      try {
+        await c.query("SELECT pg_advisory_lock($1::bigint)", [PEOPLE_LOCK]);
+        try {
+          return await fn();
+        } finally {
+          await c.query("SELECT pg_advisory_unlock($1::bigint)", [PEOPLE_LOCK]);
+        }
+      } finally {
+        c.release();
+      }
+    },
     createUser: (u) =>
       exec(`WITH w AS (INSERT INTO sy_users (id, email, name, password_hash, sso_subject, grants, disabled, created_at, updated_at, last_login_at)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)) ${bump("people")}`, userParams(u)),

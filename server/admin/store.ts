@@ -97,6 +97,12 @@ export interface AdminStore {
    * PostgreSQL a counter every instance bumps with each such write. A cheap read.
    */
   changeVersion(): Promise<number>;
+  /**
+   * Runs `fn` while no other change to people runs, on this instance or any
+   * other (a PostgreSQL advisory lock; in-process with SQLite): rules that
+   * read and then write, such as "the last enabled owner stays", hold.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
   /** Releases the store's own handles (a PostgreSQL pool belongs to its opener). */
   close(): void;
 }
@@ -220,8 +226,15 @@ export function openAdminStore(path: string): AdminStore {
   };
   const one = <T>(row: Row | undefined, of: (r: Row) => T): T | undefined => (row === undefined ? undefined : of(row));
 
+  let turn: Promise<unknown> = Promise.resolve();
   return {
     backend: { kind: "sqlite", db },
+    exclusive(fn) {
+      // One process owns the file's people changes (the CLI only adds owners): an in-process queue.
+      const run = turn.then(fn, fn);
+      turn = run.catch(() => undefined);
+      return run;
+    },
     createUser: async (u) => void s.insertUser.run(...userParams(u)),
     getUser: async (id) => one(s.user.get(id) as Row | undefined, userOf),
     userByEmail: async (email) => one(s.userByEmail.get(email) as Row | undefined, userOf),

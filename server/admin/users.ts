@@ -163,45 +163,54 @@ export function createUsers(store: AdminStore, auth: AdminAuth, resolver: Resolv
       return { items, nextPageToken: more ? items[items.length - 1]!.id : undefined };
     },
     async update(caller, id, changes) {
-      customerOf.clear();
-      const u = await mustUser(id);
-      if (!isSelf(caller, id)) await mustOutrank(caller, u, "update_user");
-      if (isSelf(caller, id) && changes.disabled === true) throw invalid("you cannot disable yourself");
-      const next: User = { ...u, updatedAt: Date.now() };
-      if (changes.name !== undefined) next.name = checkName(changes.name);
-      if (changes.disabled !== undefined) next.disabled = changes.disabled;
-      if (changes.password !== undefined) {
-        const p = passwordProblem(changes.password);
-        if (p) throw invalid(p, "password");
-        next.passwordHash = await hashPassword(changes.password);
-      }
-      await keepAnOwner(u, next);
-      await store.updateUser(next);
-      // A disabled user or a changed password ends sessions (the caller's own current one survives).
-      if (next.disabled || changes.password !== undefined) await store.deleteSessionsOf(id, isSelf(caller, id) ? caller.sessionId : undefined);
-      return userInfo(next);
+      // The last-owner rule reads, then writes: no other instance may change people in between.
+      return store.exclusive(async () => {
+        customerOf.clear();
+        const u = await mustUser(id);
+        if (!isSelf(caller, id)) await mustOutrank(caller, u, "update_user");
+        if (isSelf(caller, id) && changes.disabled === true) throw invalid("you cannot disable yourself");
+        const next: User = { ...u, updatedAt: Date.now() };
+        if (changes.name !== undefined) next.name = checkName(changes.name);
+        if (changes.disabled !== undefined) next.disabled = changes.disabled;
+        if (changes.password !== undefined) {
+          const p = passwordProblem(changes.password);
+          if (p) throw invalid(p, "password");
+          next.passwordHash = await hashPassword(changes.password);
+        }
+        await keepAnOwner(u, next);
+        await store.updateUser(next);
+        // A disabled user or a changed password ends sessions (the caller's own current one survives).
+        if (next.disabled || changes.password !== undefined) await store.deleteSessionsOf(id, isSelf(caller, id) ? caller.sessionId : undefined);
+        return userInfo(next);
+      });
     },
     async delete(caller, id) {
-      customerOf.clear();
-      const u = await mustUser(id);
-      if (isSelf(caller, id)) throw invalid("you cannot delete yourself");
-      await mustOutrank(caller, u, "delete_user");
-      await keepAnOwner(u, undefined);
-      await store.deleteUser(id);
-      await store.deleteSessionsOf(id);
-      await auth.refresh();
+      // The last-owner rule reads, then writes: no other instance may change people in between.
+      return store.exclusive(async () => {
+        customerOf.clear();
+        const u = await mustUser(id);
+        if (isSelf(caller, id)) throw invalid("you cannot delete yourself");
+        await mustOutrank(caller, u, "delete_user");
+        await keepAnOwner(u, undefined);
+        await store.deleteUser(id);
+        await store.deleteSessionsOf(id);
+        await auth.refresh();
+      });
     },
     async setGrants(caller, id, grants) {
-      customerOf.clear();
-      const u = await mustUser(id);
-      if (isSelf(caller, id)) throw new GatewayError("permission_denied", "set_grants: you cannot change your own grants");
-      for (const [i, g] of grants.entries()) await checkGrant(g, `grants[${i}]`);
-      await mustOutrank(caller, u, "set_grants");
-      await mustGrantAll(caller, grants, "set_grants");
-      const next = { ...u, grants, updatedAt: Date.now() };
-      await keepAnOwner(u, next);
-      await store.updateUser(next);
-      return userInfo(next);
+      // The last-owner rule reads, then writes: no other instance may change people in between.
+      return store.exclusive(async () => {
+        customerOf.clear();
+        const u = await mustUser(id);
+        if (isSelf(caller, id)) throw new GatewayError("permission_denied", "set_grants: you cannot change your own grants");
+        for (const [i, g] of grants.entries()) await checkGrant(g, `grants[${i}]`);
+        await mustOutrank(caller, u, "set_grants");
+        await mustGrantAll(caller, grants, "set_grants");
+        const next = { ...u, grants, updatedAt: Date.now() };
+        await keepAnOwner(u, next);
+        await store.updateUser(next);
+        return userInfo(next);
+      });
     },
     async createApiKey(caller, input) {
       customerOf.clear();

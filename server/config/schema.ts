@@ -397,7 +397,7 @@ export const configSchema = z.strictObject({
       /** postgres://user:password@host:5432/db; ${ENV} references are expanded. Unset: SQLite under dataDir. */
       url: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL").optional(),
       /** Connections each instance may hold. */
-      poolSize: z.int().min(1).max(200).default(10),
+      poolSize: z.int().min(2).max(200).default(10),
       /** A statement running longer is cancelled by the server. */
       statementTimeoutMs: z.int().positive().default(10_000),
     })
