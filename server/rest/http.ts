@@ -42,7 +42,8 @@ export function readJsonBody(req: Req, limit: number): Promise<unknown> {
         return reject(invalid(`the request body is not valid JSON: ${(err as Error).message}`));
       }
       // JSON.parse takes any depth; what comes next (stringify, protobuf Structs) recurses and would run out of stack.
-      if (nestedDeeperThan(value, MAX_JSON_DEPTH)) return reject(invalid(`the request body is nested more than ${MAX_JSON_DEPTH} levels deep`));
+      // Text shorter than twice the limit cannot nest that deep (a level takes two brackets): no walk.
+      if (text.length >= 2 * MAX_JSON_DEPTH && nestedDeeperThan(value, MAX_JSON_DEPTH)) return reject(invalid(`the request body is nested more than ${MAX_JSON_DEPTH} levels deep`));
       resolve(value);
     };
     const onError = (err: Error): void => {

@@ -2,7 +2,7 @@ import type { ChatChunk } from "../../../gen/switchyard/v1/chat_pb.ts";
 import { GatewayError } from "../../errors/errors.ts";
 import { createStreamDecoder } from "../../wire/anthropic/stream-decode.ts";
 import { readSse } from "../shared/sse.ts";
-import { checkDepth, type OpenStream } from "../shared/upstream.ts";
+import { parseStreamEvent, type OpenStream } from "../shared/upstream.ts";
 import { streamError } from "./errors.ts";
 
 /**
@@ -15,13 +15,7 @@ export async function* anthropicChunks(provider: string, stream: OpenStream): As
   const decoder = createStreamDecoder();
   try {
     for await (const event of readSse(stream.body)) {
-      let payload: unknown;
-      try {
-        payload = JSON.parse(event.data);
-      } catch (err) {
-        throw new GatewayError("upstream_error", `provider '${provider}' sent an invalid stream event`, { cause: err });
-      }
-      checkDepth(payload, provider);
+      const payload = parseStreamEvent(event.data, provider);
       const type = event.event ?? (typeof (payload as { type?: unknown })?.type === "string" ? (payload as { type: string }).type : "");
       if (type === "error") throw streamError(provider, payload);
       for (const chunk of decoder.push(type, payload)) yield chunk;

@@ -4,7 +4,7 @@ import type { Readable } from "node:stream";
 import { FinishReason, Role, type ChatChunk, type ChoiceDelta, type Delta } from "../../../gen/switchyard/v1/chat_pb.ts";
 import { GatewayError } from "../../errors/errors.ts";
 import { isRecord, type JsonRecord } from "../../wire/openai/json.ts";
-import { checkDepth, type OpenStream } from "../shared/upstream.ts";
+import { parseStreamEvent, type OpenStream } from "../shared/upstream.ts";
 import { redactSecrets } from "../shared/redact.ts";
 import { streamException } from "./errors.ts";
 import { finishReason, newCompletionId, toUsage } from "./from-bedrock.ts";
@@ -135,15 +135,13 @@ function choice(d: Partial<Omit<Delta, "$typeName">>, finish: FinishReason = Fin
   };
 }
 
+/** One decoder for every event: decode() without stream keeps no state between calls. */
+const utf8 = new TextDecoder();
+
 function parse(body: Uint8Array): JsonRecord {
-  let v: unknown;
-  try {
-    v = JSON.parse(new TextDecoder().decode(body));
-  } catch (err) {
-    throw new GatewayError("upstream_error", "Bedrock sent an event that is not JSON", { cause: err });
-  }
+  const v = parseStreamEvent(utf8.decode(body), "bedrock", "Bedrock sent an event that is not JSON");
   if (!isRecord(v)) throw new GatewayError("upstream_error", "Bedrock sent an event that is not a JSON object");
-  return checkDepth(v, "bedrock");
+  return v;
 }
 
 function blockIndex(e: JsonRecord): number {

@@ -2,7 +2,7 @@ import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { FinishReason, Role, type ChatChunk, type ChoiceDelta } from "../../../gen/switchyard/v1/chat_pb.ts";
 import type { Usage } from "../../../gen/switchyard/v1/common_pb.ts";
 import { GatewayError } from "../../errors/errors.ts";
-import { checkDepth, type OpenStream } from "../shared/upstream.ts";
+import { parseStreamEvent, type OpenStream } from "../shared/upstream.ts";
 import { asGoogleError, geminiStreamError } from "./errors.ts";
 import { finishReason, promptBlocked, readParts, toUsage } from "./from-gemini.ts";
 import type { GeminiGenerateContentResponse } from "./wire.ts";
@@ -48,13 +48,7 @@ export async function* geminiChunks(provider: string, requestModel: string, stre
       parser.feed(text);
       while (queue.length > 0) {
         const event = queue.shift()!;
-        let payload: unknown;
-        try {
-          payload = JSON.parse(event.data);
-        } catch (err) {
-          throw new GatewayError("upstream_error", `provider '${provider}' sent an invalid stream event`, { cause: err });
-        }
-        checkDepth(payload, provider);
+        const payload = parseStreamEvent(event.data, provider);
         const error = asGoogleError(payload);
         if (error) throw geminiStreamError(provider, error);
         if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {

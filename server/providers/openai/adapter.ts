@@ -6,7 +6,7 @@ import { decodeChatChunk, decodeChatCompletion } from "../../wire/openai/chat-re
 import { decodeEmbedResponse, encodeEmbedRequest } from "../../wire/openai/embeddings.ts";
 import { isRecord, shown } from "../../wire/openai/json.ts";
 import { readSse } from "../shared/sse.ts";
-import { checkDepth, createUpstream, keyRing, type OpenStream, type UpstreamRequest } from "../shared/upstream.ts";
+import { parseStreamEvent, createUpstream, keyRing, type OpenStream, type UpstreamRequest } from "../shared/upstream.ts";
 import type { CallOptions, ForwardPath, ForwardRequest, ForwardResponse, Provider, ProviderModel } from "../types.ts";
 import { providerError, streamError } from "./errors.ts";
 
@@ -143,13 +143,7 @@ export function createOpenAIProvider(options: OpenAIFormatOptions): Provider {
           completed = true;
           return;
         }
-        let payload: unknown;
-        try {
-          payload = JSON.parse(event.data);
-        } catch (err) {
-          throw new GatewayError("upstream_error", `provider '${id}' sent an invalid stream event`, { cause: err });
-        }
-        checkDepth(payload, id);
+        const payload = parseStreamEvent(event.data, id);
         if (event.event === "error" || (isRecord(payload) && payload["error"] !== undefined && payload["choices"] === undefined)) {
           throw streamError(id, payload);
         }

@@ -158,6 +158,23 @@ export function createUpstream(options: UpstreamOptions): Upstream {
 }
 
 /**
+ * One stream event's JSON from a provider: parsed, and refused (an upstream
+ * error, never a throw of another kind) when it is not JSON or nests too
+ * deep. Text shorter than twice the depth limit cannot nest that deep (each
+ * level takes an opening and a closing bracket), so the usual small event is
+ * not walked a second time.
+ */
+export function parseStreamEvent(text: string, provider: string, notJson = `provider '${provider}' sent an invalid stream event`): unknown {
+  let payload: unknown;
+  try {
+    payload = JSON.parse(text);
+  } catch (err) {
+    throw new GatewayError("upstream_error", notJson, { cause: err });
+  }
+  return text.length < 2 * MAX_JSON_DEPTH ? payload : checkDepth(payload, provider);
+}
+
+/**
  * A provider's JSON, refused when it nests deeper than callers may send (see
  * MAX_JSON_DEPTH): carried on, it would overflow the stack when encoded for
  * the caller, a 500 where the fault is the provider's.
