@@ -5,9 +5,9 @@
 
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { createConnection } from "node:net";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { ping } from "../../test/support/redis.ts";
 import { type Child, freePort, signalGroup, stopChild, track } from "./processes.ts";
 
 export interface PersistentRedis {
@@ -72,21 +72,3 @@ export async function startPersistentRedis(dir: string): Promise<PersistentRedis
   };
 }
 
-/** A raw PING: true on "+PONG" (a server still loading its data answers -LOADING). */
-function ping(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ port, host: "127.0.0.1" });
-    let reply = "";
-    const done = (ok: boolean): void => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(500, () => done(false));
-    socket.once("error", () => done(false));
-    socket.once("connect", () => socket.write("PING\r\n"));
-    socket.on("data", (chunk: Buffer) => {
-      reply += chunk.toString();
-      if (reply.includes("\r\n")) done(reply.startsWith("+PONG"));
-    });
-  });
-}

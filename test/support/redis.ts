@@ -77,7 +77,8 @@ async function waitForPing(port: number, child: ChildProcess, timeoutMs = 5000):
   throw new Error(`redis-server did not answer PING on port ${port} within ${timeoutMs} ms`);
 }
 
-function ping(port: number): Promise<boolean> {
+/** A raw PING: true on "+PONG" (a server still loading its data answers -LOADING). */
+export function ping(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = createConnection({ port, host: "127.0.0.1" });
     let reply = "";
