@@ -16,6 +16,7 @@ import { startOpenAIStandin, type OpenAIStandin } from "./standins/openai.ts";
 import { adminCall, chat } from "./support/admin.ts";
 import { openaiProvider, startTestGateway, type TestGateway } from "./support/gateway.ts";
 import { startPostgres, type RunningPostgres } from "./support/postgres.ts";
+import { row } from "./support/log-rows.ts";
 
 // The request log on PostgreSQL: the same rows, filters, page tokens,
 // aggregates and retention as the SQLite store, checked against it on the
@@ -43,36 +44,6 @@ async function newPool(url?: string, max = 4): Promise<pg.Pool> {
 
 const dbPath = () => join(mkdtempSync(join(tmpdir(), "sy-logpg-")), "requests.db");
 
-function row(i: number, over: Partial<LogRow> = {}): LogRow {
-  return {
-    recordId: `rec-${i}`,
-    timeMs: 1_700_000_000_000 + i * 1000,
-    requestId: `req-${i}`,
-    key: i % 2 === 0 ? "key:aaaa" : "key:bbbb",
-    keyName: "",
-    targets: ["openai/gpt-4o-mini"],
-    team: "",
-    customer: "",
-    operation: "chat",
-    modelAsked: "gpt-4o-mini",
-    provider: "openai",
-    model: i % 3 === 0 ? "gpt-4o" : "gpt-4o-mini",
-    status: i % 5 === 0 ? "upstream_error" : "ok",
-    promptTokens: 10,
-    completionTokens: 5,
-    cachedTokens: 0,
-    costUsd: 0.001,
-    savedUsd: 0,
-    latencyMs: 12.5,
-    firstChunkMs: null,
-    upstreamMs: 10,
-    cacheStatus: "",
-    attempts: 1,
-    requestBody: null,
-    responseBody: null,
-    ...over,
-  };
-}
 
 /** A small deterministic generator, so a failure reproduces. */
 function rng(seed: number): () => number {
