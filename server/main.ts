@@ -3,6 +3,7 @@ import { startGateway } from "./app.ts";
 import { ConfigError, loadConfig } from "./config/load.ts";
 import { checkExposure } from "./config/exposure.ts";
 import { createLogger } from "./telemetry/log.ts";
+import { lowerHelperThreadPriority } from "./transport/thread-priority.ts";
 
 const HELP = `switchyard: an AI gateway, one API for every LLM provider
 
@@ -46,6 +47,7 @@ async function main(): Promise<void> {
     process.stdout.write(HELP);
     return;
   }
+  lowerHelperThreadPriority();
   let port: number | undefined;
   if (values.port !== undefined) {
     port = Number(values.port);

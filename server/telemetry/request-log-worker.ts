@@ -1,4 +1,5 @@
 import { parentPort, workerData } from "node:worker_threads";
+import { lowerOwnThreadPriority } from "../transport/thread-priority.ts";
 import { openLogStore, type LogRow } from "./log-store.ts";
 
 /**
@@ -21,6 +22,8 @@ export type WorkerRequest =
 
 export type WorkerReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: string };
 
+// Writing the log can wait; requests cannot (see thread-priority.ts).
+lowerOwnThreadPriority();
 const config = workerData as WorkerConfig;
 const store = openLogStore(config.path);
 const port = parentPort!;
