@@ -68,6 +68,8 @@ export interface RecordedRequest {
   headers: IncomingHttpHeaders;
   body: unknown;
   receivedAt: number;
+  /** The client's port: requests that share it came over one kept-alive connection. */
+  remotePort: number | undefined;
 }
 
 export interface AnthropicStandin {
@@ -156,7 +158,7 @@ export async function startAnthropicStandin(opts: AnthropicStandinOptions = {}):
       }
     }
     const method = req.method ?? "GET";
-    requests.push({ method, path, query: query ? `?${query}` : "", headers: req.headers, body, receivedAt: Date.now() });
+    requests.push({ method, path, query: query ? `?${query}` : "", headers: req.headers, body, receivedAt: Date.now(), remotePort: req.socket.remotePort });
 
     const key = req.headers["x-api-key"];
     if (typeof key !== "string" || key === "") return sendError(x, errorAnswer(401, "authentication_error", "x-api-key header is required"));

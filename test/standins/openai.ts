@@ -83,6 +83,8 @@ export interface RecordedRequest {
   body: unknown;
   /** `Date.now()` when the body had been read. */
   receivedAt: number;
+  /** The client's port: requests that share it came over one kept-alive connection. */
+  remotePort: number | undefined;
 }
 
 /** A running stand-in. */
@@ -273,6 +275,7 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
       headers: req.headers,
       body: body === INVALID_JSON ? rawBody : body,
       receivedAt: Date.now(),
+      remotePort: req.socket.remotePort,
     });
 
     const auth = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "");

@@ -147,7 +147,9 @@ export function createUpstream(options: UpstreamOptions): Upstream {
           if (released) return;
           released = true;
           abort.done();
-          if (!completed) res.body.destroy();
+          // Complete: what is left (the end of the body after [DONE]) is read, so the connection is reused.
+          if (completed) void res.body.dump();
+          else res.body.on("error", ignore).destroy(); // the abort error it emits is this release's own doing
         },
         failure: (err) => fail(err, call, t),
       };
@@ -204,3 +206,5 @@ export function header(headers: UpstreamHeaders, name: string): string | undefin
   const v = headers[name];
   return Array.isArray(v) ? v[0] : v;
 }
+
+function ignore(): void {}
