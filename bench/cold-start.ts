@@ -1,7 +1,8 @@
 // Cold start and idle memory of the gateway: from source, as installed from
 // its npm tarball, and from its container image.
 //
-//   node bench/cold-start.ts [--runs 7] [--idle-ms 2000] [--installed DIR] [--image NAME] [--why]
+//   node bench/cold-start.ts [--runs 7] [--idle-ms 2000[,12000...]] [--variants source,installed,...]
+//                            [--installed DIR] [--image NAME] [--why]
 //
 // For each variant it spawns the gateway N times on a fresh free port and
 // records the time from spawn() to the first `GET /readyz` = 200 (polled
@@ -9,7 +10,8 @@
 // moment, then its resident set after `--idle-ms` of idling (VmRSS, and the
 // anonymous part RssAnon: VmRSS less the pages mapped from files, mostly the
 // node binary's own code and ICU data, which are shared and reclaimable),
-// then stops it. One warm-up start per variant is not counted (it creates the
+// then stops it (several --idle-ms points: the resident set at each, measured
+// from the moment it was ready). One warm-up start per variant is not counted (it creates the
 // data directory, fills the page cache, and writes the code cache). Variants:
 //   source              node server/main.ts (type stripping, the checkout)
 //   installed, no cache <DIR>/node_modules/.bin/switchyard start with
@@ -26,6 +28,8 @@
 // Without --installed it runs `npm pack` and `npm install`s the tarball into a
 // temporary folder first (the npm registry must be reachable). --image needs
 // root and buildah, and an image built by deploy/image/build.sh.
+// --variants keeps the variants whose name starts with one of the given words
+// (source, installed, image; "installed," alone also keeps "installed, no code cache").
 // --why adds what start-up goes on: bare Node, and the bundle loaded without
 // starting the server (`switchyard --help`), with and without the code cache.
 //
@@ -47,11 +51,13 @@ const { values } = parseArgs({
     "idle-ms": { type: "string", default: "2000" },
     installed: { type: "string" },
     image: { type: "string" },
+    variants: { type: "string" },
     why: { type: "boolean", default: false },
   },
 });
 const RUNS = Number(values.runs);
-const IDLE_MS = Number(values["idle-ms"]);
+const IDLE_MS = values["idle-ms"].split(",").map(Number);
+const ONLY = values.variants?.split(",").map((w) => w.trim()).filter((w) => w !== "");
 const PATH = `${path.dirname(process.execPath)}:${process.env["PATH"] ?? ""}`;
 const BUILDAH = ["--storage-driver", "vfs"];
 const CLK_TCK = 100;
@@ -69,8 +75,9 @@ interface Variant {
 interface Sample {
   readyMs: number;
   cpuMs: number;
-  rssMb: number;
-  anonMb: number;
+  /** At each IDLE_MS point. */
+  rssMb: number[];
+  anonMb: number[];
 }
 
 /** npm pack + npm install into a fresh folder; returns the project folder (its parent holds the tarball). */
@@ -123,8 +130,16 @@ async function once(v: Variant, env: NodeJS.ProcessEnv): Promise<Sample> {
       await sleep(5);
     }
     if (Number.isNaN(readyMs)) throw new Error(`${v.name}: no /readyz 200 within 20 s: ${err}`);
-    await sleep(IDLE_MS);
-    return { readyMs, cpuMs: cpu, ...memory(pid!) };
+    const rssMb: number[] = [];
+    const anonMb: number[] = [];
+    const readyAt = performance.now();
+    for (const ms of IDLE_MS) {
+      await sleep(Math.max(0, ms - (performance.now() - readyAt)));
+      const m = memory(pid!);
+      rssMb.push(m.rssMb);
+      anonMb.push(m.anonMb);
+    }
+    return { readyMs, cpuMs: cpu, rssMb, anonMb };
   } finally {
     // The gateway itself gets the signal (buildah run would forward it, but only after its own set-up).
     if (pid !== undefined && pid !== child.pid) process.kill(pid, "SIGTERM");
@@ -215,20 +230,23 @@ async function measure(installed: string): Promise<void> {
   const rows: string[] = [];
   try {
     for (const v of variants) {
+      if (ONLY !== undefined && !ONLY.some((w) => v.name.startsWith(w))) continue;
       const samples: Sample[] = [];
       const dir = path.join(data, v.name.split(" ")[0]!);
       await once(v, { ...env, SWITCHYARD_DATA_DIR: dir }); // warm-up (not counted)
       for (let i = 0; i < RUNS; i++) samples.push(await once(v, { ...env, SWITCHYARD_DATA_DIR: dir }));
-      const col = (k: keyof Sample): number[] => samples.map((s) => s[k]);
-      rows.push(`| ${v.name} | ${RUNS} | ${quantile(col("readyMs"), 0.5).toFixed(0)} | ${Math.min(...col("readyMs")).toFixed(0)} | ${Math.max(...col("readyMs")).toFixed(0)} | ${quantile(col("cpuMs"), 0.5).toFixed(0)} | ${quantile(col("rssMb"), 0.5).toFixed(1)} | ${quantile(col("anonMb"), 0.5).toFixed(1)} |`);
+      const col = (k: "readyMs" | "cpuMs"): number[] => samples.map((s) => s[k]);
+      const mem = IDLE_MS.map((_, i) => `${quantile(samples.map((s) => s.rssMb[i]!), 0.5).toFixed(1)} | ${quantile(samples.map((s) => s.anonMb[i]!), 0.5).toFixed(1)}`).join(" | ");
+      rows.push(`| ${v.name} | ${RUNS} | ${quantile(col("readyMs"), 0.5).toFixed(0)} | ${Math.min(...col("readyMs")).toFixed(0)} | ${Math.max(...col("readyMs")).toFixed(0)} | ${quantile(col("cpuMs"), 0.5).toFixed(0)} | ${mem} |`);
     }
   } finally {
     await standin.close();
     image?.done();
     rmSync(data, { recursive: true, force: true });
   }
-  process.stdout.write(`\nNode ${process.version}; spawn -> GET /readyz 200; RSS after ${IDLE_MS} ms idle (targets: <= 300 ms, <= 60 MB); load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}\n\n`);
-  process.stdout.write("| variant | runs | ready p50 ms | ready min ms | ready max ms | CPU at ready p50 ms | RSS p50 MB | RssAnon p50 MB |\n|---|---|---|---|---|---|---|---|\n");
+  process.stdout.write(`\nNode ${process.version}; spawn -> GET /readyz 200; RSS after ${IDLE_MS.join(", ")} ms idle (targets: <= 300 ms, <= 60 MB); load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}\n\n`);
+  const memHead = IDLE_MS.map((ms) => `RSS p50 MB at ${ms / 1000} s | RssAnon p50 MB at ${ms / 1000} s`).join(" | ");
+  process.stdout.write(`| variant | runs | ready p50 ms | ready min ms | ready max ms | CPU at ready p50 ms | ${memHead} |\n|${"---|".repeat(6 + 2 * IDLE_MS.length)}\n`);
   process.stdout.write(rows.join("\n") + "\n");
 
   if (values.why) {
