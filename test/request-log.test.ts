@@ -1,3 +1,4 @@
+import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -211,5 +212,39 @@ describe("request log writer", () => {
     expect(log.dropped()).toBe(0);
     expect((await log.aggregate({}, "provider", "none"))[0]!.requests).toBe(10_000);
     await log.close();
+  });
+
+  it("starts its worker thread with the first record or query, not before, and applies retention before it answers", async () => {
+    let started = 0;
+    const onWorker = (): void => void started++;
+    subscribe("worker_threads", onWorker);
+    try {
+      const idle = createRequestLog({ path: dbPath(), flushMs: 5, logger: silentLogger });
+      await new Promise((r) => setTimeout(r, 30));
+      await idle.flush();
+      expect(idle.dropped()).toBe(0);
+      expect(started).toBe(0);
+      await idle.close();
+      expect(started).toBe(0);
+
+      const written = createRequestLog({ path: dbPath(), flushMs: 5, logger: silentLogger });
+      written.add(record(1));
+      await written.flush();
+      expect(started).toBe(1);
+      await written.close();
+
+      // A row past retention, left by an earlier run: the first query already finds it gone.
+      const path = dbPath();
+      const old = openLogStore(path);
+      old.insert([row(1, { recordId: "old", timeMs: Date.now() - 3 * 86_400_000 }), row(2, { recordId: "new", timeMs: Date.now() })]);
+      old.close();
+      const queried = createRequestLog({ path, maxAgeMs: 86_400_000, logger: silentLogger });
+      const page = await queried.search({}, 10, "");
+      expect(started).toBe(2);
+      expect(page.entries.map((e) => e.recordId)).toEqual(["new"]);
+      await queried.close();
+    } finally {
+      unsubscribe("worker_threads", onWorker);
+    }
   });
 });

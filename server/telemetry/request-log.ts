@@ -144,8 +144,15 @@ export function createRequestLog(options: RequestLogOptions): RequestLog {
 /**
  * SQLite in a worker thread, so inserts and queries never block the thread
  * that serves requests. The worker applies retention itself.
+ *
+ * The worker starts with the first call (the first batch of records, or the
+ * first query), not with the gateway: a thread with its own V8 heap and
+ * SQLite costs about 18 MB of memory, which a gateway that serves nothing
+ * does not need. Retention runs as the worker starts, before it answers, so
+ * a query never sees rows past retention.
  */
 function workerBackend(options: RequestLogOptions, stopped: () => void): LogBackend {
+  // Made now, so a data directory that cannot be created stops the start.
   mkdirSync(dirname(options.path), { recursive: true });
   const workerConfig: WorkerConfig = {
     path: options.path,
@@ -153,21 +160,11 @@ function workerBackend(options: RequestLogOptions, stopped: () => void): LogBack
     maxRows: options.maxRows ?? 2_000_000,
     retentionEveryMs: RETENTION_EVERY_MS,
   };
-  // The worker's file has this module's own extension: .ts from source, .js once compiled.
-  const worker = new Worker(new URL(`./request-log-worker${import.meta.url.slice(import.meta.url.lastIndexOf("."))}`, import.meta.url), { workerData: workerConfig });
-  worker.unref();
+  let worker: Worker | undefined;
   let nextId = 1;
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let dead = false;
 
-  worker.on("message", (reply: WorkerReply) => {
-    const p = pending.get(reply.id);
-    if (p === undefined) return;
-    pending.delete(reply.id);
-    if (pending.size === 0) worker.unref();
-    if (reply.ok) p.resolve(reply.result);
-    else p.reject(new Error(reply.error));
-  });
   const fail = (err: Error): void => {
     if (dead) return;
     dead = true;
@@ -176,17 +173,33 @@ function workerBackend(options: RequestLogOptions, stopped: () => void): LogBack
     pending.clear();
     stopped();
   };
-  worker.on("error", fail);
-  worker.on("exit", (code) => fail(new Error(`request log writer exited (code ${code})`)));
+
+  function start(): Worker {
+    // The worker's file has this module's own extension: .ts from source, .js once compiled.
+    const w = new Worker(new URL(`./request-log-worker${import.meta.url.slice(import.meta.url.lastIndexOf("."))}`, import.meta.url), { workerData: workerConfig });
+    w.unref();
+    w.on("message", (reply: WorkerReply) => {
+      const p = pending.get(reply.id);
+      if (p === undefined) return;
+      pending.delete(reply.id);
+      if (pending.size === 0) w.unref();
+      if (reply.ok) p.resolve(reply.result);
+      else p.reject(new Error(reply.error));
+    });
+    w.on("error", fail);
+    w.on("exit", (code) => fail(new Error(`request log writer exited (code ${code})`)));
+    return w;
+  }
 
   function call<T>(msg: Omit<WorkerRequest, "id"> & { type: WorkerRequest["type"] }): Promise<T> {
     if (dead) return Promise.reject(new Error("request log is closed"));
+    const w = (worker ??= start());
     const id = nextId++;
     return new Promise<T>((resolve, reject) => {
       // While the writer owes an answer, the process stays alive: records are not lost at exit.
-      if (pending.size === 0) worker.ref();
+      if (pending.size === 0) w.ref();
       pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      worker.postMessage({ ...msg, id });
+      w.postMessage({ ...msg, id });
     });
   }
 
@@ -199,12 +212,15 @@ function workerBackend(options: RequestLogOptions, stopped: () => void): LogBack
     async close() {
       if (dead) return;
       dead = true;
-      worker.removeAllListeners("exit");
-      worker.ref();
-      worker.postMessage({ type: "close" });
+      const w = worker;
+      // Never started: nothing was written, nothing to close.
+      if (w === undefined) return;
+      w.removeAllListeners("exit");
+      w.ref();
+      w.postMessage({ type: "close" });
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => void worker.terminate().then(() => resolve()), 2000);
-        worker.once("exit", () => {
+        const timer = setTimeout(() => void w.terminate().then(() => resolve()), 2000);
+        w.once("exit", () => {
           clearTimeout(timer);
           resolve();
         });
