@@ -2,7 +2,7 @@
 // stand-in upstream, measured open-loop on a 2-core machine.
 //
 //   node bench/run.ts --rate 1000 --duration 15 [--warmup 3] [--delay 0ms]
-//                     [--scenarios chat,stream,embed] [--gateway-cmd "<cmd>"]
+//                     [--scenarios chat,stream,embed] [--gateway-cmd "<cmd>"] [--peer]
 //
 // See bench/README.md for what it measures and how to read the table.
 
@@ -20,10 +20,12 @@ import {
   spawnLogged,
   startStandin as startStandinProcess,
   stopAll,
+  stopChild,
   waitForHealth,
 } from "./lib/processes.ts";
 import { createBenchKey } from "./lib/bench-key.ts";
 import { type LoadgenResult, loadgenArgv } from "./lib/loadgen.ts";
+import { ensurePeer, PEER_NAME, PEER_SKIPS, PEER_VERSION, peerArgv, peerEnv, peerHeaders } from "./lib/peer.ts";
 import { BENCH_DIR, buildGo, pinnedArgv, pinSelfToCpu0, probeTaskset, ROOT } from "./lib/rig.ts";
 
 const RESULTS_DIR = path.join(BENCH_DIR, "results");
@@ -33,6 +35,8 @@ const ALL_SCENARIOS = ["chat", "stream", "embed", "responses", "responses-stream
 const DIRECT_EQUIVALENT: Partial<Record<Scenario, Scenario>> = { responses: "chat", "responses-stream": "stream" };
 const STREAMED = new Set<string>(["stream", "responses-stream"]);
 type Scenario = (typeof ALL_SCENARIOS)[number];
+/** Who answers a run: the stand-in itself, Switchyard in front of it, or the peer gateway (--peer) in front of it. */
+type Target = "direct" | "gateway" | "peer";
 
 const DEFAULT_GATEWAY_CMD = "node server/main.ts --port {port} --host 127.0.0.1";
 
@@ -57,6 +61,8 @@ interface Options {
   admin: boolean;
   /** The web UI's overview open in headless Chromium during every run, refreshed every 2 s. */
   uiOpen: boolean;
+  /** Also run every scenario through Portkey's gateway (bench/lib/peer.ts), after Switchyard's runs. */
+  peer: boolean;
 }
 
 const USAGE = `usage: node bench/run.ts [options]
@@ -91,6 +97,10 @@ const USAGE = `usage: node bench/run.ts [options]
   --ui-open           --admin, and the web UI's overview page open in headless
                       Chromium (on CPU 0) through every run, refreshed every 2 s:
                       what admin traffic adds to inference
+  --peer              also run the scenarios through Portkey's open-source gateway
+                      (@portkey-ai/gateway ${PEER_VERSION}, installed on first use into
+                      bench/.peer/), on CPU 1 after Switchyard has stopped, against
+                      the same stand-in: rows "peer" and "peer added"
   --no-pin            do not pin with taskset
   -h, --help          this text
 `;
@@ -120,6 +130,7 @@ function parseOptions(argv: string[]): Options {
       unique: { type: "boolean", default: false },
       admin: { type: "boolean", default: false },
       "ui-open": { type: "boolean", default: false },
+      peer: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -161,6 +172,7 @@ function parseOptions(argv: string[]): Options {
     unique: values.unique,
     admin: values.admin || values["ui-open"],
     uiOpen: values["ui-open"],
+    peer: values.peer,
   };
 }
 
@@ -377,12 +389,42 @@ async function startGateway(
   throw new Error(`gateway did not answer 200 on ${url} within 15 s (last: ${last}); command: ${command}\n--- ${logFile} ---\n${tail(logFile)}`);
 }
 
+/**
+ * Starts the peer gateway (installing it first if needed) on CPU 1 like the
+ * gateway, and waits for its `GET /` to answer 200 (it has no /healthz).
+ */
+async function startPeer(rig: Rig, port: number, logFile: string): Promise<{ child: Child; command: string }> {
+  const argv = pinned(rig, 1, peerArgv(ensurePeer(), port));
+  const command = argv.map(shellQuote).join(" ");
+  const child = spawnLogged("peer", argv, { cwd: ROOT, env: peerEnv() }, logFile);
+  const url = `http://127.0.0.1:${port}/`;
+  const { status, last } = await waitForHealth(child, url, 15_000);
+  if (status === "up") return { child, command };
+  const why = status === "exited" ? `exited during start-up (${child.exitInfo})` : `did not answer 200 on ${url} within 15 s (last: ${last})`;
+  throw new Error(`peer ${why}; command: ${command}\n--- ${logFile} ---\n${tail(logFile)}`);
+}
+
 // ---------------------------------------------------------------- load runs
 
+/** One load run: what is sent (scenario, rate), to whom (target, base URL) and with which extra headers. */
+interface LoadRun {
+  scenario: Scenario;
+  target: Target;
+  rate: number;
+  url: string;
+  headers: string[];
+}
+
+/** The process on CPU 1 during a run (the gateway, or the peer in its runs): its CPU and RSS are sampled. */
+interface Proxy {
+  pid: number;
+  child: Child;
+}
+
 interface RunResult {
-  target: "direct" | "gateway";
+  target: Target;
   load: LoadgenResult;
-  // Gateway process tree, sampled at 10 Hz.
+  // The process tree on CPU 1 (the gateway; the peer in peer runs), sampled at 10 Hz.
   gatewayRssPeakMb: number;
   gatewayRssAfterMb: number;
   gatewayCpuPct: number; // % of one core, over the recorded window
@@ -400,28 +442,20 @@ interface RunResult {
 
 const mb = (kb: number): number => Math.round((kb / 1024) * 10) / 10;
 
-async function runLoad(
-  rig: Rig,
-  opts: Options,
-  scenario: Scenario,
-  target: "direct" | "gateway",
-  baseUrl: string,
-  standinPid: number,
-  gatewayPid: number | undefined,
-  gatewayChild: Child | undefined,
-): Promise<RunResult> {
+async function runLoad(rig: Rig, opts: Options, run: LoadRun, standinPid: number, proxy: Proxy): Promise<RunResult> {
+  const { scenario, target } = run;
   const argv = loadgenArgv(rig.pinned, {
-    url: baseUrl,
+    url: run.url,
     mode: target === "direct" ? (DIRECT_EQUIVALENT[scenario] ?? scenario) : scenario,
-    rate: opts.rate,
+    rate: run.rate,
     durationS: opts.duration,
     warmupS: opts.warmup,
     timeout: opts.timeout,
-    headers: opts.headers,
+    headers: run.headers,
     unique: opts.unique,
   });
 
-  const gwPids = measuredPids(gatewayPid);
+  const gwPids = measuredPids(proxy.pid);
   const standinPids = measuredPids(standinPid);
   const t0 = performance.now();
   const cpus0 = readCpuTimes();
@@ -452,8 +486,8 @@ async function runLoad(
   }
   const load = JSON.parse(out) as LoadgenResult;
 
-  if (gatewayChild?.exited) {
-    throw new Error(`gateway died during the ${scenario} run (${gatewayChild.exitInfo})`);
+  if (proxy.child.exited) {
+    throw new Error(`${proxy.child.name} died during the ${scenario} run (${proxy.child.exitInfo})`);
   }
   // RSS a second after the load stops: does memory come back down?
   await sleep(1000);
@@ -502,12 +536,19 @@ function pick(r: LoadgenResult, metric: Metric): Record<(typeof PCTS)[number], n
   return { p50: r.p50, p90: r.p90, p99: r.p99, max: r.max };
 }
 
+type Added = Partial<Record<Metric, Record<(typeof PCTS)[number], number> | null>>;
+
 interface ScenarioResult {
   scenario: Scenario;
+  rate: number;
   direct: RunResult;
   gateway: RunResult;
   // null when either side had no successful request to compare.
-  added: Partial<Record<Metric, Record<(typeof PCTS)[number], number> | null>>;
+  added: Added;
+  /** --peer: the peer's run and what it adds over the same direct run, or why the scenario was skipped for it. */
+  peer?: RunResult;
+  peerAdded?: Added;
+  peerSkipped?: string;
 }
 
 function addedFor(direct: LoadgenResult, gateway: LoadgenResult, metric: Metric): Record<(typeof PCTS)[number], number> | null {
@@ -516,6 +557,13 @@ function addedFor(direct: LoadgenResult, gateway: LoadgenResult, metric: Metric)
   const g = pick(gateway, metric);
   const r3 = (v: number): number => Math.round(v * 1000) / 1000;
   return { p50: r3(g.p50 - d.p50), p90: r3(g.p90 - d.p90), p99: r3(g.p99 - d.p99), max: r3(g.max - d.max) };
+}
+
+/** What run adds over direct, for every metric the scenario reports. */
+function addedAll(scenario: Scenario, direct: LoadgenResult, run: LoadgenResult): Added {
+  const added: Added = { total: addedFor(direct, run, "total") };
+  if (STREAMED.has(scenario)) added.ttft = addedFor(direct, run, "ttft");
+  return added;
 }
 
 function table(rows: string[][], rightAlignFrom: number): string {
@@ -531,53 +579,66 @@ function table(rows: string[][], rightAlignFrom: number): string {
     .join("\n");
 }
 
-function report(results: ScenarioResult[], opts: Options): string {
+/** The runs of a scenario, in table order: direct, gateway, and the peer's when it ran. */
+function runsOf(r: ScenarioResult): RunResult[] {
+  return r.peer ? [r.direct, r.gateway, r.peer] : [r.direct, r.gateway];
+}
+
+function report(results: ScenarioResult[]): string {
   const f = (v: number): string => v.toFixed(3);
   const signed = (v: number): string => (v >= 0 ? "+" : "") + v.toFixed(3);
   const lat: string[][] = [["scenario", "rate", "target", "metric", "p50 ms", "p90 ms", "p99 ms", "max ms", "ok/sent", "errors"]];
+  const runRow = (r: ScenarioResult, run: RunResult, metric: Metric): string[] => {
+    const p = pick(run.load, metric);
+    const none = run.load.ok === 0;
+    return [
+      r.scenario, String(r.rate), run.target, metric,
+      ...(none ? ["-", "-", "-", "-"] : [f(p.p50), f(p.p90), f(p.p99), f(p.max)]),
+      `${run.load.ok}/${run.load.sent}`, String(run.load.errors),
+    ];
+  };
+  const addedRow = (r: ScenarioResult, label: string, a: Added[Metric], metric: Metric): string[] => [
+    r.scenario, String(r.rate), label, metric,
+    ...(a ? [signed(a.p50), signed(a.p90), signed(a.p99), signed(a.max)] : ["n/a", "n/a", "n/a", "n/a"]),
+    "", "",
+  ];
   for (const r of results) {
     const metrics: Metric[] = STREAMED.has(r.scenario) ? ["ttft", "total"] : ["total"];
     for (const metric of metrics) {
-      for (const run of [r.direct, r.gateway]) {
-        const p = pick(run.load, metric);
-        const none = run.load.ok === 0;
-        lat.push([
-          r.scenario, String(opts.rate), run.target, metric,
-          ...(none ? ["-", "-", "-", "-"] : [f(p.p50), f(p.p90), f(p.p99), f(p.max)]),
-          `${run.load.ok}/${run.load.sent}`, String(run.load.errors),
-        ]);
-      }
-      const a = r.added[metric];
-      lat.push([
-        r.scenario, String(opts.rate), "added", metric,
-        ...(a ? [signed(a.p50), signed(a.p90), signed(a.p99), signed(a.max)] : ["n/a", "n/a", "n/a", "n/a"]),
-        "", "",
-      ]);
+      lat.push(runRow(r, r.direct, metric), runRow(r, r.gateway, metric), addedRow(r, "added", r.added[metric], metric));
+      if (r.peer) lat.push(runRow(r, r.peer, metric), addedRow(r, "peer added", r.peerAdded?.[metric], metric));
     }
   }
+  const withPeer = results.some((r) => r.peer);
+  const slash = (r: ScenarioResult, v: (run: RunResult) => string): string => runsOf(r).map(v).join(" / ");
   const res: string[][] = [[
-    "scenario", "gw CPU % (1 core)", "gw RSS peak MB", "gw RSS after MB",
-    "CPU0 % direct", "CPU0 % gateway", "send lag p99 ms (d/g)", "achieved rate (d/g)",
+    "scenario", "rate", "gw CPU % (1 core)", "gw RSS peak MB", "gw RSS after MB",
+    ...(withPeer ? ["peer CPU %", "peer RSS peak MB", "peer RSS after MB"] : []),
+    "CPU0 % direct", withPeer ? "CPU0 % gw / peer" : "CPU0 % gateway",
+    `send lag p99 ms (d/g${withPeer ? "/p" : ""})`, `achieved rate (d/g${withPeer ? "/p" : ""})`,
   ]];
   for (const r of results) {
+    const proxyCols = (run: RunResult | undefined): string[] =>
+      run ? [run.gatewayCpuPct.toFixed(1), run.gatewayRssPeakMb.toFixed(1), run.gatewayRssAfterMb.toFixed(1)] : ["-", "-", "-"];
     res.push([
       r.scenario,
-      r.gateway.gatewayCpuPct.toFixed(1),
-      r.gateway.gatewayRssPeakMb.toFixed(1),
-      r.gateway.gatewayRssAfterMb.toFixed(1),
+      String(r.rate),
+      ...proxyCols(r.gateway),
+      ...(withPeer ? proxyCols(r.peer) : []),
       r.direct.core0Pct.toFixed(1),
-      r.gateway.core0Pct.toFixed(1),
-      `${r.direct.load.sendLag_p99.toFixed(3)} / ${r.gateway.load.sendLag_p99.toFixed(3)}`,
-      `${r.direct.load.achievedRate} / ${r.gateway.load.achievedRate}`,
+      [r.gateway, ...(r.peer ? [r.peer] : [])].map((run) => run.core0Pct.toFixed(1)).join(" / "),
+      slash(r, (run) => run.load.sendLag_p99.toFixed(3)),
+      slash(r, (run) => String(run.load.achievedRate)),
     ]);
   }
   const notes: string[] = [];
   for (const r of results) {
-    for (const run of [r.direct, r.gateway]) {
+    if (r.peerSkipped) notes.push(`${r.scenario}/peer: skipped: ${r.peerSkipped}`);
+    for (const run of runsOf(r)) {
       if (run.load.errors > 0) {
         notes.push(`${r.scenario}/${run.target}: ${run.load.errors} errors, e.g. ${run.load.errorSamples.map((s) => JSON.stringify(s)).join("; ")}`);
       }
-      if (run.core0Pct > 85 || run.load.sendLag_p99 > 5 || run.load.achievedRate < 0.97 * opts.rate) {
+      if (run.core0Pct > 85 || run.load.sendLag_p99 > 5 || run.load.achievedRate < 0.97 * r.rate) {
         notes.push(
           `${r.scenario}/${run.target}: RIG-LIMITED: CPU 0 (stand-in + load generator) at ${run.core0Pct.toFixed(0)}%, ` +
             `send lag p99 ${run.load.sendLag_p99.toFixed(3)} ms, achieved ${run.load.achievedRate}/s; ` +
@@ -585,7 +646,7 @@ function report(results: ScenarioResult[], opts: Options): string {
         );
       }
     }
-    for (const run of [r.direct, r.gateway]) {
+    for (const run of runsOf(r)) {
       const foreign = Math.max(run.foreignCpu0Pct, run.foreignCpu1Pct);
       if (foreign > 10 || run.stealPct > 5) {
         notes.push(
@@ -594,14 +655,16 @@ function report(results: ScenarioResult[], opts: Options): string {
         );
       }
     }
-    if (r.gateway.gatewayCpuPct > 90) {
-      notes.push(`${r.scenario}: the gateway's core is saturated (${r.gateway.gatewayCpuPct.toFixed(0)}% of CPU 1): queueing shows in the percentiles`);
+    for (const run of runsOf(r).slice(1)) {
+      if (run.gatewayCpuPct > 90) {
+        notes.push(`${r.scenario}/${run.target}: its core is saturated (${run.gatewayCpuPct.toFixed(0)}% of CPU 1): queueing shows in the percentiles`);
+      }
     }
   }
   return [
     table(lat, 4),
     "",
-    table(res, 1),
+    table(res, 2),
     ...(notes.length ? ["", ...notes.map((n) => `! ${n}`)] : []),
   ].join("\n");
 }
@@ -650,6 +713,43 @@ async function openOverview(rig: Rig, base: string): Promise<{ refreshes(): numb
       await browser.close();
     },
   };
+}
+
+/**
+ * The --peer pass: stops the gateway (only one of the two is ever on CPU 1),
+ * starts the peer there, and runs each scenario's load through it, recording
+ * the run and what it adds over the scenario's direct run into results.
+ */
+async function runPeer(
+  rig: Rig,
+  opts: Options,
+  gateway: Child,
+  results: ScenarioResult[],
+  upstream: string,
+  stamp: string,
+  measure: (run: LoadRun, proxy: Proxy) => Promise<RunResult>,
+): Promise<{ name: string; version: string; command: string; port: number; idleRssMb: number; log: string }> {
+  await stopChild(gateway);
+  const port = await freePort();
+  const logFile = path.join(RESULTS_DIR, `${stamp}.peer.log`);
+  const peer = await startPeer(rig, port, logFile);
+  const pid = peer.child.proc.pid!;
+  const idle = sampleTree(pid);
+  console.log(`peer: ${PEER_NAME} ${PEER_VERSION} on :${port} (pids ${idle.pids.join(",")}, idle RSS ${mb(idle.rssKb)} MB); log ${path.relative(ROOT, logFile)}`);
+  console.log(`peer command: ${peer.command}`);
+  for (const r of results) {
+    const skip = PEER_SKIPS[r.scenario];
+    if (skip !== undefined) {
+      r.peerSkipped = skip;
+      console.log(`skipping ${r.scenario} → peer: ${skip}`);
+      continue;
+    }
+    const headers = [...opts.headers, ...peerHeaders(upstream)];
+    r.peer = await measure({ scenario: r.scenario, target: "peer", rate: r.rate, url: `http://127.0.0.1:${port}/v1`, headers }, { pid, child: peer.child });
+    r.peerAdded = addedAll(r.scenario, r.direct.load, r.peer.load);
+  }
+  await stopChild(peer.child);
+  return { name: PEER_NAME, version: PEER_VERSION, command: peer.command, port, idleRssMb: mb(idle.rssKb), log: path.relative(ROOT, logFile) };
 }
 
 function redactHeader(h: string): string {
@@ -703,28 +803,30 @@ async function main(): Promise<void> {
   console.log(`stand-in on :${standin.port}; gateway on :${gwPort} (pids ${idle.pids.join(",")}, idle RSS ${mb(idle.rssKb)} MB); log ${path.relative(ROOT, logFile)}`);
   console.log(`gateway command: ${gateway.command}`);
 
+  const standinPid = standin.child.proc.pid!;
+  const measure = async (run: LoadRun, proxy: Proxy): Promise<RunResult> => {
+    process.stdout.write(`running ${run.scenario} → ${run.target} ...`);
+    const r = await runLoad(rig, opts, run, standinPid, proxy);
+    console.log(` p50 ${r.load.p50.toFixed(3)} ms, p99 ${r.load.p99.toFixed(3)} ms, errors ${r.load.errors}`);
+    return r;
+  };
+
   const results: ScenarioResult[] = [];
+  const gwProxy: Proxy = { pid: gwPid, child: gateway.child };
   for (const scenario of opts.scenarios) {
-    const runs: RunResult[] = [];
-    for (const target of ["direct", "gateway"] as const) {
-      const url = target === "direct" ? upstream : `http://127.0.0.1:${gwPort}/v1`;
-      process.stdout.write(`running ${scenario} → ${target} ...`);
-      const r = await runLoad(rig, opts, scenario, target, url, standin.child.proc.pid!, gwPid, gateway.child);
-      console.log(` p50 ${r.load.p50.toFixed(3)} ms, p99 ${r.load.p99.toFixed(3)} ms, errors ${r.load.errors}`);
-      runs.push(r);
-    }
-    const [direct, gw] = runs;
-    const added: ScenarioResult["added"] = { total: addedFor(direct.load, gw.load, "total") };
-    if (STREAMED.has(scenario)) added.ttft = addedFor(direct.load, gw.load, "ttft");
-    results.push({ scenario, direct, gateway: gw, added });
+    const at = { scenario, rate: opts.rate, headers: opts.headers };
+    const direct = await measure({ ...at, target: "direct", url: upstream }, gwProxy);
+    const gw = await measure({ ...at, target: "gateway", url: `http://127.0.0.1:${gwPort}/v1` }, gwProxy);
+    results.push({ scenario, rate: opts.rate, direct, gateway: gw, added: addedAll(scenario, direct.load, gw.load) });
   }
 
   if (ui !== undefined) {
     console.log(`web UI: ${ui.refreshes()} overview refreshes during the runs`);
     await ui.close();
   }
+  const peer = opts.peer ? await runPeer(rig, opts, gateway.child, results, upstream, stamp, measure) : undefined;
   console.log("");
-  console.log(report(results, opts));
+  console.log(report(results));
 
   const file = path.join(RESULTS_DIR, `${stamp}.json`);
   const raw = {
@@ -732,6 +834,7 @@ async function main(): Promise<void> {
     options: { ...opts, headers: opts.headers.map(redactHeader) },
     rig: { ...rig, node: process.version, go: spawnSync("go", ["version"], { encoding: "utf8" }).stdout?.trim() },
     gateway: { command: gateway.command, port: gwPort, idleRssMb: mb(idle.rssKb), log: path.relative(ROOT, logFile) },
+    peer,
     standin: { port: standin.port },
     results,
   };
