@@ -38,6 +38,9 @@ type Scenario = (typeof ALL_SCENARIOS)[number];
 /** Who answers a run: the stand-in itself, Switchyard in front of it, or the peer gateway (--peer) in front of it. */
 type Target = "direct" | "gateway" | "peer";
 
+/** --sweep's bar: direct p99, or the added p99 of gateway and peer, in ms (total latency, streams included). */
+const SWEEP_P99_MS = 1;
+
 const DEFAULT_GATEWAY_CMD = "node server/main.ts --port {port} --host 127.0.0.1";
 
 // ---------------------------------------------------------------- options
@@ -63,6 +66,8 @@ interface Options {
   uiOpen: boolean;
   /** Also run every scenario through Portkey's gateway (bench/lib/peer.ts), after Switchyard's runs. */
   peer: boolean;
+  /** --sweep: the rates to run, ascending, in place of --rate; undefined without --sweep. */
+  sweep: number[] | undefined;
 }
 
 const USAGE = `usage: node bench/run.ts [options]
@@ -101,6 +106,11 @@ const USAGE = `usage: node bench/run.ts [options]
                       (@portkey-ai/gateway ${PEER_VERSION}, installed on first use into
                       bench/.peer/), on CPU 1 after Switchyard has stopped, against
                       the same stand-in: rows "peer" and "peer added"
+  --sweep RATES       comma-separated rates (e.g. 500,1000,2000,3000,4000) run in
+                      place of --rate, each for every target, then a table: the
+                      highest rate with no errors and p99 <= ${SWEEP_P99_MS} ms (direct) or
+                      added p99 <= ${SWEEP_P99_MS} ms (gateway, peer). A target that has
+                      errors at a rate is not run at higher ones
   --no-pin            do not pin with taskset
   -h, --help          this text
 `;
@@ -131,6 +141,7 @@ function parseOptions(argv: string[]): Options {
       admin: { type: "boolean", default: false },
       "ui-open": { type: "boolean", default: false },
       peer: { type: "boolean", default: false },
+      sweep: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -153,8 +164,11 @@ function parseOptions(argv: string[]): Options {
   }
   if (!["none", "embedded", "redis"].includes(values.governance)) throw new Error(`--governance must be none, embedded or redis`);
   const rate = num("rate", values.rate, 0.001);
+  const sweep = values.sweep?.split(",").map((v) => v.trim()).filter(Boolean).map((v) => num("sweep", v, 0.001));
+  if (sweep !== undefined && sweep.length === 0) throw new Error("--sweep needs at least one rate");
+  sweep?.sort((a, b) => a - b);
   const duration = num("duration", values.duration, 0.001);
-  if (rate * duration < 1) throw new Error("--rate × --duration must be at least one request");
+  if (Math.min(rate, ...(sweep ?? [])) * duration < 1) throw new Error("--rate × --duration must be at least one request");
   return {
     rate,
     duration,
@@ -173,6 +187,7 @@ function parseOptions(argv: string[]): Options {
     admin: values.admin || values["ui-open"],
     uiOpen: values["ui-open"],
     peer: values.peer,
+    sweep: sweep === undefined ? undefined : [...new Set(sweep)],
   };
 }
 
@@ -542,9 +557,10 @@ interface ScenarioResult {
   scenario: Scenario;
   rate: number;
   direct: RunResult;
-  gateway: RunResult;
+  /** Missing when --sweep stopped the gateway at a lower rate (errors there). */
+  gateway?: RunResult;
   // null when either side had no successful request to compare.
-  added: Added;
+  added?: Added;
   /** --peer: the peer's run and what it adds over the same direct run, or why the scenario was skipped for it. */
   peer?: RunResult;
   peerAdded?: Added;
@@ -581,7 +597,7 @@ function table(rows: string[][], rightAlignFrom: number): string {
 
 /** The runs of a scenario, in table order: direct, gateway, and the peer's when it ran. */
 function runsOf(r: ScenarioResult): RunResult[] {
-  return r.peer ? [r.direct, r.gateway, r.peer] : [r.direct, r.gateway];
+  return [r.direct, r.gateway, r.peer].filter((run) => run !== undefined);
 }
 
 function report(results: ScenarioResult[]): string {
@@ -605,12 +621,14 @@ function report(results: ScenarioResult[]): string {
   for (const r of results) {
     const metrics: Metric[] = STREAMED.has(r.scenario) ? ["ttft", "total"] : ["total"];
     for (const metric of metrics) {
-      lat.push(runRow(r, r.direct, metric), runRow(r, r.gateway, metric), addedRow(r, "added", r.added[metric], metric));
+      lat.push(runRow(r, r.direct, metric));
+      if (r.gateway) lat.push(runRow(r, r.gateway, metric), addedRow(r, "added", r.added?.[metric], metric));
       if (r.peer) lat.push(runRow(r, r.peer, metric), addedRow(r, "peer added", r.peerAdded?.[metric], metric));
     }
   }
   const withPeer = results.some((r) => r.peer);
-  const slash = (r: ScenarioResult, v: (run: RunResult) => string): string => runsOf(r).map(v).join(" / ");
+  const slash = (r: ScenarioResult, v: (run: RunResult) => string): string =>
+    [r.direct, r.gateway, ...(withPeer ? [r.peer] : [])].map((run) => (run ? v(run) : "-")).join(" / ");
   const res: string[][] = [[
     "scenario", "rate", "gw CPU % (1 core)", "gw RSS peak MB", "gw RSS after MB",
     ...(withPeer ? ["peer CPU %", "peer RSS peak MB", "peer RSS after MB"] : []),
@@ -626,7 +644,7 @@ function report(results: ScenarioResult[]): string {
       ...proxyCols(r.gateway),
       ...(withPeer ? proxyCols(r.peer) : []),
       r.direct.core0Pct.toFixed(1),
-      [r.gateway, ...(r.peer ? [r.peer] : [])].map((run) => run.core0Pct.toFixed(1)).join(" / "),
+      [r.gateway, ...(withPeer ? [r.peer] : [])].map((run) => run?.core0Pct.toFixed(1) ?? "-").join(" / "),
       slash(r, (run) => run.load.sendLag_p99.toFixed(3)),
       slash(r, (run) => String(run.load.achievedRate)),
     ]);
@@ -636,11 +654,11 @@ function report(results: ScenarioResult[]): string {
     if (r.peerSkipped) notes.push(`${r.scenario}/peer: skipped: ${r.peerSkipped}`);
     for (const run of runsOf(r)) {
       if (run.load.errors > 0) {
-        notes.push(`${r.scenario}/${run.target}: ${run.load.errors} errors, e.g. ${run.load.errorSamples.map((s) => JSON.stringify(s)).join("; ")}`);
+        notes.push(`${r.scenario}/${run.target} at ${r.rate}/s: ${run.load.errors} errors, e.g. ${run.load.errorSamples.map((s) => JSON.stringify(s)).join("; ")}`);
       }
       if (run.core0Pct > 85 || run.load.sendLag_p99 > 5 || run.load.achievedRate < 0.97 * r.rate) {
         notes.push(
-          `${r.scenario}/${run.target}: RIG-LIMITED: CPU 0 (stand-in + load generator) at ${run.core0Pct.toFixed(0)}%, ` +
+          `${r.scenario}/${run.target} at ${r.rate}/s: RIG-LIMITED: CPU 0 (stand-in + load generator) at ${run.core0Pct.toFixed(0)}%, ` +
             `send lag p99 ${run.load.sendLag_p99.toFixed(3)} ms, achieved ${run.load.achievedRate}/s; ` +
             `latencies here measure the rig, not the gateway`,
         );
@@ -650,14 +668,14 @@ function report(results: ScenarioResult[]): string {
       const foreign = Math.max(run.foreignCpu0Pct, run.foreignCpu1Pct);
       if (foreign > 10 || run.stealPct > 5) {
         notes.push(
-          `${r.scenario}/${run.target}: NOISY: other processes used ${run.foreignCpu0Pct.toFixed(0)}% of CPU 0 and ` +
+          `${r.scenario}/${run.target} at ${r.rate}/s: NOISY: other processes used ${run.foreignCpu0Pct.toFixed(0)}% of CPU 0 and ` +
             `${run.foreignCpu1Pct.toFixed(0)}% of CPU 1, steal ${run.stealPct.toFixed(0)}%; rerun on a quiet machine`,
         );
       }
     }
     for (const run of runsOf(r).slice(1)) {
       if (run.gatewayCpuPct > 90) {
-        notes.push(`${r.scenario}/${run.target}: its core is saturated (${run.gatewayCpuPct.toFixed(0)}% of CPU 1): queueing shows in the percentiles`);
+        notes.push(`${r.scenario}/${run.target} at ${r.rate}/s: its core is saturated (${run.gatewayCpuPct.toFixed(0)}% of CPU 1): queueing shows in the percentiles`);
       }
     }
   }
@@ -665,7 +683,70 @@ function report(results: ScenarioResult[]): string {
     table(lat, 4),
     "",
     table(res, 2),
-    ...(notes.length ? ["", ...notes.map((n) => `! ${n}`)] : []),
+    ...(notes.length ? ["", ...[...new Set(notes)].map((n) => `! ${n}`)] : []),
+  ].join("\n");
+}
+
+// ---------------------------------------------------------------- sweep
+
+/** --sweep: which (scenario, target) pairs had errors, so are not run at higher rates. */
+class StopList {
+  #stopped = new Set<string>();
+  /** Records run's errors; says so once. */
+  note(scenario: Scenario, run: RunResult): void {
+    if (run.load.errors === 0 || this.has(scenario, run.target)) return;
+    this.#stopped.add(`${scenario}/${run.target}`);
+    console.log(`  ${scenario} → ${run.target}: ${run.load.errors} errors at ${run.load.rate}/s; not run at higher rates`);
+  }
+  has(scenario: Scenario, target: Target): boolean {
+    return this.#stopped.has(`${scenario}/${target}`) || this.#stopped.has(`${scenario}/direct`);
+  }
+}
+
+/**
+ * Whether a run meets the sweep's bar: no errors (its own, nor direct's at
+ * that rate) and p99 (direct) or added p99 (gateway, peer) at most
+ * SWEEP_P99_MS, on total latency.
+ */
+function meetsBar(r: ScenarioResult, target: Target): boolean {
+  const run = target === "direct" ? r.direct : target === "gateway" ? r.gateway : r.peer;
+  if (!run || run.load.errors > 0 || r.direct.load.errors > 0 || run.load.ok === 0) return false;
+  if (target === "direct") return run.load.p99 <= SWEEP_P99_MS;
+  const added = target === "gateway" ? r.added : r.peerAdded;
+  return added?.total != null && added.total.p99 <= SWEEP_P99_MS;
+}
+
+/**
+ * The sweep's table: per scenario and target, the highest rate meeting the
+ * bar, then each rate's p50/p99 (direct) or added p50/p99 (gateway, peer)
+ * and errors; "-" where the target was not run (stopped, or skipped).
+ */
+function sweepReport(results: ScenarioResult[], rates: number[], peer: boolean): string {
+  const f = (v: number, sign: boolean): string => (sign && v >= 0 ? "+" : "") + v.toFixed(3);
+  const rows: string[][] = [["scenario", "target", "best rate", ...rates.map((rate) => `${rate}/s`)]];
+  const scenarios = [...new Set(results.map((r) => r.scenario))];
+  const targets: Target[] = peer ? ["direct", "gateway", "peer"] : ["direct", "gateway"];
+  for (const scenario of scenarios) {
+    for (const target of targets) {
+      const at = rates.map((rate) => results.find((r) => r.scenario === scenario && r.rate === rate));
+      const passing = at.filter((r) => r !== undefined && meetsBar(r, target)).map((r) => r!.rate);
+      const cells = at.map((r) => {
+        const run = r && (target === "direct" ? r.direct : target === "gateway" ? r.gateway : r.peer);
+        if (!r || !run) return "-";
+        const errs = run.load.errors > 0 ? ` ${run.load.errors} err` : "";
+        if (target === "direct") return `${f(run.load.p50, false)}/${f(run.load.p99, false)}${errs}`;
+        const a = (target === "gateway" ? r.added : r.peerAdded)?.total;
+        return `${a ? `${f(a.p50, true)}/${f(a.p99, true)}` : "n/a"}${errs}`;
+      });
+      const skipped = target === "peer" && at.some((r) => r?.peerSkipped !== undefined);
+      rows.push([scenario, target, passing.length ? String(Math.max(...passing)) : skipped ? "skipped" : "none", ...cells]);
+    }
+  }
+  return [
+    `sweep: highest rate with no errors and p99 <= ${SWEEP_P99_MS} ms (direct) or added p99 <= ${SWEEP_P99_MS} ms (gateway, peer), total latency;`,
+    `cells: p50/p99 ms for direct, added p50/p99 ms for the others, then errors; - = not run (stopped or skipped)`,
+    "",
+    table(rows, 2),
   ].join("\n");
 }
 
@@ -737,16 +818,19 @@ async function runPeer(
   const idle = sampleTree(pid);
   console.log(`peer: ${PEER_NAME} ${PEER_VERSION} on :${port} (pids ${idle.pids.join(",")}, idle RSS ${mb(idle.rssKb)} MB); log ${path.relative(ROOT, logFile)}`);
   console.log(`peer command: ${peer.command}`);
+  const stopped = new StopList();
   for (const r of results) {
     const skip = PEER_SKIPS[r.scenario];
     if (skip !== undefined) {
+      if (r === results.find((x) => x.scenario === r.scenario)) console.log(`skipping ${r.scenario} → peer: ${skip}`);
       r.peerSkipped = skip;
-      console.log(`skipping ${r.scenario} → peer: ${skip}`);
       continue;
     }
+    if (stopped.has(r.scenario, "peer")) continue;
     const headers = [...opts.headers, ...peerHeaders(upstream)];
     r.peer = await measure({ scenario: r.scenario, target: "peer", rate: r.rate, url: `http://127.0.0.1:${port}/v1`, headers }, { pid, child: peer.child });
     r.peerAdded = addedAll(r.scenario, r.direct.load, r.peer.load);
+    stopped.note(r.scenario, r.peer);
   }
   await stopChild(peer.child);
   return { name: PEER_NAME, version: PEER_VERSION, command: peer.command, port, idleRssMb: mb(idle.rssKb), log: path.relative(ROOT, logFile) };
@@ -769,7 +853,8 @@ async function main(): Promise<void> {
     throw new Error("server/main.ts does not exist yet; pass --gateway-cmd to benchmark something else");
   }
 
-  console.log(`Switchyard bench: rate ${opts.rate}/s, ${opts.duration} s recorded after ${opts.warmup} s warm-up, ` +
+  const rates = opts.sweep ? `rates ${opts.sweep.join(",")}/s (sweep)` : `rate ${opts.rate}/s`;
+  console.log(`Switchyard bench: ${rates}, ${opts.duration} s recorded after ${opts.warmup} s warm-up, ` +
     `stand-in delay ${opts.delay}, scenarios ${opts.scenarios.join(",")}`);
   console.log(`rig: ${rig.cpus} CPUs, ${rig.pinNote}`);
   if (rig.cpus > 2 && rig.pinned) console.log("note: more than 2 CPUs; only CPUs 0 and 1 are used");
@@ -813,11 +898,23 @@ async function main(): Promise<void> {
 
   const results: ScenarioResult[] = [];
   const gwProxy: Proxy = { pid: gwPid, child: gateway.child };
-  for (const scenario of opts.scenarios) {
-    const at = { scenario, rate: opts.rate, headers: opts.headers };
-    const direct = await measure({ ...at, target: "direct", url: upstream }, gwProxy);
-    const gw = await measure({ ...at, target: "gateway", url: `http://127.0.0.1:${gwPort}/v1` }, gwProxy);
-    results.push({ scenario, rate: opts.rate, direct, gateway: gw, added: addedAll(scenario, direct.load, gw.load) });
+  // --sweep: a target with errors at a rate is not run at higher ones (per
+  // scenario). Without direct runs there is no baseline, so that stops all.
+  const stopped = new StopList();
+  for (const rate of opts.sweep ?? [opts.rate]) {
+    for (const scenario of opts.scenarios) {
+      if (stopped.has(scenario, "direct")) continue;
+      const at = { scenario, rate, headers: opts.headers };
+      const direct = await measure({ ...at, target: "direct", url: upstream }, gwProxy);
+      stopped.note(scenario, direct);
+      const r: ScenarioResult = { scenario, rate, direct };
+      if (!stopped.has(scenario, "gateway")) {
+        r.gateway = await measure({ ...at, target: "gateway", url: `http://127.0.0.1:${gwPort}/v1` }, gwProxy);
+        r.added = addedAll(scenario, direct.load, r.gateway.load);
+        stopped.note(scenario, r.gateway);
+      }
+      results.push(r);
+    }
   }
 
   if (ui !== undefined) {
@@ -827,6 +924,7 @@ async function main(): Promise<void> {
   const peer = opts.peer ? await runPeer(rig, opts, gateway.child, results, upstream, stamp, measure) : undefined;
   console.log("");
   console.log(report(results));
+  if (opts.sweep !== undefined) console.log("\n" + sweepReport(results, opts.sweep, opts.peer));
 
   const file = path.join(RESULTS_DIR, `${stamp}.json`);
   const raw = {
