@@ -12,6 +12,7 @@ import { availableParallelism } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
+import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
 import {
   type Child,
   freePort,
@@ -23,16 +24,24 @@ import {
   stopChild,
   waitForHealth,
 } from "./lib/processes.ts";
+import { CompleteRequestSchema, Role } from "../gen/switchyard/v1/chat_pb.ts";
 import { createBenchKey } from "./lib/bench-key.ts";
 import { type LoadgenResult, loadgenArgv } from "./lib/loadgen.ts";
 import { ensurePeer, PEER_NAME, PEER_SKIPS, PEER_VERSION, peerArgv, peerEnv, peerHeaders } from "./lib/peer.ts";
-import { BENCH_DIR, buildGo, pinnedArgv, pinSelfToCpu0, probeTaskset, ROOT } from "./lib/rig.ts";
+import { BENCH_DIR, BIN_DIR, buildGo, pinnedArgv, pinSelfToCpu0, probeTaskset, ROOT } from "./lib/rig.ts";
 
 const RESULTS_DIR = path.join(BENCH_DIR, "results");
 
-const ALL_SCENARIOS = ["chat", "stream", "embed", "responses", "responses-stream"] as const;
+const ALL_SCENARIOS = ["chat", "stream", "embed", "responses", "responses-stream", "grpc", "connect"] as const;
 /** Scenarios the stand-in cannot answer itself: "direct" runs their Chat Completions equivalent. */
-const DIRECT_EQUIVALENT: Partial<Record<Scenario, Scenario>> = { responses: "chat", "responses-stream": "stream" };
+const DIRECT_EQUIVALENT: Partial<Record<Scenario, Scenario>> = {
+  responses: "chat",
+  "responses-stream": "stream",
+  grpc: "chat",
+  connect: "chat",
+};
+/** ChatService.Complete over gRPC (h2c) or Connect (JSON): the loadgen sends a body run.ts builds (rpcBodies). */
+const RPC = new Set<string>(["grpc", "connect"]);
 const STREAMED = new Set<string>(["stream", "responses-stream"]);
 type Scenario = (typeof ALL_SCENARIOS)[number];
 /** Who answers a run: the stand-in itself, Switchyard in front of it, or the peer gateway (--peer) in front of it. */
@@ -79,10 +88,12 @@ const USAGE = `usage: node bench/run.ts [options]
   --chunks N          SSE content chunks per streamed answer (default 20)
   --chunk-gap D       stand-in delay between SSE content chunks (default 0ms)
   --timeout D         per-request timeout in the load generator (default 10s)
-  --scenarios LIST    comma-separated subset of chat,stream,embed,responses,responses-stream
-                      (default chat,stream,embed). The responses scenarios send
-                      /v1/responses through the gateway (translated to chat
-                      completions) and compare with direct chat completions
+  --scenarios LIST    comma-separated subset of chat,stream,embed,responses,responses-stream,
+                      grpc,connect (default chat,stream,embed). The responses scenarios
+                      send /v1/responses through the gateway (translated to chat
+                      completions); grpc and connect send the chat request to
+                      ChatService.Complete over gRPC (h2c) or Connect (JSON). All
+                      four compare with direct chat completions
 
   --gateway-cmd CMD   how to start the gateway, run by /bin/sh; placeholders
                       {port} {host} {upstream} (default:
@@ -419,6 +430,34 @@ async function startPeer(rig: Rig, port: number, logFile: string): Promise<{ chi
   throw new Error(`peer ${why}; command: ${command}\n--- ${logFile} ---\n${tail(logFile)}`);
 }
 
+// ---------------------------------------------------------------- gRPC and Connect bodies
+
+/** The loadgen's chat prompt (bench/loadgen/main.go chatBody): 900 characters. */
+const CHAT_PROMPT = "You are helping me plan a small benchmark. ".repeat(22).slice(0, 900);
+
+/**
+ * Writes the chat scenario's request as ChatService.Complete bodies into
+ * bench/.bin/: the gRPC message frame (flag 0 = uncompressed, 4-byte
+ * big-endian length, protobuf) and the Connect JSON. Built with the generated
+ * schema, so the loadgen stays protobuf-free.
+ */
+function rpcBodies(): Record<"grpc" | "connect", string> {
+  const req = create(CompleteRequestSchema, {
+    request: {
+      model: "gpt-4o-mini",
+      messages: [{ role: Role.USER, content: [{ part: { case: "text", value: CHAT_PROMPT } }], contentIsText: true }],
+    },
+  });
+  const message = toBinary(CompleteRequestSchema, req);
+  const frame = new Uint8Array(5 + message.length);
+  new DataView(frame.buffer).setUint32(1, message.length);
+  frame.set(message, 5);
+  const files = { grpc: path.join(BIN_DIR, "grpc-complete.bin"), connect: path.join(BIN_DIR, "connect-complete.json") };
+  writeFileSync(files.grpc, frame);
+  writeFileSync(files.connect, toJsonString(CompleteRequestSchema, req));
+  return files;
+}
+
 // ---------------------------------------------------------------- load runs
 
 /** One load run: what is sent (scenario, rate), to whom (target, base URL) and with which extra headers. */
@@ -428,6 +467,8 @@ interface LoadRun {
   rate: number;
   url: string;
   headers: string[];
+  /** grpc, connect: the request body's file (gateway runs only; direct runs send chat). */
+  body?: string;
 }
 
 /** The process on CPU 1 during a run (the gateway, or the peer in its runs): its CPU and RSS are sampled. */
@@ -468,6 +509,7 @@ async function runLoad(rig: Rig, opts: Options, run: LoadRun, standinPid: number
     timeout: opts.timeout,
     headers: run.headers,
     unique: opts.unique,
+    body: run.body,
   });
 
   const gwPids = measuredPids(proxy.pid);
@@ -898,6 +940,7 @@ async function main(): Promise<void> {
 
   const results: ScenarioResult[] = [];
   const gwProxy: Proxy = { pid: gwPid, child: gateway.child };
+  const bodies = rpcBodies();
   // --sweep: a target with errors at a rate is not run at higher ones (per
   // scenario). Without direct runs there is no baseline, so that stops all.
   const stopped = new StopList();
@@ -909,7 +952,11 @@ async function main(): Promise<void> {
       stopped.note(scenario, direct);
       const r: ScenarioResult = { scenario, rate, direct };
       if (!stopped.has(scenario, "gateway")) {
-        r.gateway = await measure({ ...at, target: "gateway", url: `http://127.0.0.1:${gwPort}/v1` }, gwProxy);
+        // RPCs are served at /<service>/<method> off the root, on the same port.
+        const gwRun: LoadRun = RPC.has(scenario)
+          ? { ...at, target: "gateway", url: `http://127.0.0.1:${gwPort}`, body: bodies[scenario as "grpc" | "connect"] }
+          : { ...at, target: "gateway", url: `http://127.0.0.1:${gwPort}/v1` };
+        r.gateway = await measure(gwRun, gwProxy);
         r.added = addedAll(scenario, direct.load, r.gateway.load);
         stopped.note(scenario, r.gateway);
       }

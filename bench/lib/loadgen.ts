@@ -40,6 +40,8 @@ export interface LoadgenParams {
   headers?: string[];
   /** Every request's prompt distinct (cache misses). */
   unique?: boolean;
+  /** Modes grpc and connect: the file holding the request body. */
+  body?: string;
 }
 
 /** The argv that runs bench/.bin/loadgen for p (on CPU 0 when pin). */
@@ -55,5 +57,6 @@ export function loadgenArgv(pin: boolean, p: LoadgenParams): string[] {
   ];
   for (const h of p.headers ?? []) args.push("-header", h);
   if (p.unique === true) args.push("-unique");
+  if (p.body !== undefined) args.push("-body", p.body);
   return pinnedArgv(pin, 0, args);
 }

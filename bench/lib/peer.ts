@@ -96,4 +96,6 @@ export function peerHeaders(upstream: string): string[] {
 export const PEER_SKIPS: Record<string, string> = {
   responses: "Portkey forwards /v1/responses to the provider's own Responses API (no translation to chat completions for openai), which the stand-in does not serve",
   "responses-stream": "Portkey forwards /v1/responses to the provider's own Responses API (no translation to chat completions for openai), which the stand-in does not serve",
+  grpc: "Portkey serves no gRPC API",
+  connect: "Portkey serves no Connect API",
 };

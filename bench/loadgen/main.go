@@ -6,6 +6,13 @@
 // omission). Standard library only.
 //
 //	loadgen -url http://127.0.0.1:8080/v1 -mode chat -rate 1000 -duration 15s -warmup 3s
+//	loadgen -url http://127.0.0.1:8080 -mode grpc -body complete.bin -rate 1000 -duration 15s
+//
+// Modes grpc and connect call one unary RPC (-method) with the request in
+// -body: for grpc, the whole gRPC message frame (5-byte prefix and protobuf),
+// sent over cleartext HTTP/2 (h2c, prior knowledge); for connect, the Connect
+// protocol's JSON over HTTP/1.1. The caller builds the bytes, so this program
+// needs no protobuf code.
 //
 // It prints one JSON object on stdout.
 package main
@@ -13,6 +20,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -154,7 +162,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 func main() {
 	baseURL := flag.String("url", "http://127.0.0.1:8080/v1", "base URL, e.g. http://127.0.0.1:8080/v1; several, comma-separated, take requests in turn")
-	mode := flag.String("mode", "chat", "chat | stream | embed | responses | responses-stream")
+	mode := flag.String("mode", "chat", "chat | stream | embed | responses | responses-stream | grpc | connect")
 	rate := flag.Float64("rate", 1000, "requests per second")
 	duration := &durationFlag{15 * time.Second}
 	warmup := &durationFlag{3 * time.Second}
@@ -166,6 +174,8 @@ func main() {
 	flag.Var(&headers, "header", `extra request header "Name: value" (repeatable)`)
 	embedB64 := flag.Bool("embed-base64", false, `embed mode: ask for "encoding_format":"base64"`)
 	unique := flag.Bool("unique", false, "chat modes: make every request's prompt distinct (a cache never hits)")
+	bodyFile := flag.String("body", "", "grpc, connect: file holding the request body (grpc: the framed message)")
+	method := flag.String("method", "switchyard.v1.ChatService/Complete", "grpc, connect: the RPC, appended to -url as /<method>")
 	flag.Parse()
 
 	if *rate <= 0 || duration.d <= 0 || warmup.d < 0 {
@@ -188,6 +198,14 @@ func main() {
 	case "responses-stream":
 		path, body, stream = "/responses", responsesBody(true), true
 		responsesStream = true
+	case "grpc", "connect":
+		b, err := os.ReadFile(*bodyFile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "loadgen: -mode %s needs -body: %v\n", *mode, err)
+			os.Exit(2)
+		}
+		path, body = "/"+strings.TrimPrefix(*method, "/"), b
+		rpcMode = *mode
 	default:
 		fmt.Fprintf(os.Stderr, "loadgen: unknown -mode %q\n", *mode)
 		os.Exit(2)
@@ -204,6 +222,15 @@ func main() {
 	hdr.Set("Accept", "application/json")
 	if stream {
 		hdr.Set("Accept", "text/event-stream")
+	}
+	switch rpcMode {
+	case "grpc":
+		// What a gRPC client sends; te: trailers is required by the protocol.
+		hdr.Del("Accept")
+		hdr.Set("Content-Type", "application/grpc")
+		hdr.Set("Te", "trailers")
+	case "connect":
+		hdr.Set("Connect-Protocol-Version", "1")
 	}
 	for _, h := range headers {
 		name, value, ok := strings.Cut(h, ":")
@@ -225,6 +252,14 @@ func main() {
 		ForceAttemptHTTP2:   false,
 		WriteBufferSize:     16 << 10,
 		ReadBufferSize:      16 << 10,
+	}
+	if rpcMode == "grpc" {
+		// gRPC needs HTTP/2; over http:// that is h2c with prior knowledge
+		// (Go 1.24+). Requests then share one connection as streams, as a gRPC
+		// client's channel does.
+		var protocols http.Protocols
+		protocols.SetUnencryptedHTTP2(true)
+		transport.Protocols = &protocols
 	}
 	client := &http.Client{Transport: transport}
 
@@ -381,6 +416,36 @@ var doneMarker = []byte("data: [DONE]")
 var completedMarker = []byte("event: response.completed")
 var responsesStream = false
 
+// rpcMode is "grpc" or "connect" in those modes, else empty.
+var rpcMode = ""
+
+// grpcCheck returns why a gRPC answer is an error, or "": it must be HTTP/2
+// status 200, one complete uncompressed message frame, and grpc-status 0 (a
+// trailer, or a header in a trailers-only answer).
+func grpcCheck(resp *http.Response, body []byte) string {
+	status := resp.Trailer.Get("Grpc-Status")
+	if status == "" {
+		status = resp.Header.Get("Grpc-Status")
+	}
+	if resp.ProtoMajor != 2 {
+		return fmt.Sprintf("grpc: answered over HTTP/%d.%d, not HTTP/2", resp.ProtoMajor, resp.ProtoMinor)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Sprintf("HTTP %d (grpc-status %q)", resp.StatusCode, status)
+	}
+	if status != "0" {
+		msg := resp.Trailer.Get("Grpc-Message")
+		if msg == "" {
+			msg = resp.Header.Get("Grpc-Message")
+		}
+		return fmt.Sprintf("grpc-status %q: %s", status, msg)
+	}
+	if len(body) < 5 || body[0] != 0 || int(binary.BigEndian.Uint32(body[1:5])) != len(body)-5 {
+		return fmt.Sprintf("grpc: not one uncompressed message frame (%d bytes)", len(body))
+	}
+	return ""
+}
+
 // exchange performs one request and reads the whole body, timing it against
 // the scheduled send time.
 func exchange(client *http.Client, req *http.Request, sched time.Time, stream bool, s sample) sample {
@@ -427,6 +492,10 @@ func exchange(client *http.Client, req *http.Request, sched time.Time, stream bo
 	}
 	s.total = ms(time.Since(sched))
 
+	if rpcMode == "grpc" {
+		s.err = grpcCheck(resp, whole)
+		return s
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		b := whole
 		if stream {
