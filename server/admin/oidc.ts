@@ -15,8 +15,33 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import * as client from "openid-client";
+import type * as OpenIdClient from "openid-client";
 import { cookieValue, sameString } from "./auth.ts";
+
+/**
+ * openid-client (with oauth4webapi and jose), loaded with the first sign-in
+ * (discovery), not at start-up: a gateway without SSO, or one nobody signs in
+ * to, never evaluates it. Set once `loadClient()` has resolved; every use
+ * below comes after `configuration()`.
+ */
+let client: typeof OpenIdClient | undefined;
+let loadingClient: Promise<typeof OpenIdClient> | undefined;
+function loadClient(): Promise<typeof OpenIdClient> {
+  loadingClient ??= import("openid-client").then(
+    (m) => (client = m),
+    (err: unknown) => {
+      loadingClient = undefined;
+      throw err;
+    },
+  );
+  return loadingClient;
+}
+
+/** openid-client, once `configuration()` has resolved. */
+function loaded(): typeof OpenIdClient {
+  if (client === undefined) throw new Error("openid-client is not loaded");
+  return client;
+}
 
 export interface OidcConfig {
   /** https://…, discovery from /.well-known/openid-configuration; http only for 127.0.0.1/localhost/[::1]. */
@@ -97,14 +122,14 @@ export function createOidc(config: OidcConfig, deps: OidcDeps): Oidc {
   const seal = createSealer(randomBytes(32));
   const log = deps.logger ?? { warn() {} };
 
-  let discovered: Promise<client.Configuration> | undefined;
+  let discovered: Promise<OpenIdClient.Configuration> | undefined;
   /** Discovery once, shared by concurrent requests; forgotten on failure so the next request retries. */
-  function configuration(): Promise<client.Configuration> {
-    discovered ??= client
-      .discovery(issuer, config.clientId, undefined, clientAuth(config.clientSecret), {
+  function configuration(): Promise<OpenIdClient.Configuration> {
+    discovered ??= loadClient()
+      .then((c) => c.discovery(issuer, config.clientId, undefined, clientAuth(c, config.clientSecret), {
         timeout: 10,
-        ...(insecure ? { execute: [client.allowInsecureRequests] } : {}),
-      })
+        ...(insecure ? { execute: [c.allowInsecureRequests] } : {}),
+      }))
       .catch((err: unknown) => {
         discovered = undefined;
         log.warn("oidc: discovery failed", { issuer: config.issuer, error: errorText(err) });
@@ -120,6 +145,7 @@ export function createOidc(config: OidcConfig, deps: OidcDeps): Oidc {
   async function start(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       const as = await configuration();
+      const client = loaded();
       const attempt: Attempt = { state: client.randomState(), nonce: client.randomNonce(), verifier: client.randomPKCECodeVerifier(), exp: Date.now() + ATTEMPT_TTL_S * 1000 };
       const url = client.buildAuthorizationUrl(as, {
         redirect_uri: redirectUri.href,
@@ -161,11 +187,12 @@ export function createOidc(config: OidcConfig, deps: OidcDeps): Oidc {
   }
 
   /** Code for tokens; verifies the ID token (signature, iss, aud, exp, nonce) and applies the email rules. */
-  async function exchange(as: client.Configuration, params: URLSearchParams, attempt: Attempt): Promise<OidcClaims> {
+  async function exchange(as: OpenIdClient.Configuration, params: URLSearchParams, attempt: Attempt): Promise<OidcClaims> {
+    const client = loaded();
     // The registered redirect URI with the answer's query: the token request must repeat it exactly, whatever Host the proxy passed on.
     const current = new URL(redirectUri);
     current.search = params.toString();
-    let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
+    let tokens: Awaited<ReturnType<typeof OpenIdClient.authorizationCodeGrant>>;
     try {
       tokens = await client.authorizationCodeGrant(as, current, { expectedState: attempt.state, expectedNonce: attempt.nonce, pkceCodeVerifier: attempt.verifier, idTokenExpected: true });
     } catch (err) {
@@ -204,7 +231,7 @@ export function createOidc(config: OidcConfig, deps: OidcDeps): Oidc {
   /** openid-client's verdicts are 400 (the answer is bad); anything else is the provider being unreachable. */
   function protocolRefusal(err: unknown, msg: string): OidcRefusal {
     log.warn(msg, { error: errorText(err) });
-    if (err instanceof client.ResponseBodyError || err instanceof client.AuthorizationResponseError || err instanceof client.ClientError) {
+    if (client !== undefined && (err instanceof client.ResponseBodyError || err instanceof client.AuthorizationResponseError || err instanceof client.ClientError)) {
       return new OidcRefusal(400, "The identity provider's answer could not be verified. Start again.");
     }
     return new OidcRefusal(502, "The identity provider cannot be reached. Try again shortly.");
@@ -220,7 +247,7 @@ export function createOidc(config: OidcConfig, deps: OidcDeps): Oidc {
 }
 
 /** client_secret_basic unless the provider lists only client_secret_post (OIDC Discovery: basic is the default); none for public clients. */
-function clientAuth(secret: string | undefined): client.ClientAuth {
+function clientAuth(client: typeof OpenIdClient, secret: string | undefined): OpenIdClient.ClientAuth {
   if (secret === undefined) return client.None();
   const basic = client.ClientSecretBasic(secret);
   const post = client.ClientSecretPost(secret);
@@ -272,7 +299,7 @@ function readCookie(req: IncomingMessage, name: string): string | undefined {
  * strings; the causes' data (claims, response bodies) is never logged.
  */
 function errorText(err: unknown): string {
-  if (err instanceof client.ResponseBodyError) return `${err.name}: ${err.error}`;
+  if (client !== undefined && err instanceof client.ResponseBodyError) return `${err.name}: ${err.error}`;
   if (!(err instanceof Error)) return String(err);
   const code = "code" in err && typeof err.code === "string" ? ` (${err.code})` : "";
   const cause = err.cause instanceof Error ? `: ${err.cause.message}` : "";
