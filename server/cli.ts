@@ -24,7 +24,6 @@ import { openAuditLog, openStore } from "./admin/backend.ts";
 import { hashPassword, passwordProblem } from "./admin/passwords.ts";
 import { newAdminId, normalEmail, type AdminStore } from "./admin/store.ts";
 import { checkExposure } from "./config/exposure.ts";
-import { formatConfig, formatReport, importLiteLLM, ImportInputError, readLiteLLMFile } from "./config/import-litellm.ts";
 import { ConfigError, loadConfig } from "./config/load.ts";
 import type { Config } from "./config/schema.ts";
 import { createProvider } from "./providers/registry.ts";
@@ -355,6 +354,8 @@ async function importCommand(args: string[]): Promise<number> {
   if (values.help) return print(HELP_IMPORT);
   const file = positionals[0];
   if (file === undefined || positionals.length > 1) throw new ConfigError("import litellm: name one LiteLLM config file: switchyard import litellm CONFIG.yaml [--out FILE]");
+  // Loaded here, not at start-up: the importer and its YAML parser serve this command only.
+  const { formatConfig, formatReport, importLiteLLM, ImportInputError, readLiteLLMFile } = await import("./config/import-litellm.ts");
   let input: Record<string, unknown>;
   try {
     input = await readLiteLLMFile(file);

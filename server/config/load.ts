@@ -1,6 +1,5 @@
 import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
-import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
 import { configSchema, OPENAI_PRESETS, type Config, type ConfigInput, type OpenAIPreset, type ProviderConfig } from "./schema.ts";
 
@@ -164,7 +163,8 @@ async function readConfigFile(file: string, env: NodeJS.ProcessEnv): Promise<Rec
   let parsed: unknown;
   const json = extname(file) === ".json";
   try {
-    parsed = json ? JSON.parse(text) : parseYaml(text);
+    // yaml is loaded only for a YAML file: a start from the environment or JSON never evaluates it.
+    parsed = json ? JSON.parse(text) : (await import("yaml")).parse(text);
   } catch (err) {
     throw new ConfigError(`config file ${file} is not valid ${json ? "JSON" : "YAML"}: ${syntaxProblem(err, text)}`);
   }
