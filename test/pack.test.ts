@@ -1,5 +1,5 @@
 import { execFile, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -110,6 +110,10 @@ describe.skipIf(!npmWorks)("npm packages (npm pack + npm install)", () => {
       "package/dist/server/request-log-worker.cjs.map",
       "package/dist/server/switchyard.cjs",
       "package/dist/server/switchyard.cjs.map",
+      "package/dist/server/vendor/ioredis.cjs",
+      "package/dist/server/vendor/openid-client.cjs",
+      "package/dist/server/vendor/pg.cjs",
+      "package/dist/server/vendor/yaml.cjs",
     ]);
     expect(files).toContain("package/dist/ui/dist/index.html");
     expect(files.some((f) => f.endsWith(".js.br"))).toBe(true);
@@ -132,11 +136,20 @@ describe.skipIf(!npmWorks)("npm packages (npm pack + npm install)", () => {
     const body = (await res.json()) as { choices: { message: { content: string } }[] };
     expect(body.choices[0]!.message.content).toBe("echo: from the tarball");
 
-    // The request log is written by a worker thread loaded by URL (request-log-worker.js once compiled).
-    const db = new DatabaseSync(join(work, "data", "requests.db"), { readOnly: true });
+    // The request log is written by a worker thread loaded by URL (request-log-worker.js once compiled),
+    // started with the first record: the database file appears then.
+    const file = join(work, "data", "requests.db");
+    const deadline = Date.now() + 5_000;
+    while (!existsSync(file) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const db = new DatabaseSync(file, { readOnly: true });
     try {
-      const count = (): number => (db.prepare("SELECT count(*) AS n FROM requests").get() as { n: number }).n;
-      const deadline = Date.now() + 5_000;
+      const count = (): number => {
+        try {
+          return (db.prepare("SELECT count(*) AS n FROM requests").get() as { n: number }).n;
+        } catch {
+          return 0; // The worker has made the file but not yet its table.
+        }
+      };
       while (count() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       expect(count()).toBe(1);
     } finally {
