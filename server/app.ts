@@ -57,7 +57,7 @@ import { registerProviderService } from "./rpc/providers.ts";
 import { registerRoutingService } from "./rpc/routing.ts";
 import { registerServices } from "./rpc/services.ts";
 import { registerResponsesService } from "./rpc/responses.ts";
-import { createUiHandler } from "./admin/ui-assets.ts";
+import { createUiHandler, type UiHandler } from "./admin/ui-assets.ts";
 import { createAdminPlane, markPeer, type AdminPlane } from "./admin/plane.ts";
 import { file_switchyard_v1_audit } from "../gen/switchyard/v1/audit_pb.ts";
 import { file_switchyard_v1_auth } from "../gen/switchyard/v1/auth_pb.ts";
@@ -357,8 +357,10 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     // POST /v1/messages/count_tokens: free, but a virtual key's allowed models and providers apply.
     countTokens: createTokenCounter(resolve, { authorize: (principal, model, target) => { if (principal.kind === "virtual") governor.authorize(principal, { models: [model], targets: [target], primary: [target], promptTokens: 0, maxOutputTokens: 0 }); } }),
   });
-  // The admin web UI, built into ui/dist and held in memory.
-  const ui = createUiHandler(new URL("../ui/dist/", import.meta.url));
+  // The admin web UI, built into ui/dist and held in memory from its first request on (a gateway nobody
+  // opens the UI of never reads it).
+  let uiHandler: UiHandler | undefined;
+  const ui: UiHandler = (req, res) => (uiHandler ??= createUiHandler(new URL("../ui/dist/", import.meta.url)))(req, res);
   const handler = connectNodeAdapter({
     routes(router: ConnectRouter) {
       registerServices(router, pipeline);
