@@ -642,9 +642,21 @@ function runsOf(r: ScenarioResult): RunResult[] {
   return [r.direct, r.gateway, r.peer].filter((run) => run !== undefined);
 }
 
+/** A target's run in a scenario result (undefined when it did not run). */
+function runOf(r: ScenarioResult, target: Target): RunResult | undefined {
+  return target === "direct" ? r.direct : target === "gateway" ? r.gateway : r.peer;
+}
+
+/** What a proxying target (gateway, peer) added over direct. */
+function addedOf(r: ScenarioResult, target: Exclude<Target, "direct">): Added | undefined {
+  return target === "gateway" ? r.added : r.peerAdded;
+}
+
+/** Milliseconds as the tables print them, and with a sign for added figures. */
+const f = (v: number): string => v.toFixed(3);
+const signed = (v: number): string => (v >= 0 ? "+" : "") + v.toFixed(3);
+
 function report(results: ScenarioResult[]): string {
-  const f = (v: number): string => v.toFixed(3);
-  const signed = (v: number): string => (v >= 0 ? "+" : "") + v.toFixed(3);
   const lat: string[][] = [["scenario", "rate", "target", "metric", "p50 ms", "p90 ms", "p99 ms", "max ms", "ok/sent", "errors"]];
   const runRow = (r: ScenarioResult, run: RunResult, metric: Metric): string[] => {
     const p = pick(run.load, metric);
@@ -751,11 +763,11 @@ class StopList {
  * SWEEP_P99_MS, on total latency.
  */
 function meetsBar(r: ScenarioResult, target: Target): boolean {
-  const run = target === "direct" ? r.direct : target === "gateway" ? r.gateway : r.peer;
+  const run = runOf(r, target);
   if (!run || run.load.errors > 0 || r.direct.load.errors > 0 || run.load.ok === 0) return false;
   if (target === "direct") return run.load.p99 <= SWEEP_P99_MS;
-  const added = target === "gateway" ? r.added : r.peerAdded;
-  return added?.total != null && added.total.p99 <= SWEEP_P99_MS;
+  const added = addedOf(r, target)?.total;
+  return added != null && added.p99 <= SWEEP_P99_MS;
 }
 
 /**
@@ -764,7 +776,6 @@ function meetsBar(r: ScenarioResult, target: Target): boolean {
  * and errors; "-" where the target was not run (stopped, or skipped).
  */
 function sweepReport(results: ScenarioResult[], rates: number[], peer: boolean): string {
-  const f = (v: number, sign: boolean): string => (sign && v >= 0 ? "+" : "") + v.toFixed(3);
   const rows: string[][] = [["scenario", "target", "best rate", ...rates.map((rate) => `${rate}/s`)]];
   const scenarios = [...new Set(results.map((r) => r.scenario))];
   const targets: Target[] = peer ? ["direct", "gateway", "peer"] : ["direct", "gateway"];
@@ -773,12 +784,12 @@ function sweepReport(results: ScenarioResult[], rates: number[], peer: boolean):
       const at = rates.map((rate) => results.find((r) => r.scenario === scenario && r.rate === rate));
       const passing = at.filter((r) => r !== undefined && meetsBar(r, target)).map((r) => r!.rate);
       const cells = at.map((r) => {
-        const run = r && (target === "direct" ? r.direct : target === "gateway" ? r.gateway : r.peer);
+        const run = r && runOf(r, target);
         if (!r || !run) return "-";
         const errs = run.load.errors > 0 ? ` ${run.load.errors} err` : "";
-        if (target === "direct") return `${f(run.load.p50, false)}/${f(run.load.p99, false)}${errs}`;
-        const a = (target === "gateway" ? r.added : r.peerAdded)?.total;
-        return `${a ? `${f(a.p50, true)}/${f(a.p99, true)}` : "n/a"}${errs}`;
+        if (target === "direct") return `${f(run.load.p50)}/${f(run.load.p99)}${errs}`;
+        const a = addedOf(r, target)?.total;
+        return `${a ? `${signed(a.p50)}/${signed(a.p99)}` : "n/a"}${errs}`;
       });
       const skipped = target === "peer" && at.some((r) => r?.peerSkipped !== undefined);
       rows.push([scenario, target, passing.length ? String(Math.max(...passing)) : skipped ? "skipped" : "none", ...cells]);
