@@ -244,6 +244,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     adminKey: config.admin.key,
     providerTypes: live.providerTypes,
     reservationTtlMs: g.reservationTtlMs,
+    leases: g.leases,
     defaultMaxOutputTokens: g.defaultMaxOutputTokens,
     unpricedModels: g.unpricedModels,
     whenStoreDown: g.whenStoreDown,

@@ -60,7 +60,7 @@ describe("validateConfig", () => {
       },
       governance: {
         store: "embedded", redis: { url: "redis://127.0.0.1:6379", prefix: "sy", commandTimeoutMs: 500 },
-        reservationTtlMs: 30_000, defaultMaxOutputTokens: 8_192, unpricedModels: "refuse", pricing: {},
+        reservationTtlMs: 30_000, leases: true, defaultMaxOutputTokens: 8_192, unpricedModels: "refuse", pricing: {},
         whenStoreDown: { rateLimits: "local", budgets: "refuse", localShare: 0.25 },
       },
       providers: [],

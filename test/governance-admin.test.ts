@@ -320,6 +320,7 @@ describe("budgets and limits", () => {
       limits: { rpm: 100 },
       spentUsd: 0,
       reservedUsd: 0,
+      leasedUsd: 0,
       remainingUsd: 10,
       windowStart: dayStart,
       windowEnd: dayStart + DAY,
@@ -377,7 +378,7 @@ describe("budgets and limits", () => {
     await store.settle({ id: "r", costNanos: 0.75e9, tokens: 1, windows: { [scope]: 0 }, now: clock });
 
     const none = await admin.getBudget({ kind: "key", id: key.id });
-    expect(none).toEqual({ budget: undefined, limits: undefined, spentUsd: 0.75, reservedUsd: 0, inFlight: 0 });
+    expect(none).toEqual({ budget: undefined, limits: undefined, spentUsd: 0.75, reservedUsd: 0, leasedUsd: 0, inFlight: 0 });
     expect(none).not.toHaveProperty("remainingUsd");
     expect(none).not.toHaveProperty("windowStart");
     expect(none).not.toHaveProperty("windowEnd");

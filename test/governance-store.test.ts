@@ -104,12 +104,12 @@ describe.each(subjects)("governance store contract: $name", (subject) => {
       store = await fresh();
       const r = await store.reserve({ id: "r1", levels: [level("key:a"), level("team:t")], ttlMs: 60_000, now: T0 });
       expect(r).toEqual({ ok: true, rate: {} });
-      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: 0, reservedNanos: 1000, inFlight: 1 });
-      expect(await store.spend("team:t", 0)).toEqual({ spentNanos: 0, reservedNanos: 1000, inFlight: 1 });
+      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: 0, reservedNanos: 1000, inFlight: 1, leasedNanos: 0 });
+      expect(await store.spend("team:t", 0)).toEqual({ spentNanos: 0, reservedNanos: 1000, inFlight: 1, leasedNanos: 0 });
       await store.settle({ id: "r1", costNanos: 400, tokens: 5, windows: { "key:a": 0, "team:t": 0 }, now: T0 + 10 });
-      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: 400, reservedNanos: 0, inFlight: 0 });
-      expect(await store.spend("team:t", 0)).toEqual({ spentNanos: 400, reservedNanos: 0, inFlight: 0 });
-      expect(await store.spend("customer:none", 0)).toEqual({ spentNanos: 0, reservedNanos: 0, inFlight: 0 });
+      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: 400, reservedNanos: 0, inFlight: 0, leasedNanos: 0 });
+      expect(await store.spend("team:t", 0)).toEqual({ spentNanos: 400, reservedNanos: 0, inFlight: 0, leasedNanos: 0 });
+      expect(await store.spend("customer:none", 0)).toEqual({ spentNanos: 0, reservedNanos: 0, inFlight: 0, leasedNanos: 0 });
     });
 
     it("refuses at the first failing level and charges no level", async () => {
@@ -122,7 +122,7 @@ describe.each(subjects)("governance store contract: $name", (subject) => {
       });
       expect(r).toEqual({ ok: false, scope: "team:t", reason: "budget", rate: {} });
       expect("retryAfterMs" in r).toBe(false);
-      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: 0, reservedNanos: 0, inFlight: 0 });
+      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: 0, reservedNanos: 0, inFlight: 0, leasedNanos: 0 });
     });
 
     it("counts spent plus reserved against the budget, in the current window only", async () => {
@@ -138,10 +138,10 @@ describe.each(subjects)("governance store contract: $name", (subject) => {
       await store.release("d", T0);
       // A new window starts from zero spend.
       expect((await store.reserve({ id: "e", levels: budget(w2, 1000), ttlMs: 60_000, now: w2 })).ok).toBe(true);
-      expect(await store.spend("key:a", w2)).toEqual({ spentNanos: 0, reservedNanos: 1000, inFlight: 1 });
+      expect(await store.spend("key:a", w2)).toEqual({ spentNanos: 0, reservedNanos: 1000, inFlight: 1, leasedNanos: 0 });
       expect((await store.spend("key:a", w1)).spentNanos).toBe(0);
       await store.settle({ id: "e", costNanos: 250, tokens: 0, windows: { "key:a": w2 }, now: w2 });
-      expect(await store.spend("key:a", w2)).toEqual({ spentNanos: 250, reservedNanos: 0, inFlight: 0 });
+      expect(await store.spend("key:a", w2)).toEqual({ spentNanos: 250, reservedNanos: 0, inFlight: 0, leasedNanos: 0 });
     });
 
     it("rolls the window on settle when it changed since the reservation", async () => {
@@ -150,7 +150,7 @@ describe.each(subjects)("governance store contract: $name", (subject) => {
       await store.settle({ id: "a", costNanos: 300, tokens: 0, windows: { "key:a": T0 }, now: T0 });
       await store.reserve({ id: "b", levels: [level("key:a", { windowStart: T0 })], ttlMs: 60_000, now: T0 });
       await store.settle({ id: "b", costNanos: 200, tokens: 0, windows: { "key:a": T0 + 3_600_000 }, now: T0 + 3_600_000 });
-      expect(await store.spend("key:a", T0 + 3_600_000)).toEqual({ spentNanos: 200, reservedNanos: 0, inFlight: 0 });
+      expect(await store.spend("key:a", T0 + 3_600_000)).toEqual({ spentNanos: 200, reservedNanos: 0, inFlight: 0, leasedNanos: 0 });
       expect((await store.spend("key:a", T0)).spentNanos).toBe(0);
     });
 
@@ -159,7 +159,7 @@ describe.each(subjects)("governance store contract: $name", (subject) => {
       const big = 9_000_000_000_000_000 - 1; // near 2^53: nano-USD sums must stay exact
       expect((await store.reserve({ id: "a", levels: [level("key:a", { costNanos: big })], ttlMs: 60_000, now: T0 })).ok).toBe(true);
       await store.settle({ id: "a", costNanos: big, tokens: 0, windows: { "key:a": 0 }, now: T0 });
-      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: big, reservedNanos: 0, inFlight: 0 });
+      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: big, reservedNanos: 0, inFlight: 0, leasedNanos: 0 });
     });
 
     it("limits requests in flight", async () => {
@@ -239,7 +239,7 @@ describe.each(subjects)("governance store contract: $name", (subject) => {
       await store.release("a", T0);
       await store.release("a", T0);
       await store.release("unknown", T0);
-      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: 0, reservedNanos: 0, inFlight: 0 });
+      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: 0, reservedNanos: 0, inFlight: 0, leasedNanos: 0 });
       expect(await store.reserve({ id: "b", levels, ttlMs: 60_000, now: T0 })).toMatchObject({ ok: true, rate: { remainingTokens: 0 } });
     });
 
@@ -247,8 +247,8 @@ describe.each(subjects)("governance store contract: $name", (subject) => {
       store = await fresh();
       await store.reserve({ id: "live", levels: [level("key:a")], ttlMs: 60_000, now: T0 });
       await store.settle({ id: "gone", costNanos: 700, tokens: 1, windows: { "key:a": 0, "team:t": 0 }, now: T0 });
-      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: 700, reservedNanos: 1000, inFlight: 1 });
-      expect(await store.spend("team:t", 0)).toEqual({ spentNanos: 700, reservedNanos: 0, inFlight: 0 });
+      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: 700, reservedNanos: 1000, inFlight: 1, leasedNanos: 0 });
+      expect(await store.spend("team:t", 0)).toEqual({ spentNanos: 700, reservedNanos: 0, inFlight: 0, leasedNanos: 0 });
     });
 
     it("ignores a second settle of the same id", async () => {
@@ -257,7 +257,7 @@ describe.each(subjects)("governance store contract: $name", (subject) => {
       const settle = { id: "a", costNanos: 700, tokens: 1, windows: { "key:a": 0 }, now: T0 };
       await store.settle(settle);
       await store.settle(settle);
-      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: 700, reservedNanos: 0, inFlight: 0 });
+      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: 700, reservedNanos: 0, inFlight: 0, leasedNanos: 0 });
     });
 
     it("renews live reservations and sweeps expired ones", async () => {
@@ -268,13 +268,67 @@ describe.each(subjects)("governance store contract: $name", (subject) => {
       await store.renew([], 1000, T0 + 900);
       expect(await store.sweep(T0 + 1000)).toBe(0); // expiry is strict: released only once past
       expect(await store.sweep(T0 + 1001)).toBe(1);
-      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: 0, reservedNanos: 1000, inFlight: 1 });
+      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: 0, reservedNanos: 1000, inFlight: 1, leasedNanos: 0 });
       expect(await store.sweep(T0 + 1900)).toBe(0);
       expect(await store.sweep(T0 + 1901)).toBe(1);
-      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: 0, reservedNanos: 0, inFlight: 0 });
+      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: 0, reservedNanos: 0, inFlight: 0, leasedNanos: 0 });
       // The request finished after all: its cost is still recorded.
       await store.settle({ id: "a", costNanos: 900, tokens: 0, windows: { "key:a": 0 }, now: T0 + 5000 });
-      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: 900, reservedNanos: 0, inFlight: 0 });
+      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: 900, reservedNanos: 0, inFlight: 0, leasedNanos: 0 });
+    });
+
+    it("grants a lease only while eight times it fits, and counts it apart from requests in flight", async () => {
+      store = await fresh();
+      const levels = [level("key:a", { budgetNanos: 10_000 })];
+      const lease = { requests: 1, headroom: 8 };
+      for (const id of ["l1", "l2", "l3"]) expect((await store.reserve({ id, levels, ttlMs: 60_000, now: T0, lease })).ok).toBe(true);
+      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: 0, reservedNanos: 0, inFlight: 0, leasedNanos: 3000 });
+      // 3000 leased + 8 x 1000 > 10,000: no fourth lease, but a request of its own still fits.
+      expect(await store.reserve({ id: "l4", levels, ttlMs: 60_000, now: T0, lease })).toMatchObject({ ok: false, reason: "budget" });
+      expect((await store.reserve({ id: "r1", levels, ttlMs: 60_000, now: T0 })).ok).toBe(true);
+      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: 0, reservedNanos: 1000, inFlight: 1, leasedNanos: 3000 });
+    });
+
+    it("charges a lease's requests to spend once each, out of the lease, and frees the rest when it returns", async () => {
+      store = await fresh();
+      const levels = [level("key:a", { costNanos: 5000, tokens: 50 }), level("team:t", { costNanos: 5000, tokens: 50 })];
+      expect((await store.reserve({ id: "lease", levels, ttlMs: 60_000, now: T0, lease: { requests: 5, headroom: 8 } })).ok).toBe(true);
+      const windows = { "key:a": 0, "team:t": 0 };
+      await store.chargeLease({ lease: "lease", id: "r1", costNanos: 700, tokens: 7, windows, now: T0 + 10 });
+      await store.chargeLease({ lease: "lease", id: "r1", costNanos: 700, tokens: 7, windows, now: T0 + 20 });
+      for (const scope of ["key:a", "team:t"]) expect(await store.spend(scope, 0)).toEqual({ spentNanos: 700, reservedNanos: 0, inFlight: 0, leasedNanos: 4300 });
+      await store.returnLease("lease", { requests: 4, tokens: 43 }, T0 + 30);
+      await store.returnLease("lease", { requests: 4, tokens: 43 }, T0 + 30);
+      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: 700, reservedNanos: 0, inFlight: 0, leasedNanos: 0 });
+      // A lease that is gone (expired, returned) still charges what its requests cost.
+      await store.chargeLease({ lease: "lease", id: "r2", costNanos: 300, tokens: 3, windows, now: T0 + 40 });
+      expect(await store.spend("team:t", 0)).toEqual({ spentNanos: 1000, reservedNanos: 0, inFlight: 0, leasedNanos: 0 });
+    });
+
+    it("gives a returned lease's unused requests back to the rate limit, and holds its slots until then", async () => {
+      store = await fresh();
+      const levels = [level("key:a", { rpm: 60, maxConcurrent: 16 })];
+      const leased = [level("key:a", { rpm: 60, maxConcurrent: 16, costNanos: 2000, tokens: 20 })];
+      expect((await store.reserve({ id: "lease", levels: leased, ttlMs: 60_000, now: T0, lease: { requests: 2, headroom: 8 } })).ok).toBe(true);
+      // Two slots are leased: 14 more requests of their own, not 15.
+      for (let i = 0; i < 14; i++) expect((await store.reserve({ id: `r${i}`, levels, ttlMs: 60_000, now: T0 })).ok).toBe(true);
+      expect(await store.reserve({ id: "r14", levels, ttlMs: 60_000, now: T0 })).toMatchObject({ ok: false, reason: "concurrency" });
+      for (let i = 0; i < 14; i++) await store.release(`r${i}`, T0);
+      await store.returnLease("lease", { requests: 2, tokens: 20 }, T0);
+      // 14 requests used the minute's allowance; the lease's 2 came back.
+      const r = await store.reserve({ id: "after", levels, ttlMs: 60_000, now: T0 });
+      expect(r).toMatchObject({ ok: true, rate: { limitRequests: 60, remainingRequests: 45 } });
+    });
+
+    it("releases an expired lease's money and slots", async () => {
+      store = await fresh();
+      const levels = [level("key:a", { maxConcurrent: 64 })];
+      expect((await store.reserve({ id: "lease", levels, ttlMs: 1000, now: T0, lease: { requests: 4, headroom: 8 } })).ok).toBe(true);
+      expect((await store.spend("key:a", 0)).leasedNanos).toBe(1000);
+      expect(await store.sweep(T0 + 1001)).toBe(1);
+      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: 0, reservedNanos: 0, inFlight: 0, leasedNanos: 0 });
+      // Its four slots are free again: 64 requests of their own fit.
+      for (let i = 0; i < 64; i++) expect((await store.reserve({ id: `r${i}`, levels, ttlMs: 60_000, now: T0 + 1001 })).ok).toBe(true);
     });
 
     it("releases expired reservations on the next reserve", async () => {
@@ -283,7 +337,7 @@ describe.each(subjects)("governance store contract: $name", (subject) => {
       await store.reserve({ id: "a", levels, ttlMs: 1000, now: T0 });
       expect(await store.reserve({ id: "b", levels, ttlMs: 1000, now: T0 + 500 })).toMatchObject({ ok: false, reason: "budget" });
       expect((await store.reserve({ id: "c", levels, ttlMs: 1000, now: T0 + 1001 })).ok).toBe(true);
-      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: 0, reservedNanos: 1000, inFlight: 1 });
+      expect(await store.spend("key:a", 0)).toEqual({ spentNanos: 0, reservedNanos: 1000, inFlight: 1, leasedNanos: 0 });
     });
 
     it("rejects a reservation id that is already live", async () => {
@@ -300,7 +354,7 @@ describe.each(subjects)("governance store contract: $name", (subject) => {
       );
       expect(results.filter((r) => r.ok)).toHaveLength(50);
       const spend = await store.spend("key:a", 0);
-      expect(spend).toEqual({ spentNanos: 0, reservedNanos: 50_000_000, inFlight: 50 });
+      expect(spend).toEqual({ spentNanos: 0, reservedNanos: 50_000_000, inFlight: 50, leasedNanos: 0 });
       expect(await store.spend("team:t", 0)).toEqual(spend);
     });
   });
@@ -434,7 +488,7 @@ describe("memory store persistence", () => {
     expect(await second.getTeam("team_1")).toEqual(team("team_1", { customerId: "cus_1" }));
     expect(await second.getCustomer("cus_2")).toBeUndefined();
     expect(await second.keyCount()).toBe(2);
-    expect(await second.spend("key:key_1", T0)).toEqual({ spentNanos: 1234, reservedNanos: 0, inFlight: 0 });
+    expect(await second.spend("key:key_1", T0)).toEqual({ spentNanos: 1234, reservedNanos: 0, inFlight: 0, leasedNanos: 0 });
   });
 
   it("flushes spend without waiting for close", async () => {
@@ -446,7 +500,7 @@ describe("memory store persistence", () => {
     // A second reader sees the flushed row while the first store is still open.
     const second = createMemoryStore({ path });
     open.push(second);
-    expect(await second.spend("key:a", 0)).toEqual({ spentNanos: 55, reservedNanos: 0, inFlight: 0 });
+    expect(await second.spend("key:a", 0)).toEqual({ spentNanos: 55, reservedNanos: 0, inFlight: 0, leasedNanos: 0 });
   });
 
   it("works without a path, in memory only", async () => {
@@ -482,7 +536,7 @@ describe("redis store across instances", () => {
     expect((await a.reserve({ id: "r1", levels, ttlMs: 60_000, now: T0 })).ok).toBe(true);
     expect(await b.reserve({ id: "r2", levels, ttlMs: 60_000, now: T0 })).toMatchObject({ ok: false, reason: "concurrency" });
     await b.settle({ id: "r1", costNanos: 42, tokens: 0, windows: { "key:key_1": 0 }, now: T0 });
-    expect(await a.spend("key:key_1", 0)).toEqual({ spentNanos: 42, reservedNanos: 0, inFlight: 0 });
+    expect(await a.spend("key:key_1", 0)).toEqual({ spentNanos: 42, reservedNanos: 0, inFlight: 0, leasedNanos: 0 });
   });
 
   it("keeps all keys in one hash tag and reloads scripts Redis forgot", async () => {

@@ -275,6 +275,12 @@ export const configSchema = z.strictObject({
         .prefault({}),
       /** A request's reservation is released by itself this long after its gateway stops renewing it (a crashed instance). */
       reservationTtlMs: z.int().min(1_000).default(30_000),
+      /**
+       * Redis only: an instance sending one key 32 or more requests a second takes leases (blocks of
+       * that key's budget and limits, never more than 1/8 of what remains) and admits its requests
+       * from them without a round trip; each request's cost still reaches Redis before its answer leaves.
+       */
+      leases: z.boolean().default(true),
       /** Output tokens reserved when neither the request nor the pricing table gives a limit. */
       defaultMaxOutputTokens: z.int().positive().default(8_192),
       /** A model with no price: refused when a budget applies (budgets cannot be enforced), or treated as free. */

@@ -112,7 +112,9 @@ export interface BudgetStatus {
   limits?: Limits | undefined;
   spentUsd: number;
   reservedUsd: number;
-  /** max(0, limit - spent - reserved); absent without a budget. */
+  /** Held by instances' leases (Redis store), not yet spent. */
+  leasedUsd: number;
+  /** max(0, limit - spent - reserved - leased); absent without a budget. */
   remainingUsd?: number | undefined;
   /** Epoch ms; both absent for period "none" or no budget. */
   windowStart?: number | undefined;
@@ -377,10 +379,11 @@ export function createAdmin(store: GovernanceStore, now: () => number = Date.now
         limits: "limits" in entity ? entity.limits : undefined,
         spentUsd: spend.spentNanos / NANOS,
         reservedUsd: spend.reservedNanos / NANOS,
+        leasedUsd: spend.leasedNanos / NANOS,
         inFlight: spend.inFlight,
       };
       if (budget !== undefined) {
-        status.remainingUsd = Math.max(0, Math.floor(budget.limitUsd * NANOS) - spend.spentNanos - spend.reservedNanos) / NANOS;
+        status.remainingUsd = Math.max(0, Math.floor(budget.limitUsd * NANOS) - spend.spentNanos - spend.reservedNanos - spend.leasedNanos) / NANOS;
       }
       if (period !== "none") {
         status.windowStart = start;

@@ -7,10 +7,11 @@ import { credential, type HeaderGetter, type Principal } from "./authenticate.ts
 import { isVirtualKey, sameHash } from "./keys.ts";
 import { windowEnd, windowStart } from "./periods.ts";
 import { outputTokensFromBytes } from "./estimate.ts";
+import { createLeases, type Lease } from "./leases.ts";
 import { costUsd, type Price, type Pricing, type Units } from "./pricing.ts";
 import { rateHeaders } from "./rate-headers.ts";
 import { createMemoryStore } from "./store-memory.ts";
-import type { Budget, CounterStore, GovernanceStore, LevelReservation, Limits, ReserveResult, Scope, SettleInput } from "./types.ts";
+import type { Budget, CounterStore, GovernanceStore, LevelReservation, Limits, RateState, ReserveResult, Scope, SettleInput } from "./types.ts";
 
 export interface GovernorOptions {
   store: GovernanceStore;
@@ -30,6 +31,8 @@ export interface GovernorOptions {
   pollMs?: number;
   /** What happens while a shared store (Redis) cannot be reached; default: refuse everything (503). */
   whenStoreDown?: WhenStoreDown | undefined;
+  /** A shared store only: busy keys admit requests from leases (see leases.ts) instead of a round trip each. Default true. */
+  leases?: boolean | undefined;
   /**
    * True while admin identities exist (people, admin API keys): one switch
    * covers both planes, so an admin plane with owners never leaves
@@ -87,8 +90,9 @@ export interface Admission {
   /**
    * Charges the actual cost of the served target (from the provider's usage,
    * or estimated when a stream ended without one) and frees the reservation.
-   * Resolves once the store has it (callers await it before answering, so a
-   * served request is always accounted); failures are retried in the background.
+   * Resolves once the charge is written to the store's connection (callers
+   * await it before answering, so the record leaves before the answer does)
+   * without waiting for the store's reply; failures are retried in the background.
    */
   settle(target: Target, usage: Usage | undefined, outputBytes: number, units?: Units): Promise<number>;
   /** Charges the whole reservation (an answer served without usage: never charge less than it may have cost). */
@@ -184,16 +188,27 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
   let flushing = false;
   let closed = false;
   let lastPollError = 0;
+  const leases = store.kind === "redis" && o.leases !== false
+    ? createLeases({
+        store,
+        ttlMs: o.reservationTtlMs,
+        onGranted: (id, now) => live.set(id, now),
+        onReturned: (id) => live.delete(id),
+      })
+    : undefined;
 
   const adminsExist = o.adminsExist ?? (() => false);
   const isOpen = (): boolean => staticByHash.size === 0 && adminHash === undefined && !keysExist && !adminsExist();
 
   async function poll(): Promise<void> {
     try {
+      leases?.tick(Date.now());
       const v = await store.version();
       if (v !== version) {
         version = v;
         cache.clear();
+        // Leases were sized for the old limits.
+        leases?.retireAll();
         keysExist = (await store.keyCount()) > 0;
       }
     } catch (err) {
@@ -316,7 +331,7 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
   }
 
   async function reserve(a: Authorized, setHeader?: (name: string, value: string) => void): Promise<Admission> {
-    const { principal, prices, worstUsd, worstTokens } = a;
+    const { principal, worstUsd, worstTokens } = a;
     const key = principal.key!;
     const { team, customer } = principal;
     const now = Date.now();
@@ -332,10 +347,16 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
       periods.push(customer.budget?.period ?? "none");
     }
     const id = randomUUID();
+    const storeDown = local !== undefined && downSince !== 0 && now - downSince < 1_000;
+    const lease = storeDown ? undefined : leases?.take(levels, costNanos, worstTokens, now);
+    if (lease !== undefined) {
+      if (setHeader !== undefined) rateHeaders(leaseRate(lease), setHeader);
+      return leaseAdmission(a, lease, id, levels, periods, costNanos);
+    }
     let result: ReserveResult;
     // While the store is known to be down, requests do not wait on it; one probe a second finds it back.
     let counters: CounterStore = store;
-    if (local !== undefined && downSince !== 0 && now - downSince < 1_000) counters = local;
+    if (storeDown) counters = local!;
     else {
       try {
         result = await store.reserve({ id, levels, ttlMs: o.reservationTtlMs, now });
@@ -358,39 +379,52 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
     if (!result!.ok) throw refusal(result!, principal, now, worstTokens);
     (counters === store ? live : liveLocal).set(id, now);
 
-    let open = true;
     /** Replaces the reservation with what the request cost, at every level, once. */
-    const charge = async (usd: number, tokens: number): Promise<number> => {
-      if (!open) return 0;
-      open = false;
+    const charge = async (usd: number, tokens: number): Promise<void> => {
       live.delete(id);
       const t = Date.now();
-      const windows: Record<Scope, number> = {};
-      for (let i = 0; i < levels.length; i++) windows[levels[i]!.scope] = windowStart(periods[i]!, t);
-      const input = { id, costNanos: Math.round(usd * NANOS), tokens, windows, now: t };
+      const input = { id, costNanos: Math.round(usd * NANOS), tokens, windows: windowsAt(levels, periods, t), now: t };
       // Admitted on local counters: free them, and charge the shared store (an id it never saw still charges).
       if (counters === local) {
         liveLocal.delete(id);
         await local.settle(input);
       }
-      // A store that just failed is not waited on again: the record queues and is retried.
-      if (local !== undefined && downSince !== 0 && Date.now() - downSince < 1_000) queueSettle(input);
-      else {
-        try {
-          await store.settle(input);
-        } catch {
-          queueSettle(input);
-        }
-      }
+      send(input);
+    };
+    return admission(a, charge, () => {
+      live.delete(id);
+      liveLocal.delete(id);
+      counters.release(id, Date.now()).catch(() => undefined); // an unreleased reservation expires by itself
+    });
+  }
+
+  /** A request admitted from a lease: charged against the lease, in the store and here. */
+  function leaseAdmission(a: Authorized, lease: Lease, id: string, levels: LevelReservation[], periods: Budget["period"][], costNanos: number): Admission {
+    const charge = (usd: number, tokens: number): void => {
+      const t = Date.now();
+      const nanos = Math.round(usd * NANOS);
+      leases!.done(lease, costNanos, a.worstTokens, nanos, tokens, true);
+      send({ id, costNanos: nanos, tokens, windows: windowsAt(levels, periods, t), now: t }, lease);
+    };
+    return admission(a, charge, () => leases!.done(lease, costNanos, a.worstTokens, 0, 0, false));
+  }
+
+  /** Settles or releases a request once: `charge` records what it cost. */
+  function admission(a: Authorized, charge: (usd: number, tokens: number) => void | Promise<void>, release: () => void): Admission {
+    let open = true;
+    const once = async (usd: number, tokens: number): Promise<number> => {
+      if (!open) return 0;
+      open = false;
+      await charge(usd, tokens);
       return usd;
     };
     return {
-      async settle(target, usage, outputBytes, units) {
-        const price = prices.get(target) ?? FREE;
+      settle(target, usage, outputBytes, units) {
+        const price = a.prices.get(target) ?? FREE;
         const input = usage?.promptTokens ?? a.promptTokens;
         // Estimated from the bytes when the provider reported no usage: never more output than was
         // reserved (max_tokens or the model's limit), which is also the most a provider can bill.
-        const output = usage?.completionTokens ?? Math.min(outputTokensFromBytes(outputBytes), Math.max(0, worstTokens - a.promptTokens));
+        const output = usage?.completionTokens ?? Math.min(outputTokensFromBytes(outputBytes), Math.max(0, a.worstTokens - a.promptTokens));
         const usd = costUsd(price, {
           inputTokens: input,
           outputTokens: output,
@@ -398,17 +432,30 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
           cacheWriteTokens: usage?.cacheWriteTokens ?? 0,
           units,
         });
-        return charge(usd, input + output);
+        return once(usd, input + output);
       },
-      settleReserved: () => charge(worstUsd, worstTokens),
+      settleReserved: () => once(a.worstUsd, a.worstTokens),
       release() {
         if (!open) return;
         open = false;
-        live.delete(id);
-        liveLocal.delete(id);
-        counters.release(id, Date.now()).catch(() => undefined); // an unreleased reservation expires by itself
+        release();
       },
     };
+  }
+
+  /**
+   * Sends a spend record without waiting for the reply: the store's client
+   * writes it to the connection at once, before the caller's answer is
+   * written. A store that just failed is not tried again: the record queues
+   * and is retried, as is one the store refuses or does not answer.
+   */
+  function send(input: SettleInput, lease?: Lease): void {
+    if (local !== undefined && downSince !== 0 && Date.now() - downSince < 1_000) {
+      queueSettle(input);
+      return;
+    }
+    const sent = lease === undefined ? store.settle(input) : store.chargeLease({ ...input, lease: lease.id });
+    sent.catch(() => queueSettle(input));
   }
 
   /**
@@ -474,6 +521,7 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
     },
     invalidate() {
       cache.clear();
+      leases?.retireAll();
       void store.keyCount().then((n) => (keysExist = n > 0), () => undefined);
     },
     settleFailures: () => failedSettles,
@@ -497,6 +545,7 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
     async close() {
       clearInterval(pollTimer);
       clearInterval(upkeepTimer);
+      await leases?.close();
       // Spend still waiting gets a last few seconds to reach the store; what does not is counted and logged.
       const until = Date.now() + 3_000;
       while (pending.length > 0 && Date.now() < until) {
@@ -516,6 +565,23 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
       await store.close();
     },
   };
+}
+
+/** x-ratelimit-* state of a request from a lease: as granted, with what the lease has not handed out added back. */
+function leaseRate(lease: Lease): RateState {
+  const r = lease.rate;
+  return {
+    ...r,
+    ...(r.remainingRequests === undefined ? {} : { remainingRequests: r.remainingRequests + lease.requests }),
+    ...(r.remainingTokens === undefined ? {} : { remainingTokens: r.remainingTokens + Math.max(0, lease.tokens) }),
+  };
+}
+
+/** Each level's current budget window at `t` (it may have rolled since the reservation). */
+function windowsAt(levels: readonly LevelReservation[], periods: readonly Budget["period"][], t: number): Record<Scope, number> {
+  const windows: Record<Scope, number> = {};
+  for (let i = 0; i < levels.length; i++) windows[levels[i]!.scope] = windowStart(periods[i]!, t);
+  return windows;
 }
 
 function level(scope: Scope, budget: Budget | undefined, limits: Limits | undefined, now: number, costNanos: number, tokens: number): LevelReservation {

@@ -5,6 +5,7 @@ import type {
   Customer,
   EntityKind,
   GovernanceStore,
+  LeaseChargeInput,
   LevelReservation,
   ListPage,
   RateState,
@@ -111,12 +112,17 @@ export function createMemoryStore(options: { path?: string | undefined } = {}): 
     return s;
   }
 
-  /** Gives back a reservation's money and in-flight slot; tokens stay consumed. */
+  /** Gives back a reservation's (or a lease's) money and in-flight slots; tokens stay consumed. */
   function unapply(h: Held): void {
     for (const level of h.levels) {
       const s = state(level.scope);
-      s.reserved = Math.max(0, s.reserved - level.costNanos);
-      s.inFlight = Math.max(0, s.inFlight - 1);
+      if (h.lease) {
+        s.leased = Math.max(0, s.leased - level.costNanos);
+        s.leasedSlots = Math.max(0, s.leasedSlots - h.requests);
+      } else {
+        s.reserved = Math.max(0, s.reserved - level.costNanos);
+        s.inFlight = Math.max(0, s.inFlight - 1);
+      }
     }
   }
 
@@ -148,12 +154,13 @@ export function createMemoryStore(options: { path?: string | undefined } = {}): 
   return {
     kind: "embedded",
 
-    async reserve({ id, levels, ttlMs, now }: ReserveInput): Promise<ReserveResult> {
+    async reserve({ id, levels, ttlMs, now, lease }: ReserveInput): Promise<ReserveResult> {
       releaseExpired(now);
       if (held.has(id)) throw new Error(`reservation ${id} exists`);
+      const requests = lease?.requests ?? 1;
       const passes: Pass[] = [];
       for (const level of levels) {
-        const verdict = check(level, peek(level.scope), now);
+        const verdict = check(level, peek(level.scope), now, requests, lease?.headroom ?? 1);
         if (!verdict.ok) {
           const retry = verdict.retryAfterMs === undefined ? {} : { retryAfterMs: verdict.retryAfterMs };
           return { ok: false, scope: level.scope, reason: verdict.reason, ...retry, rate: rateOf(levels, now) };
@@ -167,14 +174,21 @@ export function createMemoryStore(options: { path?: string | undefined } = {}): 
           s.window = level.windowStart;
           markDirty(level.scope);
         }
-        s.reserved += level.costNanos;
-        s.inFlight += 1;
+        if (lease) {
+          s.leased += level.costNanos;
+          s.leasedSlots += requests;
+        } else {
+          s.reserved += level.costNanos;
+          s.inFlight += 1;
+        }
         if (level.rpm !== undefined) s.rtat = passes[i].rtat;
         if (level.tpm !== undefined) s.ttat = passes[i].ttat;
       });
       const h: Held = {
         expiry: now + ttlMs,
-        levels: levels.map((l) => ({ scope: l.scope, costNanos: l.costNanos, tokens: l.tokens, tpm: l.tpm })),
+        lease: lease !== undefined,
+        requests,
+        levels: levels.map((l) => ({ scope: l.scope, costNanos: l.costNanos, tokens: l.tokens, rpm: l.rpm, tpm: l.tpm })),
       };
       held.set(id, h);
       heapPush(expiries, { expiry: h.expiry, id });
@@ -206,6 +220,36 @@ export function createMemoryStore(options: { path?: string | undefined } = {}): 
       unapply(h);
     },
 
+    async chargeLease({ lease, id, costNanos, windows, now }: LeaseChargeInput): Promise<void> {
+      if (settled.has(id)) return;
+      const h = held.get(lease);
+      if (h?.lease) {
+        for (const level of h.levels) {
+          // The cost leaves the lease (what it holds is never negative) and becomes spend.
+          const taken = Math.min(costNanos, level.costNanos);
+          level.costNanos -= taken;
+          const s = charge(level.scope, windows[level.scope], costNanos);
+          s.leased = Math.max(0, s.leased - taken);
+        }
+      } else {
+        for (const [scope, window] of Object.entries(windows)) charge(scope, window, costNanos);
+      }
+      rememberSettled(id, now);
+    },
+
+    async returnLease(id: string, unused: { requests: number; tokens: number }, now: number): Promise<void> {
+      const h = held.get(id);
+      if (!h?.lease) return;
+      held.delete(id);
+      unapply(h);
+      // What the lease did not hand out goes back to the rate limits, never into the past.
+      for (const level of h.levels) {
+        const s = state(level.scope);
+        if (level.rpm !== undefined) s.rtat = Math.max(now, s.rtat - unused.requests * (MINUTE / level.rpm));
+        if (level.tpm !== undefined) s.ttat = Math.max(now, s.ttat - unused.tokens * (MINUTE / level.tpm));
+      }
+    },
+
     async renew(ids: readonly string[], ttlMs: number, now: number): Promise<void> {
       for (const id of ids) {
         const h = held.get(id);
@@ -221,7 +265,7 @@ export function createMemoryStore(options: { path?: string | undefined } = {}): 
 
     async spend(scope: Scope, windowStart: number): Promise<SpendState> {
       const s = peek(scope);
-      return { spentNanos: s.window === windowStart ? s.spent : 0, reservedNanos: s.reserved, inFlight: s.inFlight };
+      return { spentNanos: s.window === windowStart ? s.spent : 0, reservedNanos: s.reserved, inFlight: s.inFlight, leasedNanos: s.leased };
     },
 
     async getKeyByHash(hash: string): Promise<VirtualKey | undefined> {
@@ -329,38 +373,50 @@ interface ScopeState {
   window: number;
   reserved: number;
   inFlight: number;
+  /** Money and request slots held by instances' leases. */
+  leased: number;
+  leasedSlots: number;
   rtat: number;
   ttat: number;
 }
 
-const emptyState = (): ScopeState => ({ spent: 0, window: 0, reserved: 0, inFlight: 0, rtat: 0, ttat: 0 });
+const emptyState = (): ScopeState => ({ spent: 0, window: 0, reserved: 0, inFlight: 0, leased: 0, leasedSlots: 0, rtat: 0, ttat: 0 });
 const EMPTY: Readonly<ScopeState> = Object.freeze(emptyState());
 
 /** What a live reservation applied to each level, so it can be un-applied or settled. */
 interface Held {
   expiry: number;
-  levels: Array<{ scope: Scope; costNanos: number; tokens: number; tpm: number | undefined }>;
+  /** A lease of `requests` requests' worth; otherwise one request. */
+  lease: boolean;
+  requests: number;
+  levels: Array<{ scope: Scope; costNanos: number; tokens: number; rpm: number | undefined; tpm: number | undefined }>;
 }
 
 type Pass = { ok: true; rtat: number; ttat: number };
 type Verdict = Pass | { ok: false; reason: RefusalReason; retryAfterMs?: number };
 
-/** Checks one level against its limits; on a pass, returns the TATs to apply. */
-function check(l: LevelReservation, s: ScopeState, now: number): Verdict {
+/**
+ * Checks one level against its limits for `requests` requests (costNanos and
+ * tokens are their totals), as if `headroom` times as much were asked; on a
+ * pass, returns the TATs to apply. The Redis script does the same.
+ */
+function check(l: LevelReservation, s: ScopeState, now: number, requests: number, headroom: number): Verdict {
   const spent = s.window >= l.windowStart ? s.spent : 0;
-  if (l.budgetNanos !== undefined && spent + s.reserved + l.costNanos > l.budgetNanos) return { ok: false, reason: "budget" };
-  if (l.maxConcurrent !== undefined && s.inFlight + 1 > l.maxConcurrent) return { ok: false, reason: "concurrency" };
+  if (l.budgetNanos !== undefined && spent + s.reserved + s.leased + headroom * l.costNanos > l.budgetNanos) return { ok: false, reason: "budget" };
+  if (l.maxConcurrent !== undefined && s.inFlight + s.leasedSlots + headroom * requests > l.maxConcurrent) return { ok: false, reason: "concurrency" };
   const pass: Pass = { ok: true, rtat: s.rtat, ttat: s.ttat };
   if (l.rpm !== undefined) {
-    pass.rtat = Math.max(s.rtat, now) + MINUTE / l.rpm;
-    if (pass.rtat - now > MINUTE) return { ok: false, reason: "rpm", retryAfterMs: Math.ceil(pass.rtat - now - MINUTE) };
+    pass.rtat = Math.max(s.rtat, now) + requests * (MINUTE / l.rpm);
+    const needed = Math.max(s.rtat, now) + headroom * requests * (MINUTE / l.rpm);
+    if (needed - now > MINUTE) return { ok: false, reason: "rpm", retryAfterMs: Math.ceil(needed - now - MINUTE) };
   }
   if (l.tpm !== undefined) {
     pass.ttat = Math.max(s.ttat, now) + l.tokens * (MINUTE / l.tpm);
-    if (pass.ttat - now > MINUTE) {
+    const needed = Math.max(s.ttat, now) + headroom * l.tokens * (MINUTE / l.tpm);
+    if (needed - now > MINUTE) {
       // More tokens than a whole minute allows: waiting never helps.
       if (l.tokens > l.tpm) return { ok: false, reason: "tpm" };
-      return { ok: false, reason: "tpm", retryAfterMs: Math.ceil(pass.ttat - now - MINUTE) };
+      return { ok: false, reason: "tpm", retryAfterMs: Math.ceil(needed - now - MINUTE) };
     }
   }
   return pass;

@@ -5,6 +5,7 @@ import { clampPageSize, decodePageToken, encodePageToken, isAfter, rateState, ty
 import type {
   Customer,
   GovernanceStore,
+  LeaseChargeInput,
   ListPage,
   RefusalReason,
   ReserveInput,
@@ -97,8 +98,8 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Gove
   return {
     kind: "redis",
 
-    async reserve({ id, levels, ttlMs, now }: ReserveInput): Promise<ReserveResult> {
-      const args: Array<string | number> = [P, id, now, ttlMs, levels.length];
+    async reserve({ id, levels, ttlMs, now, lease }: ReserveInput): Promise<ReserveResult> {
+      const args: Array<string | number> = [P, id, now, ttlMs, lease?.requests ?? 1, lease?.headroom ?? 1, lease === undefined ? 0 : 1, levels.length];
       for (const l of levels) {
         args.push(l.scope, opt(l.budgetNanos), l.windowStart, l.costNanos, l.tokens, opt(l.rpm), opt(l.tpm), opt(l.maxConcurrent));
       }
@@ -121,6 +122,15 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Gove
       await script.release([k.resexp], [P, id]);
     },
 
+    async chargeLease({ lease, id, costNanos, windows, now }: LeaseChargeInput): Promise<void> {
+      const pairs = Object.entries(windows);
+      await script.chargeLease([k.resexp], [P, lease, id, costNanos, now, pairs.length, ...pairs.flat()]);
+    },
+
+    async returnLease(id: string, unused: { requests: number; tokens: number }, now: number): Promise<void> {
+      await script.returnLease([k.resexp], [P, id, unused.requests, unused.tokens, now]);
+    },
+
     async renew(ids: readonly string[], ttlMs: number, now: number): Promise<void> {
       if (ids.length === 0) return;
       // XX: only reservations that still exist get a new expiry.
@@ -138,11 +148,12 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Gove
     },
 
     async spend(scope: Scope, windowStart: number): Promise<SpendState> {
-      const [spent, window, reserved, inFlight] = await redis.hmget(k.scope(scope), "spent", "window", "reserved", "inflight");
+      const [spent, window, reserved, inFlight, leased] = await redis.hmget(k.scope(scope), "spent", "window", "reserved", "inflight", "leased");
       return {
         spentNanos: Number(window ?? 0) === windowStart ? Number(spent ?? 0) : 0,
         reservedNanos: Number(reserved ?? 0),
         inFlight: Number(inFlight ?? 0),
+        leasedNanos: Number(leased ?? 0),
       };
     },
 
@@ -232,6 +243,8 @@ function scripts(redis: Redis) {
     reserve: defineScript(redis, COMMON + RESERVE),
     settle: defineScript(redis, COMMON + SETTLE),
     release: defineScript(redis, COMMON + RELEASE),
+    chargeLease: defineScript(redis, COMMON + CHARGE_LEASE),
+    returnLease: defineScript(redis, COMMON + RETURN_LEASE),
     sweep: defineScript(redis, COMMON + SWEEP),
     putKey: defineScript(redis, PUT_KEY),
     keyByHash: defineScript(redis, KEY_BY_HASH),
@@ -253,16 +266,18 @@ local function opt(v) if v == nil or v == false or v == '' then return nil end r
 local function fmt(x) return string.format('%.17g', x) end
 
 local function readScope(scope)
-  local v = redis.call('HMGET', P .. ':s:' .. scope, 'spent', 'window', 'reserved', 'inflight', 'rtat', 'ttat')
-  return { spent = num(v[1]), window = num(v[2]), reserved = num(v[3]), inflight = num(v[4]), rtat = num(v[5]), ttat = num(v[6]) }
+  local v = redis.call('HMGET', P .. ':s:' .. scope, 'spent', 'window', 'reserved', 'inflight', 'rtat', 'ttat', 'leased', 'lslots')
+  return { spent = num(v[1]), window = num(v[2]), reserved = num(v[3]), inflight = num(v[4]), rtat = num(v[5]), ttat = num(v[6]),
+    leased = num(v[7]), lslots = num(v[8]) }
 end
 
 local function writeScope(scope, s)
   redis.call('HSET', P .. ':s:' .. scope, 'spent', fmt(s.spent), 'window', fmt(s.window), 'reserved', fmt(s.reserved),
-    'inflight', fmt(s.inflight), 'rtat', fmt(s.rtat), 'ttat', fmt(s.ttat))
+    'inflight', fmt(s.inflight), 'rtat', fmt(s.rtat), 'ttat', fmt(s.ttat), 'leased', fmt(s.leased), 'lslots', fmt(s.lslots))
 end
 
--- A reservation is a hash: n levels; per level i: s<i> scope, c<i> cost, k<i> tokens, t<i> tpm ('' when none).
+-- A reservation is a hash: L 1 for a lease, q requests, n levels; per level i: s<i> scope, c<i> cost,
+-- k<i> tokens, r<i> rpm and t<i> tpm ('' when none).
 local function readHeld(id)
   local h = redis.call('HGETALL', P .. ':res:' .. id)
   if #h == 0 then return nil end
@@ -270,9 +285,9 @@ local function readHeld(id)
   for i = 1, #h, 2 do f[h[i]] = h[i + 1] end
   local levels = {}
   for i = 1, num(f.n) do
-    levels[i] = { scope = f['s' .. i], cost = num(f['c' .. i]), tokens = num(f['k' .. i]), tpm = opt(f['t' .. i]) }
+    levels[i] = { scope = f['s' .. i], cost = num(f['c' .. i]), tokens = num(f['k' .. i]), rpm = opt(f['r' .. i]), tpm = opt(f['t' .. i]) }
   end
-  return levels
+  return levels, f.L == '1', math.max(1, num(f.q))
 end
 
 local function dropHeld(id)
@@ -280,12 +295,17 @@ local function dropHeld(id)
   redis.call('ZREM', KEYS[1], id)
 end
 
--- Gives back a reservation's money and in-flight slot; tokens stay consumed.
-local function unapply(levels)
+-- Gives back a reservation's (or a lease's) money and in-flight slots; tokens stay consumed.
+local function unapply(levels, lease, q)
   for _, l in ipairs(levels) do
     local s = readScope(l.scope)
-    s.reserved = math.max(0, s.reserved - l.cost)
-    s.inflight = math.max(0, s.inflight - 1)
+    if lease then
+      s.leased = math.max(0, s.leased - l.cost)
+      s.lslots = math.max(0, s.lslots - q)
+    else
+      s.reserved = math.max(0, s.reserved - l.cost)
+      s.inflight = math.max(0, s.inflight - 1)
+    end
     writeScope(l.scope, s)
   end
 end
@@ -293,23 +313,37 @@ end
 local function releaseExpired(now, limit)
   local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. fmt(now), 'LIMIT', 0, limit)
   for _, id in ipairs(ids) do
-    local levels = readHeld(id)
-    if levels then unapply(levels) end
+    local levels, lease, q = readHeld(id)
+    if levels then unapply(levels, lease, q) end
     dropHeld(id)
   end
   return #ids
 end
+
+-- Charges cost to a scope's spend in the given window; windows only roll forward, so a charge for an
+-- older window goes into the current one.
+local function charge(s, w, cost)
+  if w ~= nil and w > s.window then
+    s.spent = 0
+    s.window = w
+  end
+  s.spent = s.spent + cost
+end
 `;
 
-/** ARGV: P, id, now, ttlMs, n, then per level: scope, budget, windowStart, cost, tokens, rpm, tpm, maxConcurrent. */
+/**
+ * ARGV: P, id, now, ttlMs, requests, headroom, lease (1 or 0), n, then per level: scope, budget,
+ * windowStart, cost, tokens, rpm, tpm, maxConcurrent. Checks as if headroom times the ask were made.
+ */
 const RESERVE = `
-local id, now, ttl, n = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local id, now, ttl = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local q, room, lease, n = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == '1', tonumber(ARGV[8])
 releaseExpired(now, 100)
 if redis.call('EXISTS', P .. ':res:' .. id) == 1 then return { -1 } end
 
 local levels, states = {}, {}
 for i = 1, n do
-  local b = 5 + (i - 1) * 8
+  local b = 8 + (i - 1) * 8
   levels[i] = { scope = ARGV[b + 1], budget = opt(ARGV[b + 2]), window = tonumber(ARGV[b + 3]), cost = tonumber(ARGV[b + 4]),
     tokens = tonumber(ARGV[b + 5]), rpm = opt(ARGV[b + 6]), tpm = opt(ARGV[b + 7]), maxc = opt(ARGV[b + 8]) }
   states[i] = readScope(levels[i].scope)
@@ -329,37 +363,45 @@ for i, l in ipairs(levels) do
   local s = states[i]
   local spent = 0
   if s.window >= l.window then spent = s.spent end
-  if l.budget and spent + s.reserved + l.cost > l.budget then return reply(0, i, 'budget', '') end
-  if l.maxc and s.inflight + 1 > l.maxc then return reply(0, i, 'concurrency', '') end
+  if l.budget and spent + s.reserved + s.leased + room * l.cost > l.budget then return reply(0, i, 'budget', '') end
+  if l.maxc and s.inflight + s.lslots + room * q > l.maxc then return reply(0, i, 'concurrency', '') end
   if l.rpm then
-    l.rtat = math.max(s.rtat, now) + 60000 / l.rpm
-    if l.rtat - now > 60000 then return reply(0, i, 'rpm', fmt(math.ceil(l.rtat - now - 60000))) end
+    l.rtat = math.max(s.rtat, now) + q * (60000 / l.rpm)
+    local needed = math.max(s.rtat, now) + room * q * (60000 / l.rpm)
+    if needed - now > 60000 then return reply(0, i, 'rpm', fmt(math.ceil(needed - now - 60000))) end
   end
   if l.tpm then
     l.ttat = math.max(s.ttat, now) + l.tokens * (60000 / l.tpm)
-    if l.ttat - now > 60000 then
+    local needed = math.max(s.ttat, now) + room * l.tokens * (60000 / l.tpm)
+    if needed - now > 60000 then
       -- More tokens than a whole minute allows: waiting never helps.
       if l.tokens > l.tpm then return reply(0, i, 'tpm', '') end
-      return reply(0, i, 'tpm', fmt(math.ceil(l.ttat - now - 60000)))
+      return reply(0, i, 'tpm', fmt(math.ceil(needed - now - 60000)))
     end
   end
 end
 
-local held = { 'n', n }
+local held = { 'n', n, 'q', q, 'L', lease and '1' or '0' }
 for i, l in ipairs(levels) do
   local s = states[i]
   if l.window > s.window then
     s.spent = 0
     s.window = l.window
   end
-  s.reserved = s.reserved + l.cost
-  s.inflight = s.inflight + 1
+  if lease then
+    s.leased = s.leased + l.cost
+    s.lslots = s.lslots + q
+  else
+    s.reserved = s.reserved + l.cost
+    s.inflight = s.inflight + 1
+  end
   if l.rpm then s.rtat = l.rtat end
   if l.tpm then s.ttat = l.ttat end
   writeScope(l.scope, s)
-  local tpm = ''
+  local rpm, tpm = '', ''
+  if l.rpm then rpm = fmt(l.rpm) end
   if l.tpm then tpm = fmt(l.tpm) end
-  for _, v in ipairs({ 's' .. i, l.scope, 'c' .. i, fmt(l.cost), 'k' .. i, fmt(l.tokens), 't' .. i, tpm }) do held[#held + 1] = v end
+  for _, v in ipairs({ 's' .. i, l.scope, 'c' .. i, fmt(l.cost), 'k' .. i, fmt(l.tokens), 'r' .. i, rpm, 't' .. i, tpm }) do held[#held + 1] = v end
 end
 redis.call('HSET', P .. ':res:' .. id, unpack(held))
 redis.call('ZADD', KEYS[1], fmt(now + ttl), id)
@@ -378,23 +420,13 @@ for i = 1, nw do
   windows[order[i]] = tonumber(ARGV[6 + 2 * i])
 end
 
-local function charge(s, scope)
-  local w = windows[scope]
-  -- Windows only roll forward; a charge for an older window goes into the current one.
-  if w ~= nil and w > s.window then
-    s.spent = 0
-    s.window = w
-  end
-  s.spent = s.spent + cost
-end
-
 local levels = readHeld(id)
 if levels then
   for _, l in ipairs(levels) do
     local s = readScope(l.scope)
     s.reserved = math.max(0, s.reserved - l.cost)
     s.inflight = math.max(0, s.inflight - 1)
-    charge(s, l.scope)
+    charge(s, windows[l.scope], cost)
     -- Refund the tokens reserved but not used (or charge the excess), never into the past.
     if l.tpm then s.ttat = math.max(now, s.ttat - (l.tokens - tokens) * (60000 / l.tpm)) end
     writeScope(l.scope, s)
@@ -404,7 +436,7 @@ else
   -- Expired or never reserved: spend is still never lost.
   for _, scope in ipairs(order) do
     local s = readScope(scope)
-    charge(s, scope)
+    charge(s, windows[scope], cost)
     writeScope(scope, s)
   end
 end
@@ -414,10 +446,63 @@ return 1
 
 /** ARGV: P, id. */
 const RELEASE = `
-local levels = readHeld(ARGV[2])
+local levels, lease, q = readHeld(ARGV[2])
 if not levels then return 0 end
-unapply(levels)
+unapply(levels, lease, q)
 dropHeld(ARGV[2])
+return 1
+`;
+
+/** ARGV: P, lease id, request id, cost, now, n, then n pairs of scope, windowStart. Returns 0 when already charged. */
+const CHARGE_LEASE = `
+local lease, id, cost, nw = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[6])
+local mark = P .. ':settled:' .. id
+if redis.call('EXISTS', mark) == 1 then return 0 end
+local windows, order = {}, {}
+for i = 1, nw do
+  order[i] = ARGV[5 + 2 * i]
+  windows[order[i]] = tonumber(ARGV[6 + 2 * i])
+end
+local levels, isLease = readHeld(lease)
+if levels and isLease then
+  local key = P .. ':res:' .. lease
+  for i, l in ipairs(levels) do
+    -- The cost leaves the lease (what it holds is never negative) and becomes spend.
+    local taken = math.min(cost, l.cost)
+    redis.call('HSET', key, 'c' .. i, fmt(l.cost - taken))
+    local s = readScope(l.scope)
+    s.leased = math.max(0, s.leased - taken)
+    charge(s, windows[l.scope], cost)
+    writeScope(l.scope, s)
+  end
+else
+  -- The lease expired (its instance stalled): the spend is still never lost.
+  for _, scope in ipairs(order) do
+    local s = readScope(scope)
+    charge(s, windows[scope], cost)
+    writeScope(scope, s)
+  end
+end
+redis.call('SET', mark, '1', 'PX', 600000)
+return 1
+`;
+
+/** ARGV: P, lease id, unused requests, unused tokens, now. */
+const RETURN_LEASE = `
+local id, requests, tokens, now = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local levels, lease, q = readHeld(id)
+if not levels or not lease then return 0 end
+unapply(levels, lease, q)
+-- What the lease did not hand out goes back to the rate limits, never into the past.
+for _, l in ipairs(levels) do
+  if l.rpm or l.tpm then
+    local s = readScope(l.scope)
+    if l.rpm then s.rtat = math.max(now, s.rtat - requests * (60000 / l.rpm)) end
+    if l.tpm then s.ttat = math.max(now, s.ttat - tokens * (60000 / l.tpm)) end
+    writeScope(l.scope, s)
+  end
+end
+dropHeld(id)
 return 1
 `;
 

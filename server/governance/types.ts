@@ -109,6 +109,19 @@ export interface ReserveInput {
   /** The reservation is released by itself this long after its last renewal. */
   ttlMs: number;
   now: number;
+  /**
+   * A lease rather than one request: an instance holds `requests` requests'
+   * worth (each level's costNanos and tokens are the totals) and hands it out
+   * without asking the store again. It is granted only when `headroom` times
+   * it would fit at every level, so leases never take the last of a limit,
+   * and it is counted apart from requests in flight (SpendState.leasedNanos).
+   */
+  lease?: { requests: number; headroom: number } | undefined;
+}
+
+/** A request served from a lease: its actual cost moves from the lease to spend. */
+export interface LeaseChargeInput extends SettleInput {
+  lease: string;
 }
 
 export type RefusalReason = "budget" | "rpm" | "tpm" | "concurrency";
@@ -151,6 +164,8 @@ export interface SpendState {
   /** Reserved by requests in flight, nano-USD. */
   reservedNanos: number;
   inFlight: number;
+  /** Held by gateway instances' leases and not yet spent, nano-USD. */
+  leasedNanos: number;
 }
 
 export interface ListPage<T> {
@@ -167,6 +182,10 @@ export interface CounterStore {
   settle(input: SettleInput): Promise<void>;
   /** Drops the reservation without charging (the request failed before costing anything). */
   release(id: string, now: number): Promise<void>;
+  /** Charges a request served from a lease, once per request id; a lease that is gone (expired) still charges spend. */
+  chargeLease(input: LeaseChargeInput): Promise<void>;
+  /** Ends a lease: its money and slots are freed, and the requests and tokens it did not hand out go back to the rate limits. */
+  returnLease(id: string, unused: { requests: number; tokens: number }, now: number): Promise<void>;
   /** Extends live reservations (requests still running) by ttlMs from now. */
   renew(ids: readonly string[], ttlMs: number, now: number): Promise<void>;
   /** Releases reservations past their expiry; returns how many. */

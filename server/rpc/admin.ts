@@ -88,6 +88,7 @@ export function registerAdminServices(router: ConnectRouter, admin: Admin, optio
           limits: limitsOut(s.limits),
           spentUsd: s.spentUsd,
           reservedUsd: s.reservedUsd,
+          leasedUsd: s.leasedUsd,
           remainingUsd: s.remainingUsd,
           windowStart: ts(s.windowStart),
           windowEnd: ts(s.windowEnd),

@@ -12,7 +12,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file switchyard/v1/budgets.proto.
  */
 export const file_switchyard_v1_budgets: GenFile = /*@__PURE__*/
-  fileDesc("Chtzd2l0Y2h5YXJkL3YxL2J1ZGdldHMucHJvdG8SDXN3aXRjaHlhcmQudjEiQgoGQnVkZ2V0EhEKCWxpbWl0X3VzZBgBIAEoARIlCgZwZXJpb2QYAiABKA4yFS5zd2l0Y2h5YXJkLnYxLlBlcmlvZCJsCgZMaW1pdHMSEAoDcnBtGAEgASgFSACIAQESEAoDdHBtGAIgASgDSAGIAQESGwoObWF4X2NvbmN1cnJlbnQYAyABKAVIAogBAUIGCgRfcnBtQgYKBF90cG1CEQoPX21heF9jb25jdXJyZW50ItEBChBTZXRCdWRnZXRSZXF1ZXN0EhAKBmtleV9pZBgBIAEoCUgAEhEKB3RlYW1faWQYAiABKAlIABIVCgtjdXN0b21lcl9pZBgDIAEoCUgAEiUKBmJ1ZGdldBgEIAEoCzIVLnN3aXRjaHlhcmQudjEuQnVkZ2V0EhQKDGNsZWFyX2J1ZGdldBgFIAEoCBIlCgZsaW1pdHMYBiABKAsyFS5zd2l0Y2h5YXJkLnYxLkxpbWl0cxIUCgxjbGVhcl9saW1pdHMYByABKAhCBwoFc2NvcGUiYQoRU2V0QnVkZ2V0UmVzcG9uc2USJQoGYnVkZ2V0GAEgASgLMhUuc3dpdGNoeWFyZC52MS5CdWRnZXQSJQoGbGltaXRzGAIgASgLMhUuc3dpdGNoeWFyZC52MS5MaW1pdHMiVwoQR2V0QnVkZ2V0UmVxdWVzdBIQCgZrZXlfaWQYASABKAlIABIRCgd0ZWFtX2lkGAIgASgJSAASFQoLY3VzdG9tZXJfaWQYAyABKAlIAEIHCgVzY29wZSKtAgoRR2V0QnVkZ2V0UmVzcG9uc2USJQoGYnVkZ2V0GAEgASgLMhUuc3dpdGNoeWFyZC52MS5CdWRnZXQSJQoGbGltaXRzGAIgASgLMhUuc3dpdGNoeWFyZC52MS5MaW1pdHMSEQoJc3BlbnRfdXNkGAMgASgBEhQKDHJlc2VydmVkX3VzZBgEIAEoARIaCg1yZW1haW5pbmdfdXNkGAUgASgBSACIAQESMAoMd2luZG93X3N0YXJ0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp3aW5kb3dfZW5kGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglpbl9mbGlnaHQYCCABKA1CEAoOX3JlbWFpbmluZ191c2QqiAEKBlBlcmlvZBIWChJQRVJJT0RfVU5TUEVDSUZJRUQQABIPCgtQRVJJT0RfTk9ORRABEhEKDVBFUklPRF9NSU5VVEUQAhIPCgtQRVJJT0RfSE9VUhADEg4KClBFUklPRF9EQVkQBBIPCgtQRVJJT0RfV0VFSxAFEhAKDFBFUklPRF9NT05USBAGMq8BCg1CdWRnZXRTZXJ2aWNlEk4KCVNldEJ1ZGdldBIfLnN3aXRjaHlhcmQudjEuU2V0QnVkZ2V0UmVxdWVzdBogLnN3aXRjaHlhcmQudjEuU2V0QnVkZ2V0UmVzcG9uc2USTgoJR2V0QnVkZ2V0Eh8uc3dpdGNoeWFyZC52MS5HZXRCdWRnZXRSZXF1ZXN0GiAuc3dpdGNoeWFyZC52MS5HZXRCdWRnZXRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Chtzd2l0Y2h5YXJkL3YxL2J1ZGdldHMucHJvdG8SDXN3aXRjaHlhcmQudjEiQgoGQnVkZ2V0EhEKCWxpbWl0X3VzZBgBIAEoARIlCgZwZXJpb2QYAiABKA4yFS5zd2l0Y2h5YXJkLnYxLlBlcmlvZCJsCgZMaW1pdHMSEAoDcnBtGAEgASgFSACIAQESEAoDdHBtGAIgASgDSAGIAQESGwoObWF4X2NvbmN1cnJlbnQYAyABKAVIAogBAUIGCgRfcnBtQgYKBF90cG1CEQoPX21heF9jb25jdXJyZW50ItEBChBTZXRCdWRnZXRSZXF1ZXN0EhAKBmtleV9pZBgBIAEoCUgAEhEKB3RlYW1faWQYAiABKAlIABIVCgtjdXN0b21lcl9pZBgDIAEoCUgAEiUKBmJ1ZGdldBgEIAEoCzIVLnN3aXRjaHlhcmQudjEuQnVkZ2V0EhQKDGNsZWFyX2J1ZGdldBgFIAEoCBIlCgZsaW1pdHMYBiABKAsyFS5zd2l0Y2h5YXJkLnYxLkxpbWl0cxIUCgxjbGVhcl9saW1pdHMYByABKAhCBwoFc2NvcGUiYQoRU2V0QnVkZ2V0UmVzcG9uc2USJQoGYnVkZ2V0GAEgASgLMhUuc3dpdGNoeWFyZC52MS5CdWRnZXQSJQoGbGltaXRzGAIgASgLMhUuc3dpdGNoeWFyZC52MS5MaW1pdHMiVwoQR2V0QnVkZ2V0UmVxdWVzdBIQCgZrZXlfaWQYASABKAlIABIRCgd0ZWFtX2lkGAIgASgJSAASFQoLY3VzdG9tZXJfaWQYAyABKAlIAEIHCgVzY29wZSLBAgoRR2V0QnVkZ2V0UmVzcG9uc2USJQoGYnVkZ2V0GAEgASgLMhUuc3dpdGNoeWFyZC52MS5CdWRnZXQSJQoGbGltaXRzGAIgASgLMhUuc3dpdGNoeWFyZC52MS5MaW1pdHMSEQoJc3BlbnRfdXNkGAMgASgBEhQKDHJlc2VydmVkX3VzZBgEIAEoARIaCg1yZW1haW5pbmdfdXNkGAUgASgBSACIAQESMAoMd2luZG93X3N0YXJ0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp3aW5kb3dfZW5kGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglpbl9mbGlnaHQYCCABKA0SEgoKbGVhc2VkX3VzZBgJIAEoAUIQCg5fcmVtYWluaW5nX3VzZCqIAQoGUGVyaW9kEhYKElBFUklPRF9VTlNQRUNJRklFRBAAEg8KC1BFUklPRF9OT05FEAESEQoNUEVSSU9EX01JTlVURRACEg8KC1BFUklPRF9IT1VSEAMSDgoKUEVSSU9EX0RBWRAEEg8KC1BFUklPRF9XRUVLEAUSEAoMUEVSSU9EX01PTlRIEAYyrwEKDUJ1ZGdldFNlcnZpY2USTgoJU2V0QnVkZ2V0Eh8uc3dpdGNoeWFyZC52MS5TZXRCdWRnZXRSZXF1ZXN0GiAuc3dpdGNoeWFyZC52MS5TZXRCdWRnZXRSZXNwb25zZRJOCglHZXRCdWRnZXQSHy5zd2l0Y2h5YXJkLnYxLkdldEJ1ZGdldFJlcXVlc3QaIC5zd2l0Y2h5YXJkLnYxLkdldEJ1ZGdldFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * A spend limit in US dollars per period.
@@ -233,8 +233,8 @@ export type GetBudgetResponse = Message<"switchyard.v1.GetBudgetResponse"> & {
   reservedUsd: number;
 
   /**
-   * What new requests may still reserve: limit - spent - reserved, at least 0.
-   * Absent without a budget.
+   * What new requests may still reserve: limit - spent - reserved - leased,
+   * at least 0. Absent without a budget.
    *
    * @generated from field: optional double remaining_usd = 5;
    */
@@ -253,11 +253,20 @@ export type GetBudgetResponse = Message<"switchyard.v1.GetBudgetResponse"> & {
   windowEnd?: Timestamp | undefined;
 
   /**
-   * Requests running now.
+   * Requests running now on their own reservations (requests admitted from a
+   * lease are counted by the instance holding it).
    *
    * @generated from field: uint32 in_flight = 8;
    */
   inFlight: number;
+
+  /**
+   * Held by gateway instances' leases for busy keys (Redis store): not spent,
+   * and handed out by the instance that holds it without asking the store.
+   *
+   * @generated from field: double leased_usd = 9;
+   */
+  leasedUsd: number;
 };
 
 /**
