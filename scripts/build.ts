@@ -9,6 +9,8 @@
  *   dist/server/switchyard.cjs.map      its source map (node --enable-source-maps, with which the
  *                                       launcher loads the bundle with require(), without the cache)
  *   dist/server/request-log-worker.cjs  the request log's worker thread, bundled the same way
+ *   dist/server/response-store-writer.cjs
+ *                                       the stored responses' writer thread, bundled the same way
  *   dist/server/vendor/<package>.cjs    the packages the server loads with import() only when a
  *                                       feature needs them (LAZY_PACKAGES), each bundled on its own
  *   dist/server/pricing-table.json      read at run time beside the bundle
@@ -37,9 +39,9 @@
  *
  * The server finds its files relative to its module (`new URL(...,
  * import.meta.url)`): `import.meta.url` becomes the bundle's own URL, so
- * ./pricing-table.json, ../ui/dist/ and ./request-log-worker<ext> (the
- * extension of the bundle, .cjs) resolve beside it, with no change to the
- * server's code.
+ * ./pricing-table.json, ../ui/dist/, ./request-log-worker<ext> and
+ * ./response-store-writer<ext> (the extension of the bundle, .cjs) resolve
+ * beside it, with no change to the server's code.
  *
  *   node scripts/build.ts [--out DIR]    (default dist)
  */
@@ -115,7 +117,11 @@ async function main(): Promise<void> {
 
   await build({
     ...common,
-    entryPoints: { [BUNDLE.replace(/\.cjs$/, "")]: "server/cli.ts", "request-log-worker": "server/telemetry/request-log-worker.ts" },
+    entryPoints: {
+      [BUNDLE.replace(/\.cjs$/, "")]: "server/cli.ts",
+      "request-log-worker": "server/telemetry/request-log-worker.ts",
+      "response-store-writer": "server/responses/response-store-writer.ts",
+    },
     outdir: out,
     outExtension: { ".js": ".cjs" },
     sourcemap: "linked",

@@ -108,6 +108,8 @@ describe.skipIf(!npmWorks)("npm packages (npm pack + npm install)", () => {
       "package/dist/server/pricing-table.json",
       "package/dist/server/request-log-worker.cjs",
       "package/dist/server/request-log-worker.cjs.map",
+      "package/dist/server/response-store-writer.cjs",
+      "package/dist/server/response-store-writer.cjs.map",
       "package/dist/server/switchyard.cjs",
       "package/dist/server/switchyard.cjs.map",
       "package/dist/server/vendor/ioredis.cjs",

@@ -23,7 +23,18 @@ import {
 import { UsageSchema, type Usage } from "../gen/switchyard/v1/common_pb.ts";
 import { GatewayError } from "../server/errors/errors.ts";
 import { decodeResponsesRequest, untranslatable, withHistory } from "../server/wire/openai/responses-request.ts";
-import { echoRequest, encodeResponse, newResponseId, type RequestEcho } from "../server/wire/openai/responses-response.ts";
+import {
+  echoRequest,
+  encodeResponse,
+  functionCallItem,
+  messageItem,
+  newResponseId,
+  outputText,
+  reasoningItem,
+  refusalPart,
+  type ItemStatus,
+  type RequestEcho,
+} from "../server/wire/openai/responses-response.ts";
 import { createResponsesStreamEncoder } from "../server/wire/openai/responses-stream.ts";
 import { assertMatchesSchema } from "./support/openapi.ts";
 
@@ -789,4 +800,88 @@ describe("createResponsesStreamEncoder", () => {
   it("refuses to end a stream that never started", () => {
     expect(gatewayError(() => createResponsesStreamEncoder(ctx).end()).code).toBe("upstream_error");
   });
+
+  it("writes every frame byte for byte as the generic encoder would (JSON.stringify of the event, fields in order)", () => {
+    const streams: Delta[][] = [
+      // Text whose deltas need escaping, with a surrogate pair split between two deltas.
+      [{ content: 'Say "hi"\\n\n' }, { content: "\u2028 é 日本 \ud83d" }, { content: "\ude00 </script>\u0000\t" }, { content: "\ud800 lone" }, { finish: FinishReason.STOP }, { usage: usage() }],
+      // Function-call arguments, in pieces, after reasoning.
+      [
+        { reasoning: "Think \"hard\"" }, { reasoning: "\ud83d" }, { reasoning: "\ude00" },
+        { tools: [{ index: 0, id: "call_a", name: "weather", args: '{"city":' }] },
+        { tools: [{ index: 0, args: '"Zürich \\"\\u00e9\\"\\n"}' }] },
+        { tools: [{ index: 1, id: "", name: "w\"x", args: "{}" }] },
+        { finish: FinishReason.TOOL_CALLS },
+      ],
+      // Text then a refusal in the same message, cut by the token limit.
+      [{ content: "Part \ud83d" }, { refusal: "\ude00 no \"" }, { refusal: "thanks\\" }, { finish: FinishReason.LENGTH }],
+    ];
+    for (const deltas of streams) {
+      const { frames } = run(deltas);
+      expect(frames).toEqual(frames.map((f) => genericFrame(JSON.parse(f.slice(f.indexOf("\ndata: ") + 7)) as Json)));
+    }
+    // The pair split between deltas is one character in the closed part, as JSON.stringify writes it.
+    const { all } = run(streams[0]!);
+    expect(all.find((e) => e["type"] === "response.output_text.done")!["text"]).toContain("\ud83d\ude00");
+  });
 });
+
+/**
+ * The frame of an event as a generic encoder writes it: JSON.stringify of
+ * `{type, sequence_number, ...fields}`, items and parts built with
+ * responses-response.ts, in the order the stream has always sent them. The
+ * encoder puts its frames together from pieces (issue 13); they must match.
+ */
+function genericFrame(e: Json): string {
+  const at = { item_id: e["item_id"], output_index: e["output_index"] };
+  const part = (p: Json): Json => (p["type"] === "output_text" ? outputText(p["text"] as string) : refusalPart(p["refusal"] as string));
+  const item = (it: Json): Json => {
+    const status = it["status"] as ItemStatus;
+    if (it["type"] === "message") return messageItem(it["id"] as string, (it["content"] as Json[]).map(part), status);
+    if (it["type"] === "function_call") return functionCallItem(it["id"] as string, it["call_id"] as string, it["name"] as string, it["arguments"] as string, status);
+    return reasoningItem(it["id"] as string, ((it["summary"] as Json[])[0]?.["text"] as string | undefined));
+  };
+  const type = e["type"] as string;
+  let fields: Json;
+  switch (type) {
+    case "response.output_item.added":
+    case "response.output_item.done":
+      fields = { output_index: e["output_index"], item: item(e["item"] as Json) };
+      break;
+    case "response.content_part.added":
+    case "response.content_part.done":
+      fields = { ...at, content_index: e["content_index"], part: part(e["part"] as Json) };
+      break;
+    case "response.output_text.delta":
+      fields = { ...at, content_index: e["content_index"], delta: e["delta"], logprobs: [] };
+      break;
+    case "response.output_text.done":
+      fields = { ...at, content_index: e["content_index"], text: e["text"], logprobs: [] };
+      break;
+    case "response.refusal.delta":
+      fields = { ...at, content_index: e["content_index"], delta: e["delta"] };
+      break;
+    case "response.refusal.done":
+      fields = { ...at, content_index: e["content_index"], refusal: e["refusal"] };
+      break;
+    case "response.function_call_arguments.delta":
+      fields = { ...at, delta: e["delta"] };
+      break;
+    case "response.function_call_arguments.done":
+      fields = { ...at, name: e["name"], arguments: e["arguments"] };
+      break;
+    case "response.reasoning_summary_part.added":
+    case "response.reasoning_summary_part.done":
+      fields = { ...at, summary_index: 0, part: { type: "summary_text", text: (e["part"] as Json)["text"] } };
+      break;
+    case "response.reasoning_summary_text.delta":
+      fields = { ...at, summary_index: 0, delta: e["delta"] };
+      break;
+    case "response.reasoning_summary_text.done":
+      fields = { ...at, summary_index: 0, text: e["text"] };
+      break;
+    default: // created, in_progress, completed, incomplete, failed
+      fields = { response: e["response"] };
+  }
+  return `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: e["sequence_number"], ...fields })}\n\n`;
+}

@@ -34,13 +34,24 @@ export interface ResponseEvent {
 }
 
 /**
- * A started Responses stream. It never throws: a failure after the first
- * event ends it with `response.failed` (nothing more when the caller went
- * away). When `store` is on, the response is kept before the iteration ends.
+ * A started Responses stream, in batches: each holds the events one
+ * upstream chunk made (never none), so a transport can send them in one
+ * write. It never throws: a failure after the first event ends it with
+ * `response.failed` (nothing more when the caller went away). When `store`
+ * is on, the response is kept before the iteration ends, after the batch
+ * with the final event (`isFinalEvent`) was yielded: a transport that
+ * finishes its response on that event keeps the store off its caller's path.
  */
-export interface ResponseStream extends AsyncIterable<ResponseEvent> {
+export interface ResponseStream extends AsyncIterable<readonly ResponseEvent[]> {
   /** How the first chunk was served; undefined when the provider ended the stream without one. */
   readonly gateway: GatewayInfo | undefined;
+}
+
+const FINAL_EVENTS = new Set(["response.completed", "response.incomplete", "response.failed"]);
+
+/** Whether an event type ends a Responses stream: nothing follows it. */
+export function isFinalEvent(type: string): boolean {
+  return FINAL_EVENTS.has(type);
 }
 
 /**
@@ -113,9 +124,7 @@ export function createResponsesApi(deps: { pipeline: Pipeline; responses: Respon
     await r.store.put({ id: res["id"], scope, createdAt: now, expiresAt: now + r.ttlMs, response: res, inputItems: inputItemsOf(raw["input"]), conversation: [], origin: provider }).catch(() => undefined);
   }
 
-  async function prepare(body: unknown, entry: Entry): Promise<Prepared> {
-    entry.api = "responses";
-    const decoded = decodeResponsesRequest(body);
+  async function prepare(decoded: DecodedResponsesRequest, entry: Entry): Promise<Prepared> {
     // Every provider is reached through the canonical request (OpenAI's own Responses service is not
     // passed through yet), so what it cannot carry is refused up front, by name.
     const cannot = untranslatable(decoded.raw);
@@ -125,7 +134,7 @@ export function createResponsesApi(deps: { pipeline: Pipeline; responses: Respon
     return { decoded, scope, id: newResponseId(), createdAt: Math.floor(Date.now() / 1000), echo: echoRequest(decoded.raw) };
   }
 
-  async function* events(p: Prepared, it: AsyncIterator<ChatChunk>, first: IteratorResult<ChatChunk>, entry: Entry): AsyncGenerator<ResponseEvent> {
+  async function* events(p: Prepared, it: AsyncIterator<ChatChunk>, first: IteratorResult<ChatChunk>, entry: Entry): AsyncGenerator<readonly ResponseEvent[]> {
     const encoder = createResponsesStreamEncoder({ id: p.id, createdAt: p.createdAt, request: p.echo });
     const whole = p.decoded.store ? new StreamAssembler() : undefined;
     let drained = false; // the upstream iterator ended or threw: nothing to let go of
@@ -137,23 +146,26 @@ export function createResponsesApi(deps: { pipeline: Pipeline; responses: Respon
         throw err;
       }
     };
-    let last: ResponseEvent | undefined;
     try {
       for (let next = first; !next.done; next = await pull()) {
         whole?.push(next.value);
-        for (const f of encoder.push(next.value)) yield (last = new FrameEvent(f));
+        const frames = encoder.push(next.value);
+        if (frames.length > 0) yield frames.map(toEvent);
         if (entry.signal.aborted) return;
       }
       drained = true;
       if (entry.signal.aborted) return;
-      for (const f of encoder.end()) yield (last = new FrameEvent(f));
+      const closing = encoder.end();
+      if (closing.length > 0) yield closing.map(toEvent);
+      // Kept after the final event was yielded: REST has ended the response by then (isFinalEvent).
       const completion = whole?.result();
-      const response = last === undefined ? undefined : finalResponse(last);
-      if (completion !== undefined && response !== undefined) await keep(r, p, completion, response);
+      const response = encoder.response;
+      if (completion !== undefined && response !== undefined) await keep(r, p, completion, response.object, response.json);
     } catch (err) {
       if (entry.signal.aborted) return;
       const e = GatewayError.from(err);
-      for (const f of encoder.fail({ code: responseErrorCode(e.code), message: e.message })) yield new FrameEvent(f);
+      const frames = encoder.fail({ code: responseErrorCode(e.code), message: e.message });
+      if (frames.length > 0) yield frames.map(toEvent);
     } finally {
       // Stopped early (caller gone, or the transport stopped reading): let go of the upstream request.
       if (!drained) await it.return?.().catch(() => undefined);
@@ -177,10 +189,10 @@ export function createResponsesApi(deps: { pipeline: Pipeline; responses: Respon
         await pin(provider, tenantScope(entry.principal, r.scope), decoded.raw, out.json);
         return { response: out.json as Record<string, unknown>, gateway: out.gateway };
       }
-      const p = await prepare(body, entry);
+      const p = await prepare(decoded, entry);
       const completion = await pipeline.complete(p.decoded.request, entry);
       const response = encodeResponse(completion, { id: p.id, createdAt: p.createdAt, request: p.echo });
-      if (p.decoded.store) await keep(r, p, completion, response);
+      if (p.decoded.store) await keep(r, p, completion, response, undefined);
       return { response, gateway: completion.gateway };
     },
     async stream(body, entry) {
@@ -193,7 +205,7 @@ export function createResponsesApi(deps: { pipeline: Pipeline; responses: Respon
         const gen = passedEvents(out.body, entry, (final) => pin(provider, tenantScope(entry.principal, r.scope), decoded.raw, final));
         return { gateway: out.gateway, [Symbol.asyncIterator]: () => gen };
       }
-      const p = await prepare(body, entry);
+      const p = await prepare(decoded, entry);
       const chunks = await pipeline.stream(p.decoded.request, { includeUsage: true }, entry);
       const it = chunks[Symbol.asyncIterator]();
       const first = await it.next();
@@ -222,18 +234,20 @@ export function createResponsesApi(deps: { pipeline: Pipeline; responses: Respon
  * OpenAI's own event stream, frame by frame as it came (nothing re-encoded);
  * the final Response is kept (pinned) once `response.completed` has passed.
  */
-async function* passedEvents(body: AsyncIterable<Uint8Array>, entry: Entry, keep: (response: unknown) => Promise<void>): AsyncGenerator<ResponseEvent> {
+async function* passedEvents(body: AsyncIterable<Uint8Array>, entry: Entry, keep: (response: unknown) => Promise<void>): AsyncGenerator<readonly ResponseEvent[]> {
   const decoder = new TextDecoder();
   let pending = "";
   let last: FrameEvent | undefined;
   for await (const chunk of body) {
     pending += decoder.decode(chunk, { stream: true }).replaceAll("\r\n", "\n");
+    const batch: FrameEvent[] = [];
     for (let end = pending.indexOf("\n\n"); end !== -1; end = pending.indexOf("\n\n")) {
       const frame = pending.slice(0, end + 2);
       pending = pending.slice(end + 2);
       if (!frame.includes("data: ")) continue;
-      yield (last = new FrameEvent(frame.startsWith("event: ") ? frame : `event: ${eventType(frame)}\n${frame}`));
+      batch.push((last = new FrameEvent(frame.startsWith("event: ") ? frame : `event: ${eventType(frame)}\n${frame}`)));
     }
+    if (batch.length > 0) yield batch;
     if (entry.signal.aborted) return;
   }
   if (last !== undefined && last.type === "response.completed") await keep(last.event["response"]);
@@ -250,22 +264,31 @@ function eventType(frame: string): string {
 
 /**
  * A frame from the stream encoder. REST sends the frame as it is, so only
- * RPC callers pay for parsing the event back (once, on first read).
+ * RPC callers pay for parsing the event back (once, on first read); its
+ * type is read when asked for (REST asks only the last of each batch).
  */
 class FrameEvent implements ResponseEvent {
-  readonly type: string;
   readonly frame: string;
+  #type: string | undefined;
   #event: Record<string, unknown> | undefined;
 
   constructor(frame: string) {
     this.frame = frame;
-    this.type = frame.slice("event: ".length, frame.indexOf("\n"));
+  }
+
+  get type(): string {
+    this.#type ??= this.frame.slice("event: ".length, this.frame.indexOf("\n"));
+    return this.#type;
   }
 
   get event(): Record<string, unknown> {
     this.#event ??= JSON.parse(this.frame.slice(this.frame.indexOf("\ndata: ") + "\ndata: ".length)) as Record<string, unknown>;
     return this.#event;
   }
+}
+
+function toEvent(frame: string): ResponseEvent {
+  return new FrameEvent(frame);
 }
 
 function notFound(id: string): GatewayError {
@@ -287,7 +310,7 @@ async function continueFrom(d: DecodedResponsesRequest, r: ResponsesDeps, scope:
 }
 
 /** Keeps a response with the conversation it ends (instructions excluded), for follow-ups on any provider. */
-async function keep(r: ResponsesDeps, p: Prepared, c: ChatCompletion, response: Record<string, unknown>): Promise<void> {
+async function keep(r: ResponsesDeps, p: Prepared, c: ChatCompletion, response: Record<string, unknown>, responseJson: string | undefined): Promise<void> {
   // The request's messages already begin with the previous conversation.
   const conversation = p.decoded.request.messages.slice(instructionsCount(p.decoded));
   const answer = c.choices.find((ch) => ch.index === 0)?.message;
@@ -300,6 +323,7 @@ async function keep(r: ResponsesDeps, p: Prepared, c: ChatCompletion, response: 
       createdAt: now,
       expiresAt: now + r.ttlMs,
       response,
+      responseJson,
       inputItems: inputItemsOf(p.decoded.raw["input"]),
       conversation: conversation.map((m) => toJson(MessageSchema, m)),
     });
@@ -319,12 +343,3 @@ function inputItemsOf(input: unknown): Record<string, unknown>[] {
   });
 }
 
-/** The Response object inside the stream's last event (response.completed or response.incomplete). */
-function finalResponse(last: ResponseEvent): Record<string, unknown> | undefined {
-  if (last.type !== "response.completed" && last.type !== "response.incomplete") return undefined;
-  try {
-    return last.event["response"] as Record<string, unknown> | undefined;
-  } catch {
-    return undefined;
-  }
-}

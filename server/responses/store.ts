@@ -1,7 +1,9 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
+import { Worker } from "node:worker_threads";
 import { connectRedis } from "../redis/connect.ts";
+import type { WriterCall, WriterConfig, WriterReply, WriterRequest, WriterRow } from "./response-store-writer.ts";
 
 /**
  * Stored responses (the Responses API's `store`): what a response said and
@@ -17,6 +19,12 @@ export interface StoredResponse {
   expiresAt: number;
   /** The Response object as returned. */
   response: Record<string, unknown>;
+  /**
+   * `response` as JSON, when the caller has it already (a stream's final
+   * event carries it): written in its place instead of encoding it again.
+   * Not itself stored.
+   */
+  responseJson?: string | undefined;
   /** The input items as sent (ids added), for GET …/input_items. */
   inputItems: Record<string, unknown>[];
   /** The conversation so far, this response's output included: canonical messages, proto JSON. */
@@ -31,6 +39,9 @@ export interface StoredResponse {
 
 /** How long stored responses wait in memory before they are written (a crash loses at most this much). */
 const FLUSH_MS = 50;
+/** After a failed write (or a writer that died): the batch waits this long before it is tried again. */
+const RETRY_MS = 5_000;
+const SWEEP_EVERY_MS = 60_000;
 
 export interface ResponseStore {
   get(id: string, scope: string, now: number): Promise<StoredResponse | undefined>;
@@ -43,8 +54,10 @@ export interface ResponseStore {
 /**
  * The embedded store: SQLite under the data directory (expired rows are
  * swept every minute). Writes are batched: kept in memory (and served from
- * there) and written every FLUSH_MS in one transaction, since a commit per
- * response would cost more than the rest of the request.
+ * there) and written every FLUSH_MS in one transaction by a writer thread
+ * (./response-store-writer.ts), started with the first write; this thread
+ * only reads, so neither the inserts nor the WAL checkpoints' fsyncs hold up
+ * the streams it serves (issue 13).
  */
 export function createSqliteResponseStore(path: string): ResponseStore {
   mkdirSync(dirname(path), { recursive: true });
@@ -54,51 +67,157 @@ export function createSqliteResponseStore(path: string): ResponseStore {
     id TEXT PRIMARY KEY, scope TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, body TEXT NOT NULL
   ); CREATE INDEX IF NOT EXISTS responses_expires ON responses(expires_at);`);
   const getStmt = db.prepare("SELECT body FROM responses WHERE id = ? AND scope = ? AND expires_at > ?");
-  const putStmt = db.prepare("INSERT OR REPLACE INTO responses (id, scope, created_at, expires_at, body) VALUES (?, ?, ?, ?, ?)");
-  const delStmt = db.prepare("DELETE FROM responses WHERE id = ? AND scope = ?");
-  const sweepStmt = db.prepare("DELETE FROM responses WHERE expires_at <= ?");
-  const timer = setInterval(() => sweepStmt.run(Date.now()), 60_000);
-  timer.unref();
+  const writer = createWriter(path);
+  /** Not yet sent to the writer. */
   const pending = new Map<string, StoredResponse>();
+  /** Sent, not yet written: still served from here. */
+  const writing = new Map<string, StoredResponse>();
   let flushing: NodeJS.Timeout | undefined;
+
   const flush = (): void => {
     flushing = undefined;
     if (pending.size === 0) return;
-    db.exec("BEGIN");
-    try {
-      for (const r of pending.values()) putStmt.run(r.id, r.scope, r.createdAt, r.expiresAt, JSON.stringify(r));
-      db.exec("COMMIT");
-      pending.clear();
-    } catch {
-      db.exec("ROLLBACK"); // kept for the next flush
-    }
+    const batch = [...pending.values()];
+    pending.clear();
+    for (const r of batch) writing.set(r.id, r);
+    const rows = batch.map((r): WriterRow => [r.id, r.scope, r.createdAt, r.expiresAt, recordJson(r)]);
+    void writer.call({ type: "put", rows }).then(
+      () => {
+        for (const r of batch) if (writing.get(r.id) === r) writing.delete(r.id);
+      },
+      () => {
+        // Kept for a later flush, unless deleted or replaced meanwhile.
+        for (const r of batch) {
+          if (writing.get(r.id) !== r) continue;
+          writing.delete(r.id);
+          if (!pending.has(r.id)) pending.set(r.id, r);
+        }
+        schedule(RETRY_MS);
+      },
+    );
   };
+  const schedule = (delayMs = FLUSH_MS): void => {
+    if (flushing !== undefined || writer.closed) return;
+    flushing = setTimeout(flush, delayMs);
+    flushing.unref();
+  };
+  /** The unwritten record, if any, in either map. */
+  const unwritten = (id: string): StoredResponse | undefined => pending.get(id) ?? writing.get(id);
+
   return {
     async get(id, scope, now) {
-      const p = pending.get(id);
+      const p = unwritten(id);
       if (p !== undefined) return p.scope === scope && p.expiresAt > now ? p : undefined;
       const row = getStmt.get(id, scope, now);
       return row === undefined ? undefined : (JSON.parse(String(row["body"])) as StoredResponse);
     },
     async put(r) {
+      // A newer version of a record being written: served from here until it is written too (after the older).
+      writing.delete(r.id);
       pending.set(r.id, r);
-      if (flushing === undefined) {
-        flushing = setTimeout(flush, FLUSH_MS);
-        flushing.unref();
-      }
+      schedule();
     },
     async delete(id, scope) {
-      const p = pending.get(id);
-      if (p !== undefined && p.scope === scope) pending.delete(id);
-      return Number(delStmt.run(id, scope).changes) > 0 || (p !== undefined && p.scope === scope);
+      const p = unwritten(id);
+      const inMemory = p !== undefined && p.scope === scope;
+      if (inMemory) {
+        pending.delete(id);
+        writing.delete(id);
+      }
+      // After any write of it already sent: the writer takes requests in order.
+      return (await writer.call({ type: "delete", key: id, scope })) > 0 || inMemory;
     },
     async close() {
-      clearInterval(timer);
       if (flushing !== undefined) clearTimeout(flushing);
       flush();
+      await writer.close();
       db.close();
     },
   };
+}
+
+interface Writer {
+  /** Resolves with the rows the writer changed. */
+  call(req: WriterCall): Promise<number>;
+  /** Waits for every request sent, then stops the thread. */
+  close(): Promise<void>;
+  readonly closed: boolean;
+}
+
+/**
+ * The writer thread, started on the first request (a gateway that stores
+ * nothing starts no thread) and again after it died. While it owes an
+ * answer it keeps the process alive, so a batch sent is not lost at exit.
+ */
+function createWriter(path: string): Writer {
+  const config: WriterConfig = { path, sweepEveryMs: SWEEP_EVERY_MS };
+  const waiting = new Map<number, { resolve: (changes: number) => void; reject: (e: Error) => void }>();
+  let worker: Worker | undefined;
+  let nextId = 1;
+  let closed = false;
+
+  /** Every request waiting was sent to the current worker: they fail with it. */
+  const failAll = (err: Error): void => {
+    worker = undefined;
+    for (const w of waiting.values()) w.reject(err);
+    waiting.clear();
+  };
+
+  function start(): Worker {
+    // The worker's file has this module's own extension: .ts from source, .js once compiled.
+    const w = new Worker(new URL(`./response-store-writer${import.meta.url.slice(import.meta.url.lastIndexOf("."))}`, import.meta.url), { workerData: config });
+    w.unref();
+    w.on("message", (reply: WriterReply) => {
+      const p = waiting.get(reply.id);
+      if (p === undefined) return;
+      waiting.delete(reply.id);
+      if (waiting.size === 0 && !closed) w.unref();
+      if (reply.ok) p.resolve(reply.changes);
+      else p.reject(new Error(reply.error));
+    });
+    // An "exit" follows an "error": only the first fails the requests (a new worker may run by then).
+    w.on("error", (err) => {
+      if (worker === w) failAll(err);
+    });
+    w.on("exit", (code) => {
+      if (worker === w) failAll(new Error(`response store writer exited (code ${code})`));
+    });
+    return w;
+  }
+
+  return {
+    get closed() {
+      return closed;
+    },
+    call(req) {
+      if (closed) return Promise.reject(new Error("response store is closed"));
+      const w = (worker ??= start());
+      const id = nextId++;
+      return new Promise<number>((resolve, reject) => {
+        if (waiting.size === 0) w.ref();
+        waiting.set(id, { resolve, reject });
+        w.postMessage({ ...req, id });
+      });
+    },
+    async close() {
+      closed = true;
+      const w = worker;
+      if (w === undefined) return; // never started: nothing was written
+      w.removeAllListeners("exit");
+      w.ref();
+      const exited = new Promise<void>((resolve) => w.once("exit", () => resolve()));
+      w.postMessage({ type: "close" } satisfies WriterRequest);
+      await exited;
+      failAll(new Error("response store is closed"));
+    },
+  };
+}
+
+/** A record as stored: `JSON.stringify(r)`, with `responseJson` (when given) as `response`. */
+function recordJson(r: StoredResponse): string {
+  if (r.responseJson === undefined) return JSON.stringify(r);
+  const { response: _object, responseJson, ...rest } = r;
+  return `${JSON.stringify(rest).slice(0, -1)},"response":${responseJson}}`;
 }
 
 /** Shared by every instance: one JSON value per response, expiring by itself. */
@@ -113,7 +232,7 @@ export async function createRedisResponseStore(options: { url: string; prefix: s
       return r.scope === scope && r.expiresAt > now ? r : undefined;
     },
     async put(r) {
-      await redis.set(P + r.id, JSON.stringify(r), "PX", Math.max(1, r.expiresAt - Date.now()));
+      await redis.set(P + r.id, recordJson(r), "PX", Math.max(1, r.expiresAt - Date.now()));
     },
     async delete(id, scope) {
       const raw = await redis.get(P + id);

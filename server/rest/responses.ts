@@ -1,9 +1,9 @@
 import { GatewayError } from "../errors/errors.ts";
-import type { ResponsesApi } from "../responses/service.ts";
+import { isFinalEvent, type ResponsesApi } from "../responses/service.ts";
 import { gatewayHeaders } from "./chat.ts";
 import { restEntry, type RestDeps } from "./context.ts";
 import { readJsonBody, sendJson, type Req, type Res } from "./http.ts";
-import { startSse, writeFrame } from "./sse.ts";
+import { endWithFrame, sendNow, startSse, writeFrame } from "./sse.ts";
 
 
 /**
@@ -25,11 +25,20 @@ export async function handleResponses(req: Req, res: Res, deps: RestDeps, starte
   }
   const events = await responses.stream(body, entry);
   startSse(res, gatewayHeaders(events.gateway));
-  for await (const e of events) {
-    const wait = writeFrame(res, e.frame);
+  let first = true;
+  for await (const batch of events) {
+    const frames = batch.length === 1 ? batch[0]!.frame : batch.map((e) => e.frame).join("");
+    if (isFinalEvent(batch[batch.length - 1]!.type)) {
+      // The caller has the whole stream now; the loop goes on only while the service stores it (issue 13).
+      endWithFrame(res, frames);
+      continue;
+    }
+    const wait = writeFrame(res, frames);
+    if (first) sendNow(res); // headers, response.created and response.in_progress: one packet, at once
+    first = false;
     if (wait) await wait;
   }
-  res.end();
+  if (!res.writableEnded) res.end();
 }
 
 /** GET /v1/responses/{id}, GET /v1/responses/{id}/input_items, DELETE /v1/responses/{id}: the caller's own stored responses only. */

@@ -1,3 +1,4 @@
+import { ServerResponse } from "node:http";
 import type { Res } from "./http.ts";
 
 /**
@@ -49,4 +50,21 @@ export function writeFrame(res: Res, frame: string | Uint8Array): Promise<void> 
     res.on("drain", done);
     res.on("close", done);
   });
+}
+
+/** Writes a stream's last frame and ends the response with it, in one write: the caller has every byte at once. */
+export function endWithFrame(res: Res, frame: string): void {
+  if (res.destroyed || res.writableEnded) return;
+  res.end(frame);
+}
+
+/**
+ * Sends what was written so far now. Node corks an HTTP/1.1 response's
+ * socket at its first write in a tick and sends at the tick's end, after
+ * whatever else the tick does (such as the upstream chunks that came in the
+ * same read); the first events need not wait for those (issue 13). HTTP/2
+ * streams share their session's socket, which is left as it is.
+ */
+export function sendNow(res: Res): void {
+  if (res instanceof ServerResponse && res.socket?.writableCorked) res.socket.uncork();
 }

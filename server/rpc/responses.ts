@@ -36,9 +36,11 @@ export function registerResponsesService(router: ConnectRouter, api: ResponsesAp
       const events = await rpcCall(() => api.stream(bodyJson(req.body), rpcEntry(ctx)));
       let gateway = events.gateway;
       try {
-        for await (const e of events) {
-          yield create(StreamResponseResponseSchema, { type: e.type, event: e.event as JsonObject, gateway });
-          gateway = undefined; // the first event only
+        for await (const batch of events) {
+          for (const e of batch) {
+            yield create(StreamResponseResponseSchema, { type: e.type, event: e.event as JsonObject, gateway });
+            gateway = undefined; // the first event only
+          }
         }
       } catch (err) {
         throw toConnectError(GatewayError.from(err));

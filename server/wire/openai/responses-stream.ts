@@ -1,4 +1,4 @@
-import { FinishReason, type ChatChunk } from "../../../gen/switchyard/v1/chat_pb.ts";
+import { FinishReason, type ChatChunk, type Delta } from "../../../gen/switchyard/v1/chat_pb.ts";
 import type { Usage } from "../../../gen/switchyard/v1/common_pb.ts";
 import { GatewayError } from "../../errors/errors.ts";
 import type { JsonRecord } from "./json.ts";
@@ -6,10 +6,13 @@ import {
   functionCallItem,
   incompleteReason,
   messageItem,
+  messageItemJson,
   newItemId,
   outputText,
+  outputTextJson,
   reasoningItem,
   refusalPart,
+  refusalPartJson,
   responseErrorCode,
   responseObject,
   type ItemStatus,
@@ -49,6 +52,13 @@ export interface ResponsesStreamEncoder {
   end(usage?: Usage): string[];
   /** `response.failed` (after `response.created` if nothing was sent yet); nothing once the stream is over. */
   fail(err: { code: string; message: string }): string[];
+  /**
+   * The Response of the closing event `end()` sent (completed or
+   * incomplete), as an object and as the JSON its frame carries, so the
+   * caller can store it without parsing the frame back or encoding it
+   * again; undefined before `end()` and after `fail`.
+   */
+  readonly response: { object: JsonRecord; json: string } | undefined;
 }
 
 export interface ResponsesStreamContext {
@@ -59,15 +69,49 @@ export interface ResponsesStreamContext {
   request: RequestEcho;
 }
 
-type Part = { kind: "text"; text: string } | { kind: "refusal"; refusal: string };
+/**
+ * `at`: the JSON members that place an event, as its frames repeat them:
+ * `,"item_id":"…","output_index":N` (and `,"content_index":M` for a part),
+ * built once when the item or part opens.
+ *
+ * A part's `value` is its text or refusal. `escaped` is `JSON.stringify(value)`
+ * without its quotes, put together from the deltas' JSON as they come, so the
+ * closing events do not encode the whole text again; undefined once a delta
+ * split a surrogate pair (JSON escapes each half alone, but not the pair),
+ * and then `value` is encoded whole. `lastCode` is the last UTF-16 unit of
+ * `value` (reading it from `value` would flatten the growing string). `json`
+ * is the part's own JSON, once it is closed.
+ */
+interface Part {
+  kind: "text" | "refusal";
+  at: string;
+  value: string;
+  escaped: string | undefined;
+  lastCode: number;
+  json: string | undefined;
+}
 
 type Item =
-  | { kind: "reasoning"; index: number; id: string; text: string }
-  | { kind: "message"; index: number; id: string; parts: Part[]; open: Part | undefined }
-  | { kind: "function"; index: number; id: string; callId: string; name: string; args: string; toolIndex: number };
+  | { kind: "reasoning"; index: number; id: string; at: string; text: string }
+  | { kind: "message"; index: number; id: string; at: string; parts: Part[]; open: Part | undefined }
+  | { kind: "function"; index: number; id: string; at: string; callId: string; name: string; args: string; toolIndex: number };
 
 function partJson(p: Part): JsonRecord {
-  return p.kind === "text" ? outputText(p.text) : refusalPart(p.refusal);
+  return p.kind === "text" ? outputText(p.value) : refusalPart(p.value);
+}
+
+/** Adds a delta to a part; `deltaJson` is `JSON.stringify(delta)`, which the delta's own frame carries. */
+function append(p: Part, delta: string, deltaJson: string): void {
+  const first = delta.charCodeAt(0);
+  const splitsPair = p.lastCode >= 0xd800 && p.lastCode <= 0xdbff && first >= 0xdc00 && first <= 0xdfff;
+  p.escaped = splitsPair || p.escaped === undefined ? undefined : p.escaped + deltaJson.slice(1, -1);
+  p.value += delta;
+  p.lastCode = delta.charCodeAt(delta.length - 1);
+}
+
+/** `JSON.stringify(p.value)`. */
+function valueJson(p: Part): string {
+  return p.escaped === undefined ? JSON.stringify(p.value) : `"${p.escaped}"`;
 }
 
 function itemJson(it: Item, status: ItemStatus): JsonRecord {
@@ -81,6 +125,17 @@ function itemJson(it: Item, status: ItemStatus): JsonRecord {
   }
 }
 
+const heads = new Map<string, string>();
+
+/** A frame's bytes up to its sequence number: `event: <type>\ndata: {"type":"<type>","sequence_number":`, built once per type. */
+function head(type: string): string {
+  let h = heads.get(type);
+  if (h === undefined) heads.set(type, (h = `event: ${type}\ndata: {"type":${JSON.stringify(type)},"sequence_number":`));
+  return h;
+}
+
+const json = JSON.stringify;
+
 export function createResponsesStreamEncoder(ctx: ResponsesStreamContext): ResponsesStreamEncoder {
   let seq = 0;
   let started = false;
@@ -89,12 +144,19 @@ export function createResponsesStreamEncoder(ctx: ResponsesStreamContext): Respo
   let usage: Usage | undefined;
   let finish: FinishReason = FinishReason.UNSPECIFIED;
   let open: Item | undefined;
+  let final: { object: JsonRecord; json: string } | undefined;
   const done: JsonRecord[] = [];
   const closedTools = new Set<number>();
 
-  function emit(out: string[], type: string, fields: JsonRecord): void {
-    const data = { type, sequence_number: seq++, ...fields };
-    out.push(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
+  /**
+   * One frame. `members` are the event's JSON members after
+   * `sequence_number`, each with its leading comma, in the spec's order:
+   * events are concatenated from pieces (issue 13: a delta costs one string
+   * build, no object), which gives the bytes JSON.stringify gives for
+   * `{type, sequence_number, ...members}`.
+   */
+  function emit(out: string[], type: string, members: string): void {
+    out.push(head(type) + seq++ + members + "}\n\n");
   }
 
   function snapshot(status: ResponseState["status"], output: JsonRecord[], extra: Partial<ResponseState> = {}): JsonRecord {
@@ -104,35 +166,43 @@ export function createResponsesStreamEncoder(ctx: ResponsesStreamContext): Respo
   function start(chunkModel: string, out: string[]): void {
     started = true;
     model = chunkModel;
-    emit(out, "response.created", { response: snapshot("in_progress", []) });
-    emit(out, "response.in_progress", { response: snapshot("in_progress", []) });
+    // Both events carry the same in-progress Response: serialised once.
+    const response = `,"response":${json(snapshot("in_progress", []))}`;
+    emit(out, "response.created", response);
+    emit(out, "response.in_progress", response);
   }
 
   function closePart(m: Extract<Item, { kind: "message" }>, out: string[]): void {
     const p = m.open;
     if (p === undefined) return;
-    const at = { item_id: m.id, output_index: m.index, content_index: m.parts.length - 1 };
-    if (p.kind === "text") emit(out, "response.output_text.done", { ...at, text: p.text, logprobs: [] });
-    else emit(out, "response.refusal.done", { ...at, refusal: p.refusal });
-    emit(out, "response.content_part.done", { ...at, part: partJson(p) });
+    const value = valueJson(p);
+    if (p.kind === "text") {
+      emit(out, "response.output_text.done", `${p.at},"text":${value},"logprobs":[]`);
+      p.json = outputTextJson(value);
+    } else {
+      emit(out, "response.refusal.done", `${p.at},"refusal":${value}`);
+      p.json = refusalPartJson(value);
+    }
+    emit(out, "response.content_part.done", `${p.at},"part":${p.json}`);
     m.open = undefined;
   }
 
   function close(out: string[], status: ItemStatus): void {
     const it = open;
     if (it === undefined) return;
-    const at = { item_id: it.id, output_index: it.index };
     if (it.kind === "reasoning") {
-      emit(out, "response.reasoning_summary_text.done", { ...at, summary_index: 0, text: it.text });
-      emit(out, "response.reasoning_summary_part.done", { ...at, summary_index: 0, part: { type: "summary_text", text: it.text } });
+      emit(out, "response.reasoning_summary_text.done", `${it.at},"summary_index":0,"text":${json(it.text)}`);
+      emit(out, "response.reasoning_summary_part.done", `${it.at},"summary_index":0,"part":${json({ type: "summary_text", text: it.text })}`);
     } else if (it.kind === "message") {
       closePart(it, out);
     } else {
-      emit(out, "response.function_call_arguments.done", { ...at, name: it.name, arguments: it.args });
+      emit(out, "response.function_call_arguments.done", `${it.at},"name":${json(it.name)},"arguments":${json(it.args)}`);
       closedTools.add(it.toolIndex);
     }
     const item = itemJson(it, status);
-    emit(out, "response.output_item.done", { output_index: it.index, item });
+    // A message's parts are all closed now: its JSON is theirs, not encoded again.
+    const itemText = it.kind === "message" ? messageItemJson(it.id, it.parts.map((p) => p.json ?? json(partJson(p))), status) : json(item);
+    emit(out, "response.output_item.done", `,"output_index":${it.index},"item":${itemText}`);
     done.push(item);
     open = undefined;
   }
@@ -141,19 +211,18 @@ export function createResponsesStreamEncoder(ctx: ResponsesStreamContext): Respo
   function begin(it: Item, out: string[]): void {
     close(out, "completed");
     it.index = done.length;
+    it.at = `,"item_id":${json(it.id)},"output_index":${it.index}`;
     open = it;
     const added = it.kind === "reasoning" ? reasoningItem(it.id, undefined) : itemJson(it, "in_progress");
-    emit(out, "response.output_item.added", { output_index: it.index, item: added });
+    emit(out, "response.output_item.added", `,"output_index":${it.index},"item":${json(added)}`);
     if (it.kind === "reasoning") {
-      emit(out, "response.reasoning_summary_part.added", {
-        item_id: it.id, output_index: it.index, summary_index: 0, part: { type: "summary_text", text: "" },
-      });
+      emit(out, "response.reasoning_summary_part.added", `${it.at},"summary_index":0,"part":{"type":"summary_text","text":""}`);
     }
   }
 
   function message(out: string[]): Extract<Item, { kind: "message" }> {
     if (open?.kind === "message") return open;
-    const m: Item = { kind: "message", index: -1, id: newItemId("msg"), parts: [], open: undefined };
+    const m: Item = { kind: "message", index: -1, id: newItemId("msg"), at: "", parts: [], open: undefined };
     begin(m, out);
     return m;
   }
@@ -161,48 +230,48 @@ export function createResponsesStreamEncoder(ctx: ResponsesStreamContext): Respo
   function part(m: Extract<Item, { kind: "message" }>, kind: Part["kind"], out: string[]): Part {
     if (m.open?.kind === kind) return m.open;
     closePart(m, out);
-    const p: Part = kind === "text" ? { kind, text: "" } : { kind, refusal: "" };
+    const p: Part = { kind, at: `${m.at},"content_index":${m.parts.length}`, value: "", escaped: "", lastCode: -1, json: undefined };
     m.parts.push(p);
     m.open = p;
-    emit(out, "response.content_part.added", { item_id: m.id, output_index: m.index, content_index: m.parts.length - 1, part: partJson(p) });
+    emit(out, "response.content_part.added", `${p.at},"part":${json(partJson(p))}`);
     return p;
   }
 
   function text(delta: string, out: string[]): void {
-    const m = message(out);
-    const p = part(m, "text", out) as Extract<Part, { kind: "text" }>;
-    p.text += delta;
-    emit(out, "response.output_text.delta", { item_id: m.id, output_index: m.index, content_index: m.parts.length - 1, delta, logprobs: [] });
+    const p = part(message(out), "text", out);
+    const d = json(delta);
+    append(p, delta, d);
+    emit(out, "response.output_text.delta", `${p.at},"delta":${d},"logprobs":[]`);
   }
 
   function refusal(delta: string, out: string[]): void {
-    const m = message(out);
-    const p = part(m, "refusal", out) as Extract<Part, { kind: "refusal" }>;
-    p.refusal += delta;
-    emit(out, "response.refusal.delta", { item_id: m.id, output_index: m.index, content_index: m.parts.length - 1, delta });
+    const p = part(message(out), "refusal", out);
+    const d = json(delta);
+    append(p, delta, d);
+    emit(out, "response.refusal.delta", `${p.at},"delta":${d}`);
   }
 
   function reasoning(delta: string, out: string[]): void {
     let r = open;
     if (r?.kind !== "reasoning") {
-      r = { kind: "reasoning", index: -1, id: newItemId("rs"), text: "" };
+      r = { kind: "reasoning", index: -1, id: newItemId("rs"), at: "", text: "" };
       begin(r, out);
     }
     r.text += delta;
-    emit(out, "response.reasoning_summary_text.delta", { item_id: r.id, output_index: r.index, summary_index: 0, delta });
+    emit(out, "response.reasoning_summary_text.delta", `${r.at},"summary_index":0,"delta":${json(delta)}`);
   }
 
   function toolCall(t: { index: number; id: string; name: string; arguments?: string | undefined }, out: string[]): void {
     let f = open;
     if (f?.kind !== "function" || f.toolIndex !== t.index) {
-      f = { kind: "function", index: -1, id: newItemId("fc"), callId: t.id || newItemId("call"), name: t.name, args: "", toolIndex: t.index };
+      f = { kind: "function", index: -1, id: newItemId("fc"), at: "", callId: t.id || newItemId("call"), name: t.name, args: "", toolIndex: t.index };
       begin(f, out);
     } else if (f.name === "" && t.name) {
       f.name = t.name; // a provider that names the function after the first delta
     }
     if (t.arguments) {
       f.args += t.arguments;
-      emit(out, "response.function_call_arguments.delta", { item_id: f.id, output_index: f.index, delta: t.arguments });
+      emit(out, "response.function_call_arguments.delta", `${f.at},"delta":${json(t.arguments)}`);
     }
   }
 
@@ -212,9 +281,7 @@ export function createResponsesStreamEncoder(ctx: ResponsesStreamContext): Respo
    * stream cannot reopen an item, and a half-emitted chunk would leave gaps
    * in the sequence numbers.
    */
-  function checkToolOrder(chunk: ChatChunk): void {
-    const d = chunk.choices.find((c) => c.index === 0)?.delta;
-    if (!d || d.toolCalls.length === 0) return;
+  function checkToolOrder(d: Delta): void {
     const closed = new Set(closedTools);
     let current = open?.kind === "function" ? open.toolIndex : undefined;
     if (current !== undefined && (d.reasoningContent || d.content || d.refusal)) {
@@ -240,16 +307,18 @@ export function createResponsesStreamEncoder(ctx: ResponsesStreamContext): Respo
     push(chunk) {
       const out: string[] = [];
       if (over) return out;
-      checkToolOrder(chunk);
+      const choice = chunk.choices.find((c) => c.index === 0);
+      const d = choice?.delta;
+      if (d !== undefined && d.toolCalls.length > 0) checkToolOrder(d);
       if (!started) start(chunk.model, out);
       else if (model === "") model = chunk.model;
       if (chunk.usage) usage = chunk.usage;
-      const choice = chunk.choices.find((c) => c.index === 0);
-      const d = choice?.delta;
-      if (d?.reasoningContent) reasoning(d.reasoningContent, out);
-      if (d?.content) text(d.content, out);
-      if (d?.refusal) refusal(d.refusal, out);
-      for (const t of d?.toolCalls ?? []) toolCall(t, out);
+      if (d !== undefined) {
+        if (d.reasoningContent) reasoning(d.reasoningContent, out);
+        if (d.content) text(d.content, out);
+        if (d.refusal) refusal(d.refusal, out);
+        for (const t of d.toolCalls) toolCall(t, out);
+      }
       if (choice && choice.finishReason !== FinishReason.UNSPECIFIED) {
         finish = choice.finishReason;
         close(out, incompleteReason(finish) ? "incomplete" : "completed");
@@ -270,7 +339,8 @@ export function createResponsesStreamEncoder(ctx: ResponsesStreamContext): Respo
       }
       over = true;
       const response = snapshot(reason ? "incomplete" : "completed", [...done], { incompleteReason: reason });
-      emit(out, reason ? "response.incomplete" : "response.completed", { response });
+      final = { object: response, json: json(response) };
+      emit(out, reason ? "response.incomplete" : "response.completed", `,"response":${final.json}`);
       return out;
     },
     fail(err) {
@@ -279,8 +349,11 @@ export function createResponsesStreamEncoder(ctx: ResponsesStreamContext): Respo
       if (!started) start("", out);
       over = true;
       const error = { code: responseErrorCode(err.code), message: err.message };
-      emit(out, "response.failed", { response: snapshot("failed", output(), { error }) });
+      emit(out, "response.failed", `,"response":${json(snapshot("failed", output(), { error }))}`);
       return out;
+    },
+    get response() {
+      return final;
     },
   };
 }
