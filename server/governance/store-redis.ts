@@ -465,16 +465,20 @@ for i = 1, nw do
 end
 local levels, isLease = readHeld(lease)
 if levels and isLease then
-  local key = P .. ':res:' .. lease
+  -- One request a time, on every level: only the three fields it changes are read and written.
+  local held = {}
   for i, l in ipairs(levels) do
     -- The cost leaves the lease (what it holds is never negative) and becomes spend.
     local taken = math.min(cost, l.cost)
-    redis.call('HSET', key, 'c' .. i, fmt(l.cost - taken))
-    local s = readScope(l.scope)
-    s.leased = math.max(0, s.leased - taken)
+    held[#held + 1] = 'c' .. i
+    held[#held + 1] = fmt(l.cost - taken)
+    local key = P .. ':s:' .. l.scope
+    local v = redis.call('HMGET', key, 'spent', 'window', 'leased')
+    local s = { spent = num(v[1]), window = num(v[2]) }
     charge(s, windows[l.scope], cost)
-    writeScope(l.scope, s)
+    redis.call('HSET', key, 'spent', fmt(s.spent), 'window', fmt(s.window), 'leased', fmt(math.max(0, num(v[3]) - taken)))
   end
+  redis.call('HSET', P .. ':res:' .. lease, unpack(held))
 else
   -- The lease expired (its instance stalled): the spend is still never lost.
   for _, scope in ipairs(order) do
