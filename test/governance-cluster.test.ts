@@ -50,6 +50,17 @@ async function cluster(n: number): Promise<GatewayProcess[]> {
   return gateways;
 }
 
+/** `count` rounds of `width` requests at once, spread over the instances; the statuses. */
+async function waves(gws: GatewayProcess[], count: number, width: number, key: string): Promise<number[]> {
+  const statuses: number[] = [];
+  for (let i = 0; i < count; i++) {
+    statuses.push(...(await Promise.all(Array.from({ length: width }, (_, j) => chat(gws[j % gws.length]!.url, key).then((r) => r.status, () => 0)))));
+  }
+  return statuses;
+}
+
+const budgetOf = (gw: GatewayProcess, keyId: string): Promise<any> => admin<any>(gw.url, ADMIN, "BudgetService/GetBudget", { keyId });
+
 /** Fires `n` requests at once, spread over the instances in turn; returns the statuses (0: connection failed). */
 async function burst(gws: GatewayProcess[], n: number, key: string): Promise<number[]> {
   return Promise.all(
@@ -120,5 +131,56 @@ describe("governance across three instances sharing Redis", () => {
     expect(after.inFlight ?? 0).toBe(0);
     expect(after.reservedUsd ?? 0).toBe(0);
     expect(after.spentUsd).toBeCloseTo(served * COST, 9);
+  });
+});
+
+// Leases: a key sending 32 or more requests a second to one instance is admitted from blocks of its
+// allowance taken from Redis at once; limits stay hard and spend exact.
+describe("leases across instances sharing Redis", () => {
+  it("serves a busy key from leases, records exactly what it served, and gives the leases back when idle", async () => {
+    const [gw] = await cluster(1);
+    const { key, secret } = await admin<CreatedKey>(gw!.url, ADMIN, "KeyService/CreateKey", { name: "busy", budget: { limitUsd: 10, period: "PERIOD_NONE" }, limits: { rpm: 100_000 } });
+    const statuses = await waves([gw!], 15, 20, secret);
+    expect(statuses.every((s) => s === 200)).toBe(true);
+    const during = await budgetOf(gw!, key.id);
+    // Spend is exact the moment the answers are in: each request's cost left before its answer did.
+    expect(during.spentUsd).toBeCloseTo(300 * COST, 9);
+    expect(during.leasedUsd).toBeGreaterThan(0);
+    expect(during.reservedUsd ?? 0).toBe(0);
+    expect(during.remainingUsd).toBeCloseTo(10 - 300 * COST - during.leasedUsd, 9);
+    let after = during;
+    for (const until = Date.now() + 5_000; (after.leasedUsd ?? 0) > 0 && Date.now() < until; ) {
+      await new Promise((r) => setTimeout(r, 200));
+      after = await budgetOf(gw!, key.id);
+    }
+    expect(after.leasedUsd ?? 0).toBe(0);
+    expect(after.spentUsd).toBeCloseTo(300 * COST, 9);
+    expect(after.remainingUsd).toBeCloseTo(10 - 300 * COST, 9);
+  });
+
+  it("never overruns a budget served from leases on three instances", async () => {
+    const gws = await cluster(3);
+    const { key, secret } = await admin<CreatedKey>(gws[0]!.url, ADMIN, "KeyService/CreateKey", { name: "tight", budget: { limitUsd: COST * 600, period: "PERIOD_NONE" } });
+    const statuses = await waves(gws, 25, 30, secret);
+    const served = statuses.filter((s) => s === 200).length;
+    expect(statuses.every((s) => s === 200 || s === 429)).toBe(true);
+    expect(served).toBeLessThanOrEqual(600);
+    // Leases hold at most 1/64 of the budget each and never the last eighth of what remains: few go unused.
+    expect(served).toBeGreaterThanOrEqual(580);
+    const b = await budgetOf(gws[1]!, key.id);
+    expect(b.spentUsd).toBeLessThanOrEqual(COST * 600 + 1e-9);
+    expect(b.spentUsd).toBeCloseTo(served * COST, 9);
+  });
+
+  it("stops serving from leases once the budget is lowered", async () => {
+    const [gw] = await cluster(1);
+    const { key, secret } = await admin<CreatedKey>(gw!.url, ADMIN, "KeyService/CreateKey", { name: "lowered", budget: { limitUsd: 10, period: "PERIOD_NONE" } });
+    await waves([gw!], 5, 20, secret);
+    expect((await budgetOf(gw!, key.id)).leasedUsd).toBeGreaterThan(0);
+    const spent = (await budgetOf(gw!, key.id)).spentUsd as number;
+    await admin(gw!.url, ADMIN, "BudgetService/SetBudget", { keyId: key.id, budget: { limitUsd: spent + COST * 5, period: "PERIOD_NONE" } });
+    const statuses = await waves([gw!], 2, 20, secret);
+    expect(statuses.filter((s) => s === 200).length).toBeLessThanOrEqual(5);
+    expect((await budgetOf(gw!, key.id)).spentUsd).toBeLessThanOrEqual(spent + COST * 5 + 1e-9);
   });
 });

@@ -20,8 +20,12 @@ import type { CounterStore, LevelReservation, RateState } from "./types.ts";
 const MIN_RATE = 32;
 /** A lease is granted only when this many times it fits: at most 1/8 of what remains. */
 const HEADROOM = 8;
-/** Nor more than 1/16 of any limit; a lease smaller than MIN_SIZE requests is not worth taking. */
-const LIMIT_SHARE = 16;
+/**
+ * Nor more than 1/64 of any limit, so the leases a burst's end leaves unused on
+ * other instances keep little from the requests refused meanwhile; a lease
+ * smaller than MIN_SIZE requests is not worth taking.
+ */
+const LIMIT_SHARE = 64;
 const MIN_SIZE = 4;
 const MAX_SIZE = 1024;
 /** A lease unused this long goes back; every lease goes back after MAX_AGE_MS (limits may have changed elsewhere). */

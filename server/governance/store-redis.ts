@@ -329,6 +329,25 @@ local function charge(s, w, cost)
   end
   s.spent = s.spent + cost
 end
+
+-- The scope and window pairs from ARGV[7] on, ARGV[6] of them: each level's current window.
+local function readWindows()
+  local windows, order = {}, {}
+  for i = 1, tonumber(ARGV[6]) do
+    order[i] = ARGV[5 + 2 * i]
+    windows[order[i]] = tonumber(ARGV[6 + 2 * i])
+  end
+  return windows, order
+end
+
+-- A request no reservation or lease holds any more (expired) still has its spend charged.
+local function chargeUnheld(windows, order, cost)
+  for _, scope in ipairs(order) do
+    local s = readScope(scope)
+    charge(s, windows[scope], cost)
+    writeScope(scope, s)
+  end
+end
 `;
 
 /**
@@ -410,15 +429,10 @@ return reply(1, 0, '', '')
 
 /** ARGV: P, id, cost, tokens, now, n, then n pairs of scope, windowStart. Returns 0 when already settled. */
 const SETTLE = `
-local id, cost, tokens, now, nw = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local id, cost, tokens, now = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local mark = P .. ':settled:' .. id
 if redis.call('EXISTS', mark) == 1 then return 0 end
-
-local windows, order = {}, {}
-for i = 1, nw do
-  order[i] = ARGV[5 + 2 * i]
-  windows[order[i]] = tonumber(ARGV[6 + 2 * i])
-end
+local windows, order = readWindows()
 
 local levels = readHeld(id)
 if levels then
@@ -434,11 +448,7 @@ if levels then
   dropHeld(id)
 else
   -- Expired or never reserved: spend is still never lost.
-  for _, scope in ipairs(order) do
-    local s = readScope(scope)
-    charge(s, windows[scope], cost)
-    writeScope(scope, s)
-  end
+  chargeUnheld(windows, order, cost)
 end
 redis.call('SET', mark, '1', 'PX', 600000)
 return 1
@@ -455,14 +465,10 @@ return 1
 
 /** ARGV: P, lease id, request id, cost, now, n, then n pairs of scope, windowStart. Returns 0 when already charged. */
 const CHARGE_LEASE = `
-local lease, id, cost, nw = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[6])
+local lease, id, cost = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local mark = P .. ':settled:' .. id
 if redis.call('EXISTS', mark) == 1 then return 0 end
-local windows, order = {}, {}
-for i = 1, nw do
-  order[i] = ARGV[5 + 2 * i]
-  windows[order[i]] = tonumber(ARGV[6 + 2 * i])
-end
+local windows, order = readWindows()
 local levels, isLease = readHeld(lease)
 if levels and isLease then
   -- One request a time, on every level: only the three fields it changes are read and written.
@@ -481,11 +487,7 @@ if levels and isLease then
   redis.call('HSET', P .. ':res:' .. lease, unpack(held))
 else
   -- The lease expired (its instance stalled): the spend is still never lost.
-  for _, scope in ipairs(order) do
-    local s = readScope(scope)
-    charge(s, windows[scope], cost)
-    writeScope(scope, s)
-  end
+  chargeUnheld(windows, order, cost)
 end
 redis.call('SET', mark, '1', 'PX', 600000)
 return 1
