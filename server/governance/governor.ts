@@ -347,7 +347,7 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
       periods.push(customer.budget?.period ?? "none");
     }
     const id = randomUUID();
-    const storeDown = local !== undefined && downSince !== 0 && now - downSince < 1_000;
+    const storeDown = justFailed(now);
     const lease = storeDown ? undefined : leases?.take(levels, costNanos, worstTokens, now);
     if (lease !== undefined) {
       if (setHeader !== undefined) rateHeaders(leaseRate(lease), setHeader);
@@ -403,8 +403,9 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
     const charge = (usd: number, tokens: number): void => {
       const t = Date.now();
       const nanos = Math.round(usd * NANOS);
-      leases!.done(lease, costNanos, a.worstTokens, nanos, tokens, true);
+      // The charge is sent first: done() may return the lease, and the charge should land on it.
       send({ id, costNanos: nanos, tokens, windows: windowsAt(levels, periods, t), now: t }, lease);
+      leases!.done(lease, costNanos, a.worstTokens, nanos, tokens, true);
     };
     return admission(a, charge, () => leases!.done(lease, costNanos, a.worstTokens, 0, 0, false));
   }
@@ -443,6 +444,11 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
     };
   }
 
+  /** The shared store failed a call within the last second: it is not waited on again until then. */
+  function justFailed(now: number): boolean {
+    return local !== undefined && downSince !== 0 && now - downSince < 1_000;
+  }
+
   /**
    * Sends a spend record without waiting for the reply: the store's client
    * writes it to the connection at once, before the caller's answer is
@@ -450,7 +456,7 @@ export async function createGovernor(o: GovernorOptions): Promise<Governor> {
    * and is retried, as is one the store refuses or does not answer.
    */
   function send(input: SettleInput, lease?: Lease): void {
-    if (local !== undefined && downSince !== 0 && Date.now() - downSince < 1_000) {
+    if (justFailed(Date.now())) {
       queueSettle(input);
       return;
     }
